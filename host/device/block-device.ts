@@ -1,0 +1,51 @@
+// The one I/O boundary: a device moves bytes between a byte offset and a
+// buffer. It knows nothing of ext4. Every call is synchronous, so the engine
+// runs each operation to completion (see docs/design.md).
+
+import { Ext4Error } from "../errors.js";
+
+export interface BlockDevice {
+  /** Size in bytes. */
+  readonly size: number;
+  readonly readOnly: boolean;
+  /** Fills `dst` from byte `pos`; a short read is an EIO error. */
+  read(pos: number, dst: Uint8Array): void;
+  /** Writes all of `src` at byte `pos`. */
+  write(pos: number, src: Uint8Array): void;
+  /** Makes earlier writes durable. */
+  flush(): void;
+  close(): void;
+}
+
+export function shortRead(pos: number, want: number, got: number, path?: string): Ext4Error {
+  return new Ext4Error("EIO", `short read: ${got} of ${want} bytes at offset ${pos}`, { syscall: "read", path });
+}
+
+export function checkRange(dev: BlockDevice, pos: number, len: number, syscall: string): void {
+  if (!Number.isSafeInteger(pos) || pos < 0 || pos + len > dev.size) {
+    throw new Ext4Error("EIO", `access beyond the end of the device: ${len} bytes at offset ${pos} (device is ${dev.size} bytes)`, { syscall });
+  }
+}
+
+/** A window of another device starting at `offset` (a partition in a disk image). */
+export class OffsetDevice implements BlockDevice {
+  readonly size: number;
+  constructor(private readonly inner: BlockDevice, private readonly offset: number, size?: number) {
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset > inner.size) {
+      throw new Ext4Error("EINVAL", `offset ${offset} is outside the device (${inner.size} bytes)`);
+    }
+    this.size = size ?? inner.size - offset;
+    if (this.size < 0 || offset + this.size > inner.size) throw new Ext4Error("EINVAL", `window beyond the device end`);
+  }
+  get readOnly(): boolean { return this.inner.readOnly; }
+  read(pos: number, dst: Uint8Array): void {
+    checkRange(this, pos, dst.length, "read");
+    this.inner.read(this.offset + pos, dst);
+  }
+  write(pos: number, src: Uint8Array): void {
+    checkRange(this, pos, src.length, "write");
+    this.inner.write(this.offset + pos, src);
+  }
+  flush(): void { this.inner.flush(); }
+  close(): void { this.inner.close(); }
+}

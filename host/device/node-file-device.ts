@@ -1,0 +1,66 @@
+// A device over a file through node:fs synchronous positioned I/O. Bun
+// implements node:fs natively (its own Bun.file API has no synchronous
+// positioned read), so this class is also the Bun file device.
+
+import * as fs from "node:fs";
+import { Ext4Error } from "../errors.js";
+import { BlockDevice, checkRange, shortRead } from "./block-device.js";
+
+export class NodeFileDevice implements BlockDevice {
+  readonly size: number;
+  private fd: number;
+  constructor(readonly path: string, readonly readOnly: boolean) {
+    try {
+      this.fd = fs.openSync(path, readOnly ? "r" : "r+");
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      throw new Ext4Error(err.code ?? "EIO", `cannot open image: ${err.message}`, { syscall: "open", path, cause: e });
+    }
+    const st = fs.fstatSync(this.fd);
+    if (st.isDirectory()) {
+      fs.closeSync(this.fd);
+      throw new Ext4Error("EISDIR", "image is a directory", { syscall: "open", path });
+    }
+    this.size = st.isBlockDevice() ? blockDeviceSize(this.fd) : st.size;
+  }
+  read(pos: number, dst: Uint8Array): void {
+    checkRange(this, pos, dst.length, "read");
+    let done = 0;
+    while (done < dst.length) {
+      let n: number;
+      try {
+        n = fs.readSync(this.fd, dst, done, dst.length - done, pos + done);
+      } catch (e) {
+        throw new Ext4Error("EIO", `read failed at offset ${pos + done}: ${(e as Error).message}`, { syscall: "read", path: this.path, cause: e });
+      }
+      if (n === 0) throw shortRead(pos, dst.length, done, this.path);
+      done += n;
+    }
+  }
+  write(pos: number, src: Uint8Array): void {
+    if (this.readOnly) throw new Ext4Error("EROFS", "image opened read-only", { syscall: "write", path: this.path });
+    checkRange(this, pos, src.length, "write");
+    let done = 0;
+    while (done < src.length) {
+      done += fs.writeSync(this.fd, src, done, src.length - done, pos + done);
+    }
+  }
+  flush(): void { if (!this.readOnly) fs.fsyncSync(this.fd); }
+  close(): void {
+    if (this.fd >= 0) fs.closeSync(this.fd);
+    this.fd = -1;
+  }
+}
+
+/** Size of a block device: seek-free, by probing the end with reads. */
+function blockDeviceSize(fd: number): number {
+  const one = new Uint8Array(1);
+  let lo = 0;
+  let hi = 1;
+  while (fs.readSync(fd, one, 0, 1, hi * 512 - 1) === 1) { lo = hi; hi *= 2; }
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (fs.readSync(fd, one, 0, 1, mid * 512 - 1) === 1) lo = mid; else hi = mid;
+  }
+  return lo * 512;
+}
