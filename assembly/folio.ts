@@ -339,6 +339,24 @@ export function folioCreate(mapping: u32, index: u32, order: u32, minOrder: u32)
   return <i32>s;
 }
 
+/**
+ * Offset (from index) of the first page in [index, index + n) of `mapping`
+ * that some cached folio holds, or -1: how far a new large folio may extend.
+ */
+export function folioFirstCached(mapping: u32, index: u32, n: u32): i32 {
+  if (ordersPresent == 0) return -1;
+  for (let i: u32 = 0; i < n; i++) {
+    const page = index + i;
+    let orders = ordersPresent;
+    while (orders) {
+      const o = <u32>ctz(orders);
+      orders &= orders - 1;
+      if (hashFind(mapping, page & ~((1 << o) - 1), o) != NIL) return <i32>i;
+    }
+  }
+  return -1;
+}
+
 export function folioRemove(s: u32): void { if (u8at(aFlags, s) & F_USED) removeFolio(s); }
 export function folioAddr(s: u32): usize { return arenaBase + (<usize>s << PAGE_SHIFT); }
 export function folioIndex(s: u32): u32 { return u32at(aIndex, s); }

@@ -10,6 +10,11 @@ export interface BlockDevice {
   readonly readOnly: boolean;
   /** Fills `dst` from byte `pos`; a short read is an EIO error. */
   read(pos: number, dst: Uint8Array): void;
+  /**
+   * Scatter read: fills each view in turn from contiguous device bytes
+   * starting at `pos` (one request, like a bio spanning several folios).
+   */
+  readv?(pos: number, dsts: Uint8Array[]): void;
   /** Writes all of `src` at byte `pos`. */
   write(pos: number, src: Uint8Array): void;
   /** Makes earlier writes durable. */
@@ -48,4 +53,15 @@ export class OffsetDevice implements BlockDevice {
   }
   flush(): void { this.inner.flush(); }
   close(): void { this.inner.close(); }
+}
+
+/** readv through a device's own readv when it has one, else one read per view. */
+export function readScatter(dev: BlockDevice, pos: number, dsts: Uint8Array[]): void {
+  if (dsts.length === 1) return dev.read(pos, dsts[0]);
+  if (dev.readv) return dev.readv(pos, dsts);
+  let p = pos;
+  for (const d of dsts) {
+    dev.read(p, d);
+    p += d.length;
+  }
 }

@@ -37,6 +37,25 @@ export class NodeFileDevice implements BlockDevice {
       done += n;
     }
   }
+  readv(pos: number, dsts: Uint8Array[]): void {
+    let total = 0;
+    for (const d of dsts) total += d.length;
+    checkRange(this, pos, total, "read");
+    let n: number;
+    try {
+      n = fs.readvSync(this.fd, dsts, pos);
+    } catch (e) {
+      throw new Ext4Error("EIO", `read failed at offset ${pos}: ${(e as Error).message}`, { syscall: "read", path: this.path, cause: e });
+    }
+    if (n === total) return;
+    // A short vectored read: finish view by view.
+    let p = pos;
+    for (const d of dsts) {
+      const done = Math.min(Math.max(n - (p - pos), 0), d.length);
+      if (done < d.length) this.read(p + done, d.subarray(done));
+      p += d.length;
+    }
+  }
   write(pos: number, src: Uint8Array): void {
     if (this.readOnly) throw new Ext4Error("EROFS", "image opened read-only", { syscall: "write", path: this.path });
     checkRange(this, pos, src.length, "write");

@@ -19,6 +19,7 @@ export interface Ext4Exports {
   isZero(ptr: number, len: number): number;
   folioLookup(mapping: number, index: number): number;
   folioCreate(mapping: number, index: number, order: number, minOrder: number): number;
+  folioFirstCached(mapping: number, index: number, n: number): number;
   folioRemove(slot: number): void;
   folioAddr(slot: number): number;
   folioIndex(slot: number): number;

@@ -1,0 +1,48 @@
+// Buffer heads: per-block state attached to a folio (fs/buffer.c). Kept on
+// the host beside the folio arena; a folio slot's generation tells when the
+// folio was reclaimed and its buffers are stale.
+
+import type { FolioCache } from "../../cache/folio-cache.js";
+
+export const BH = { Uptodate: 1, Dirty: 2, Mapped: 4, New: 8, Delay: 16, Unwritten: 32 } as const;
+
+export class BufferHead {
+  state = 0;
+  /** Device block, valid when Mapped. */
+  blocknr = 0;
+  constructor(readonly folioSlot: number, readonly index: number) {}
+  has(bit: number): boolean { return (this.state & bit) !== 0; }
+  set(bit: number): void { this.state |= bit; }
+  clear(bit: number): void { this.state &= ~bit; }
+}
+
+interface Attached { gen: number; bhs: BufferHead[] }
+
+/** The buffer ring of each folio that has one. */
+export class BufferHeads {
+  private attached = new Map<number, Attached>();
+  constructor(private readonly cache: FolioCache) {}
+
+  /** The folio's buffers, created (create_empty_buffers) if it has none yet. */
+  ofFolio(slot: number): BufferHead[] {
+    const gen = this.cache.gen(slot);
+    const a = this.attached.get(slot);
+    if (a && a.gen === gen) return a.bhs;
+    const n = this.cache.blocks(slot);
+    const bhs: BufferHead[] = [];
+    for (let i = 0; i < n; i++) {
+      const bh = new BufferHead(slot, i);
+      // A folio block already uptodate in the arena keeps that state.
+      if (this.cache.isUptodate(slot, i, 1)) bh.set(BH.Uptodate);
+      bhs.push(bh);
+    }
+    this.attached.set(slot, { gen, bhs });
+    if (this.attached.size > 65536) this.prune();
+    return bhs;
+  }
+
+  /** Forgets rings whose folio was reclaimed. */
+  private prune(): void {
+    for (const [slot, a] of this.attached) if (this.cache.gen(slot) !== a.gen) this.attached.delete(slot);
+  }
+}

@@ -1,0 +1,137 @@
+// The buffer_head buffered read path: ext4's own readahead
+// (fs/ext4/readpage.c, ext4_mpage_readpages) over block-sized or page-sized
+// folios, mapping block by block through a cached extent answer and merging
+// contiguous folios into one bio; folios it cannot handle that way ("confused":
+// a mapped block after a hole, discontiguous blocks, partly uptodate) go
+// through block_read_full_folio with buffer heads and one I/O per block.
+
+import { PAGE_SIZE } from "../../cache/folio-cache.js";
+import { INODE_FLAGS, Inode } from "../../format/inode.js";
+import { BlockMapping, MapKind } from "../../fs/mapping.js";
+import type { Ext4 } from "../../fs/super.js";
+import { ReadBio } from "../bio.js";
+import { BufferedIO, copyFromFolios, refuseEncrypted } from "../io.js";
+import type { ReadaheadState } from "../readahead.js";
+import { BH, BufferHeads } from "./buffer-head.js";
+
+const CHUNK = 2 << 20;
+
+export class BhBufferedIO implements BufferedIO {
+  readonly name = "bh" as const;
+  private readonly buffers: BufferHeads;
+  constructor(private readonly fs: Ext4) {
+    this.buffers = new BufferHeads(fs.cache);
+  }
+
+  read(inode: Inode, pos: number, dst: Uint8Array, ra: ReadaheadState): number {
+    if (inode.flags & INODE_FLAGS.ENCRYPT) refuseEncrypted(inode);
+    const size = inode.size;
+    if (pos >= size || dst.length === 0) return 0;
+    const len = Math.min(dst.length, size - pos);
+    const raEnd = Math.min(pos + ra.advise(pos, len), size);
+    for (let done = 0; done < len; ) {
+      const p = pos + done;
+      const n = Math.min(len - done, CHUNK - (p % CHUNK));
+      this.readpages(inode, p, p + n);
+      copyFromFolios(this.fs, inode, p, dst.subarray(done), n);
+      done += n;
+    }
+    if (raEnd > pos + len) this.readpages(inode, pos + len, raEnd);
+    return len;
+  }
+
+  /** ext4_mpage_readpages over the folios covering [from, to). */
+  private readpages(inode: Inode, from: number, to: number): void {
+    const fs = this.fs;
+    const cache = fs.cache;
+    const bs = fs.sb.blockSize;
+    const folioBytes = Math.max(PAGE_SIZE, bs);
+    const lastBlockInFile = Math.ceil(inode.size / bs);
+    const bio = new ReadBio(fs);
+    let map: BlockMapping | undefined;
+    const getMap = (lblk: number): BlockMapping => {
+      if (!map || lblk < map.lblk || lblk >= map.lblk + map.len) {
+        map = fs.mapBlocks(inode, lblk, Math.max(1, lastBlockInFile - lblk));
+      }
+      return map;
+    };
+    try {
+      for (let fpos = Math.floor(from / folioBytes) * folioBytes; fpos < to; fpos += folioBytes) {
+        const index = fpos / PAGE_SIZE;
+        let slot = cache.lookup(inode.ino, index);
+        if (slot >= 0) {
+          const n = cache.blocks(slot);
+          if (cache.isUptodate(slot, 0, n)) continue;
+          bio.submit();
+          this.readFullFolio(inode, slot);
+          continue;
+        }
+        slot = cache.create(inode.ino, index, cache.minOrder);
+        const blocksPerFolio = cache.blocks(slot);
+        const firstLblk = fpos / bs;
+        let firstHole = blocksPerFolio;
+        let firstPblk = -1;
+        let confused = false;
+        for (let i = 0; i < blocksPerFolio; i++) {
+          const lblk = firstLblk + i;
+          if (lblk >= lastBlockInFile) { if (firstHole === blocksPerFolio) firstHole = i; continue; }
+          const m = getMap(lblk);
+          if (m.kind !== MapKind.Mapped) { if (firstHole === blocksPerFolio) firstHole = i; continue; }
+          const pblk = m.pblk + (lblk - m.lblk);
+          // A mapped block after a hole, or a break in contiguity, confuses the fast path.
+          if (firstHole !== blocksPerFolio || (firstPblk >= 0 && pblk !== firstPblk + i)) { confused = true; break; }
+          if (firstPblk < 0) firstPblk = pblk;
+        }
+        if (confused) {
+          bio.submit();
+          this.readFullFolio(inode, slot);
+          continue;
+        }
+        if (firstHole < blocksPerFolio) {
+          fs.wasm.x.zeroRange(cache.addr(slot) + firstHole * bs, (blocksPerFolio - firstHole) * bs);
+          cache.setUptodate(slot, firstHole, blocksPerFolio - firstHole);
+        }
+        if (firstHole > 0) bio.add(firstPblk * bs, slot, 0, firstHole);
+      }
+      bio.submit();
+    } finally {
+      if (bio.pending) bio.abandon();
+    }
+  }
+
+  /** block_read_full_folio: buffer heads, get_block per block, one read per block. */
+  private readFullFolio(inode: Inode, slot: number): void {
+    const fs = this.fs;
+    const cache = fs.cache;
+    const bs = fs.sb.blockSize;
+    const lastBlockInFile = Math.ceil(inode.size / bs);
+    const firstLblk = (cache.index(slot) * PAGE_SIZE) / bs;
+    const bhs = this.buffers.ofFolio(slot);
+    cache.x.folioPin(slot);
+    try {
+      for (const bh of bhs) {
+        if (bh.has(BH.Uptodate) || cache.isUptodate(slot, bh.index, 1)) { bh.set(BH.Uptodate); continue; }
+        const lblk = firstLblk + bh.index;
+        const at = cache.addr(slot) + bh.index * bs;
+        if (lblk < lastBlockInFile) {
+          // get_block for exactly one block.
+          const m = fs.mapBlocks(inode, lblk, 1);
+          if (m.kind === MapKind.Mapped) {
+            bh.blocknr = m.pblk;
+            bh.set(BH.Mapped);
+            fs.device.read(m.pblk * bs, fs.wasm.view(at, bs));
+            cache.setUptodate(slot, bh.index, 1);
+            bh.set(BH.Uptodate);
+            continue;
+          }
+          if (m.kind === MapKind.Unwritten) bh.set(BH.Unwritten);
+        }
+        fs.wasm.x.zeroRange(at, bs);
+        cache.setUptodate(slot, bh.index, 1);
+        bh.set(BH.Uptodate);
+      }
+    } finally {
+      cache.x.folioUnpin(slot);
+    }
+  }
+}

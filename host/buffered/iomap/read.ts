@@ -1,0 +1,103 @@
+// The iomap buffered read path (fs/iomap/buffered-io.c): iterate the range
+// one mapping at a time; within it, walk large folios; per folio, blocks
+// not yet uptodate are zeroed (hole, unwritten, past EOF) or added to a bio
+// that spans folios while the device bytes stay contiguous.
+
+import { MAX_FOLIO_ORDER, PAGE_SIZE } from "../../cache/folio-cache.js";
+import { INODE_FLAGS, Inode } from "../../format/inode.js";
+import type { Ext4 } from "../../fs/super.js";
+import { ReadBio } from "../bio.js";
+import { BufferedIO, copyFromFolios, refuseEncrypted } from "../io.js";
+import type { ReadaheadState } from "../readahead.js";
+import { ext4IomapBegin, IomapType } from "./iomap.js";
+
+const CHUNK = 2 << 20;
+
+export class IomapBufferedIO implements BufferedIO {
+  readonly name = "iomap" as const;
+  constructor(private readonly fs: Ext4) {}
+
+  read(inode: Inode, pos: number, dst: Uint8Array, ra: ReadaheadState): number {
+    if (inode.flags & INODE_FLAGS.ENCRYPT) refuseEncrypted(inode);
+    const size = inode.size;
+    if (pos >= size || dst.length === 0) return 0;
+    const len = Math.min(dst.length, size - pos);
+    const raEnd = Math.min(pos + ra.advise(pos, len), size);
+    for (let done = 0; done < len; ) {
+      const p = pos + done;
+      const n = Math.min(len - done, CHUNK - (p % CHUNK));
+      this.readahead(inode, p, p + n, raEnd);
+      copyFromFolios(this.fs, inode, p, dst.subarray(done), n);
+      done += n;
+    }
+    if (raEnd > pos + len) this.readahead(inode, pos + len, raEnd, raEnd);
+    return len;
+  }
+
+  /** Makes [from, to) uptodate in the cache; folios may be sized up to `raEnd`. */
+  private readahead(inode: Inode, from: number, to: number, raEnd: number): void {
+    const fs = this.fs;
+    const cache = fs.cache;
+    const bs = fs.sb.blockSize;
+    const size = inode.size;
+    const bio = new ReadBio(fs);
+    let pos = Math.floor(from / bs) * bs;
+    try {
+      while (pos < to) {
+        const map = ext4IomapBegin(fs, inode, pos, to - pos);
+        const mapEnd = Math.min(to, map.offset + map.length);
+        while (pos < mapEnd) {
+          const index = Math.floor(pos / PAGE_SIZE);
+          let slot = cache.lookup(inode.ino, index);
+          if (slot < 0) slot = cache.create(inode.ino, index, this.folioOrder(inode.ino, index, Math.max(mapEnd, raEnd)));
+          const fStart = cache.index(slot) * PAGE_SIZE;
+          const fEnd = fStart + cache.size(slot);
+          const segEnd = Math.min(mapEnd, fEnd);
+          // Blocks of this folio within the mapping: [b0, b1).
+          const b0 = Math.floor((pos - fStart) / bs);
+          const b1 = Math.ceil((segEnd - fStart) / bs);
+          for (let b = b0; b < b1; ) {
+            if (cache.isUptodate(slot, b, 1)) { b++; continue; }
+            let e = b + 1;
+            while (e < b1 && !cache.isUptodate(slot, e, 1)) e++;
+            const blockPos = fStart + b * bs;
+            // iomap_block_needs_zeroing: not mapped, or at/after EOF.
+            if (map.type !== IomapType.Mapped || blockPos >= size) {
+              fs.wasm.x.zeroRange(cache.addr(slot) + b * bs, (e - b) * bs);
+              cache.setUptodate(slot, b, e - b);
+            } else {
+              const eofBlocks = Math.ceil((size - blockPos) / bs);
+              const n = Math.min(e - b, eofBlocks);
+              bio.add(map.addr + (blockPos - map.offset), slot, b, n);
+              if (n < e - b) {
+                fs.wasm.x.zeroRange(cache.addr(slot) + (b + n) * bs, (e - b - n) * bs);
+                cache.setUptodate(slot, b + n, e - b - n);
+              }
+            }
+            b = e;
+          }
+          pos = segEnd;
+        }
+      }
+      bio.submit();
+    } finally {
+      if (bio.pending) bio.abandon();
+    }
+  }
+
+  /** Largest order that is aligned at `index`, stays inside [index, limit) and overlaps no cached folio. */
+  private folioOrder(ino: number, index: number, limitByte: number): number {
+    const cache = this.fs.cache;
+    const limitPages = Math.max(1, Math.ceil(limitByte / PAGE_SIZE) - index);
+    let order = Math.min(MAX_FOLIO_ORDER, Math.floor(Math.log2(limitPages)));
+    while (order > 0 && index % (1 << order) !== 0) order--;
+    order = Math.max(order, cache.minOrder);
+    if (order > cache.minOrder) {
+      const hit = cache.x.folioFirstCached(ino, index, 1 << order);
+      if (hit >= 0) {
+        order = hit === 0 ? cache.minOrder : Math.max(cache.minOrder, Math.floor(Math.log2(hit)));
+      }
+    }
+    return order;
+  }
+}

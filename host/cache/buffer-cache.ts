@@ -1,0 +1,46 @@
+// Metadata blocks, cached in the folio arena under the device's own mapping
+// (as the kernel caches buffer heads in the block device's page cache).
+
+import { corrupted } from "../errors.js";
+import type { BlockDevice } from "../device/block-device.js";
+import { DEVICE_MAPPING, FolioCache, PAGE_SIZE } from "./folio-cache.js";
+
+export class BufferCache {
+  constructor(readonly cache: FolioCache, readonly device: BlockDevice, readonly blocksCount: number) {}
+
+  get blockSize(): number { return this.cache.blockSize; }
+
+  /**
+   * The bytes of filesystem block `pblk`, read through the cache. The view is
+   * valid until the next cache call; copy what must outlive that.
+   */
+  read(pblk: number, what = "metadata block"): Uint8Array {
+    if (!Number.isSafeInteger(pblk) || pblk < 0 || pblk >= this.blocksCount) {
+      throw corrupted(`${what} number ${pblk} is outside the filesystem (${this.blocksCount} blocks)`, { block: pblk });
+    }
+    const bs = this.cache.blockSize;
+    const byte = pblk * bs;
+    const page = Math.floor(byte / PAGE_SIZE);
+    let slot = this.cache.lookup(DEVICE_MAPPING, page);
+    if (slot < 0) slot = this.cache.create(DEVICE_MAPPING, page, this.cache.minOrder);
+    const folioStart = this.cache.index(slot) * PAGE_SIZE;
+    const blkInFolio = Math.floor((byte - folioStart) / bs);
+    const off = byte - folioStart;
+    if (!this.cache.isUptodate(slot, blkInFolio, 1)) {
+      if (byte + bs > this.device.size) {
+        throw corrupted(`${what} ${pblk} lies beyond the end of the device (${this.device.size} bytes)`, { block: pblk });
+      }
+      this.device.read(byte, this.cache.wasm.view(this.cache.addr(slot) + off, bs));
+      this.cache.setUptodate(slot, blkInFolio, 1);
+    }
+    return this.cache.wasm.view(this.cache.addr(slot) + off, bs);
+  }
+
+  /** Pointer of block `pblk` in wasm memory (after read()). */
+  pointerOf(view: Uint8Array): number { return view.byteOffset; }
+
+  /** Reads `pblk` and copies it out (for data that must outlive other cache calls). */
+  readCopy(pblk: number, what?: string): Uint8Array {
+    return this.read(pblk, what).slice();
+  }
+}

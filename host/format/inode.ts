@@ -1,0 +1,103 @@
+// The on-disk inode: decode into a plain object (the raw bytes are kept for
+// the i_block area, in-inode xattrs and re-encoding).
+
+import { hiLo, u16, u32 } from "./bytes.js";
+
+export const S_IFMT = 0o170000;
+export const S_IFSOCK = 0o140000;
+export const S_IFLNK = 0o120000;
+export const S_IFREG = 0o100000;
+export const S_IFBLK = 0o060000;
+export const S_IFDIR = 0o040000;
+export const S_IFCHR = 0o020000;
+export const S_IFIFO = 0o010000;
+
+export const INODE_FLAGS = {
+  SECRM: 0x1, UNRM: 0x2, COMPR: 0x4, SYNC: 0x8, IMMUTABLE: 0x10, APPEND: 0x20, NODUMP: 0x40,
+  NOATIME: 0x80, ENCRYPT: 0x800, INDEX: 0x1000, IMAGIC: 0x2000, JOURNAL_DATA: 0x4000,
+  NOTAIL: 0x8000, DIRSYNC: 0x10000, TOPDIR: 0x20000, HUGE_FILE: 0x40000, EXTENTS: 0x80000,
+  VERITY: 0x100000, EA_INODE: 0x200000, INLINE_DATA: 0x10000000, PROJINHERIT: 0x20000000,
+  CASEFOLD: 0x40000000,
+} as const;
+
+export const INODE_CSUM_LO = 0x7c;
+export const INODE_CSUM_HI = 0x82;
+export const GOOD_OLD_INODE_SIZE = 128;
+
+/** A timestamp with nanoseconds; `sec` may be negative or beyond 2^31. */
+export interface Timespec { sec: number; nsec: number }
+
+export interface Inode {
+  ino: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  atime: Timespec;
+  ctime: Timespec;
+  mtime: Timespec;
+  crtime: Timespec | null;
+  dtime: number;
+  linksCount: number;
+  /** i_blocks in 512-byte units (already scaled for HUGE_FILE). */
+  blocks512: number;
+  flags: number;
+  generation: number;
+  fileAcl: number;
+  extraIsize: number;
+  projid: number;
+  version: number;
+  /** The 60-byte i_block area (extent root, block map, inline data or symlink). */
+  iBlock: Uint8Array;
+  /** All inode_size bytes as read. */
+  raw: Uint8Array;
+}
+
+/** Decodes a time from its 32-bit base and optional extra word (epoch bits + nanoseconds). */
+export function decodeTime(base: number, extra: number | undefined): Timespec {
+  const signed = base | 0;
+  if (extra === undefined) return { sec: signed, nsec: 0 };
+  const epoch = extra & 3;
+  return { sec: signed + epoch * 0x100000000, nsec: extra >>> 2 };
+}
+
+export function decodeInode(ino: number, raw: Uint8Array, inodeSize: number, hugeFileFeature: boolean, blockSize: number): Inode {
+  const extraIsize = inodeSize > GOOD_OLD_INODE_SIZE ? u16(raw, 0x80) : 0;
+  const has = (field: number, len: number) => extraIsize > 0 && GOOD_OLD_INODE_SIZE + extraIsize >= field + len;
+  const extra = (off: number) => (has(off, 4) ? u32(raw, off) : undefined);
+  const flags = u32(raw, 0x20);
+  const mode = u16(raw, 0x0);
+  return {
+    ino,
+    mode,
+    uid: u16(raw, 0x2) | (u16(raw, 0x78) << 16),
+    gid: u16(raw, 0x18) | (u16(raw, 0x7a) << 16),
+    size: hiLo(u32(raw, 0x6c), u32(raw, 0x4)),
+    atime: decodeTime(u32(raw, 0x8), extra(0x8c)),
+    ctime: decodeTime(u32(raw, 0xc), extra(0x84)),
+    mtime: decodeTime(u32(raw, 0x10), extra(0x88)),
+    crtime: has(0x90, 4) ? decodeTime(u32(raw, 0x90), extra(0x94)) : null,
+    dtime: u32(raw, 0x14),
+    linksCount: u16(raw, 0x1a),
+    blocks512: inodeBlocks512(raw, hugeFileFeature, blockSize),
+    flags,
+    generation: u32(raw, 0x64),
+    fileAcl: hiLo(u16(raw, 0x76), u32(raw, 0x68)),
+    extraIsize,
+    projid: has(0x9c, 4) ? u32(raw, 0x9c) : 0,
+    version: u32(raw, 0x24) + (has(0x98, 4) ? u32(raw, 0x98) * 0x100000000 : 0),
+    iBlock: raw.subarray(0x28, 0x28 + 60),
+    raw,
+  };
+}
+
+/** i_blocks in 512-byte units, honouring HUGE_FILE (then the field counts fs blocks). */
+export function inodeBlocks512(raw: Uint8Array, hugeFileFeature: boolean, blockSize: number): number {
+  const flags = u32(raw, 0x20);
+  const v = hiLo(hugeFileFeature ? u16(raw, 0x74) : 0, u32(raw, 0x1c));
+  return hugeFileFeature && flags & INODE_FLAGS.HUGE_FILE ? v * (blockSize / 512) : v;
+}
+
+export const isDir = (i: Inode) => (i.mode & S_IFMT) === S_IFDIR;
+export const isReg = (i: Inode) => (i.mode & S_IFMT) === S_IFREG;
+export const isLnk = (i: Inode) => (i.mode & S_IFMT) === S_IFLNK;

@@ -1,0 +1,50 @@
+// Extended attributes (attributes.rst): entries in the inode body after
+// i_extra_isize, and in a separate block with a 32-byte header.
+
+import { corrupted } from "../errors.js";
+import { u16, u32, u8 } from "./bytes.js";
+
+export const XATTR_MAGIC = 0xea020000;
+export const XATTR_BLOCK_HEADER = 32;
+
+/** Name index -> prefix, as the kernel maps them. */
+export const XATTR_PREFIX: Record<number, string> = {
+  1: "user.", 2: "system.posix_acl_access", 3: "system.posix_acl_default", 4: "trusted.",
+  6: "security.", 7: "system.", 8: "system.richacl",
+};
+
+export interface XattrEntry {
+  nameIndex: number;
+  name: Uint8Array;
+  fullName: string;
+  valueOffset: number;
+  valueInum: number;
+  valueSize: number;
+  hash: number;
+}
+
+/**
+ * Parses entries starting at `start` in `b` until the 4-byte zero terminator,
+ * staying inside [start, end). Value offsets are left relative (the caller
+ * knows their base).
+ */
+export function parseXattrEntries(b: Uint8Array, start: number, end: number, where: { ino?: number; block?: number }): XattrEntry[] {
+  const out: XattrEntry[] = [];
+  let p = start;
+  while (p + 4 <= end && u32(b, p) !== 0) {
+    if (p + 16 > end) throw corrupted("xattr entry runs past its area", where);
+    const nameLen = u8(b, p);
+    const nameIndex = u8(b, p + 1);
+    if (p + 16 + nameLen > end) throw corrupted("xattr name runs past its area", where);
+    const name = b.slice(p + 16, p + 16 + nameLen);
+    const prefix = XATTR_PREFIX[nameIndex];
+    if (prefix === undefined && nameIndex !== 0) throw corrupted(`unknown xattr name index ${nameIndex}`, where);
+    const text = new TextDecoder().decode(name);
+    // posix ACL indexes have a complete name and no suffix.
+    const fullName = nameIndex === 2 || nameIndex === 3 ? prefix : (prefix ?? "") + text;
+    out.push({ nameIndex, name, fullName, valueOffset: u16(b, p + 2), valueInum: u32(b, p + 4), valueSize: u32(b, p + 8), hash: u32(b, p + 12) });
+    p += (16 + nameLen + 3) & ~3;
+    if (out.length > 4096) throw corrupted("too many xattr entries", where);
+  }
+  return out;
+}

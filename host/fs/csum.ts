@@ -1,0 +1,87 @@
+// Metadata checksums (metadata_csum, crc32c; uninit_bg, crc16), computed in
+// wasm over the cached block bytes without copying. "Zeroed" fields are
+// skipped by feeding zero bytes in their place.
+
+import { le32, le64, u16, u32 } from "../format/bytes.js";
+import { BG_CHECKSUM_OFFSET } from "../format/group-desc.js";
+import { GOOD_OLD_INODE_SIZE, INODE_CSUM_HI, INODE_CSUM_LO } from "../format/inode.js";
+import { SB_CHECKSUM_OFFSET } from "../format/superblock.js";
+import type { Ext4Wasm } from "../wasm/module.js";
+
+const ZERO4 = new Uint8Array(4);
+
+export class Checksums {
+  constructor(private readonly w: Ext4Wasm, /** crc32c seed of the filesystem (from uuid or s_checksum_seed). */ readonly seed: number) {}
+
+  crc(seed: number, b: Uint8Array): number { return this.w.crc32c(seed, b); }
+
+  /** crc32c over b with [skipAt, skipAt+skipLen) treated as zeros. */
+  crcSkipping(seed: number, b: Uint8Array, skipAt: number, skipLen: number): number {
+    let c = this.w.crc32c(seed, b.subarray(0, skipAt));
+    c = this.w.crc32c(c, ZERO4.subarray(0, skipLen));
+    return this.w.crc32c(c, b.subarray(skipAt + skipLen));
+  }
+
+  superblock(sb: Uint8Array): number {
+    return this.w.crc32c(0xffffffff, sb.subarray(0, SB_CHECKSUM_OFFSET));
+  }
+
+  groupDescCsum32(group: number, desc: Uint8Array): number {
+    const c = this.w.crc32c(this.seed, le32(group));
+    return this.crcSkipping(c, desc, BG_CHECKSUM_OFFSET, 2) & 0xffff;
+  }
+
+  /** uninit_bg/gdt_csum: crc16 over uuid, group, descriptor without its checksum field. */
+  groupDescCsum16(uuid: Uint8Array, group: number, desc: Uint8Array): number {
+    let c = this.w.crc16(0xffff, uuid);
+    c = this.w.crc16(c, le32(group));
+    c = this.w.crc16(c, desc.subarray(0, BG_CHECKSUM_OFFSET));
+    if (desc.length > BG_CHECKSUM_OFFSET + 2) c = this.w.crc16(c, desc.subarray(BG_CHECKSUM_OFFSET + 2));
+    return c & 0xffff;
+  }
+
+  /** Seed for per-inode structures: crc32c(fs seed, ino, generation). */
+  inodeSeed(ino: number, generation: number): number {
+    return this.w.crc32c(this.w.crc32c(this.seed, le32(ino)), le32(generation));
+  }
+
+  /** Full 32-bit inode checksum; the caller compares lo (and hi if present). */
+  inode(ino: number, raw: Uint8Array, inodeSize: number): number {
+    const gen = u32(raw, 0x64);
+    let c = this.inodeSeed(ino, gen);
+    c = this.crcSkipping(c, raw.subarray(0, GOOD_OLD_INODE_SIZE), INODE_CSUM_LO, 2);
+    if (inodeSize > GOOD_OLD_INODE_SIZE) {
+      const extra = raw.subarray(GOOD_OLD_INODE_SIZE, inodeSize);
+      const hasHi = u16(raw, 0x80) + GOOD_OLD_INODE_SIZE >= INODE_CSUM_HI + 2;
+      c = hasHi ? this.crcSkipping(c, extra, INODE_CSUM_HI - GOOD_OLD_INODE_SIZE, 2) : this.w.crc32c(c, extra);
+    }
+    return c >>> 0;
+  }
+
+  /** Extent block tail: crc32c(inode seed, header + max entries). */
+  extentBlock(inodeSeed: number, block: Uint8Array, tailOffset: number): number {
+    return this.w.crc32c(inodeSeed, block.subarray(0, tailOffset));
+  }
+
+  /** Linear directory block: crc32c(inode seed, bytes before the 12-byte tail). */
+  dirBlock(inodeSeed: number, block: Uint8Array): number {
+    return this.w.crc32c(inodeSeed, block.subarray(0, block.length - 12));
+  }
+
+  /** htree node: crc32c(inode seed, up to the used entries, then the tail's reserved word, then 4 zero bytes). */
+  dxNode(inodeSeed: number, block: Uint8Array, countOffset: number, count: number, tailOffset: number): number {
+    let c = this.w.crc32c(inodeSeed, block.subarray(0, countOffset + count * 8));
+    c = this.w.crc32c(c, block.subarray(tailOffset, tailOffset + 4));
+    return this.w.crc32c(c, ZERO4);
+  }
+
+  /** xattr block: crc32c(fs seed, le64 block number, block with checksum (0x10) zeroed). */
+  xattrBlock(pblk: number, block: Uint8Array): number {
+    return this.crcSkipping(this.w.crc32c(this.seed, le64(pblk)), block, 0x10, 4);
+  }
+
+  /** Orphan file block tail: crc32c(fs seed, ino, generation, le64 pblk, entries). */
+  orphanBlock(ino: number, gen: number, pblk: number, block: Uint8Array): number {
+    return this.w.crc32c(this.w.crc32c(this.inodeSeed(ino, gen), le64(pblk)), block.subarray(0, block.length - 8));
+  }
+}

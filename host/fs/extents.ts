@@ -1,0 +1,130 @@
+// Extent-mapped files: walk the extent tree (binary search of each node in
+// wasm, over the node's bytes in the folio arena) and keep the last leaf of
+// each inode decoded, a small extent-status cache in front of the tree.
+
+import { corrupted } from "../errors.js";
+import { extentHeader, EXTENT_MAGIC, extentTailOffset, indexAt, LeafExtent, leafAt } from "../format/extent.js";
+import { u16, u32 } from "../format/bytes.js";
+import type { Inode } from "../format/inode.js";
+import { BlockMapping, MapKind } from "./mapping.js";
+import type { Ext4 } from "./super.js";
+
+const MAX_DEPTH = 5;
+const MAX_LBLK = 0xffffffff;
+
+/** One decoded leaf and the logical range [start, end) it is authoritative for. */
+interface LeafCache { start: number; end: number; extents: LeafExtent[] }
+
+const leafCache = new WeakMap<Inode, LeafCache>();
+
+export function extentMapBlocks(fs: Ext4, inode: Inode, lblk: number, maxLen: number): BlockMapping {
+  let leaf = leafCache.get(inode);
+  if (!leaf || lblk < leaf.start || lblk >= leaf.end) {
+    leaf = loadLeaf(fs, inode, lblk);
+    leafCache.set(inode, leaf);
+  }
+  return answer(fs, inode, leaf, lblk, maxLen);
+}
+
+function answer(fs: Ext4, inode: Inode, leaf: LeafCache, lblk: number, maxLen: number): BlockMapping {
+  const ex = leaf.extents;
+  let lo = 0;
+  let hi = ex.length - 1;
+  let found = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    if (ex[mid].lblk <= lblk) { found = mid; lo = mid + 1; } else hi = mid - 1;
+  }
+  if (found >= 0) {
+    const e = ex[found];
+    if (lblk < e.lblk + e.len) {
+      const off = lblk - e.lblk;
+      return { lblk, len: Math.min(e.len - off, maxLen), pblk: e.pblk + off, kind: e.unwritten ? MapKind.Unwritten : MapKind.Mapped };
+    }
+  }
+  const next = found + 1 < ex.length ? ex[found + 1].lblk : leaf.end;
+  return { lblk, len: Math.max(1, Math.min(next - lblk, maxLen)), pblk: 0, kind: MapKind.Hole };
+}
+
+function validateNode(b: Uint8Array, nodeBytes: number, inode: Inode, pblk: number | undefined, expectDepth: number): void {
+  const where = { ino: inode.ino, block: pblk };
+  if (u16(b, 0) !== EXTENT_MAGIC) throw corrupted("bad extent header magic", where);
+  const h = extentHeader(b);
+  if (h.max === 0 || h.entries > h.max || 12 + h.max * 12 > nodeBytes) throw corrupted(`bad extent header (entries ${h.entries}, max ${h.max})`, where);
+  if (expectDepth >= 0 && h.depth !== expectDepth) throw corrupted(`extent node depth ${h.depth}, expected ${expectDepth}`, where);
+  if (h.depth > MAX_DEPTH) throw corrupted(`extent tree depth ${h.depth} too large`, where);
+}
+
+function loadLeaf(fs: Ext4, inode: Inode, lblk: number): LeafCache {
+  // The root lives in the inode's i_block; stage it in wasm scratch so one search serves every level.
+  const root = inode.iBlock;
+  validateNode(root, 60, inode, undefined, -1);
+  let depth = extentHeader(root).depth;
+  let node: Uint8Array = root;
+  let nodePblk: number | undefined;
+  let start = 0;
+  let end = MAX_LBLK + 1;
+  for (let level = 0; level <= MAX_DEPTH; level++) {
+    const h = extentHeader(node);
+    const ptr = fs.stage(node);
+    checkSorted(fs, node, ptr, inode, nodePblk);
+    const i = fs.wasm.x.extentSearch(ptr, lblk);
+    if (h.depth === 0) {
+      const extents: LeafExtent[] = [];
+      for (let k = 0; k < h.entries; k++) {
+        const e = leafAt(node, k);
+        checkLeafEntry(fs, e, extents[extents.length - 1], inode, nodePblk);
+        extents.push(e);
+      }
+      return { start, end, extents };
+    }
+    // Index node: descend into entry i (or the first, for a block before every entry).
+    if (h.entries === 0) return { start, end, extents: [] };
+    const k = i < 0 ? 0 : i;
+    const idx = indexAt(node, k);
+    if (i >= 0) start = Math.max(start, idx.lblk);
+    if (k + 1 < h.entries) end = Math.min(end, indexAt(node, k + 1).lblk);
+    if (i < 0) end = Math.min(end, idx.lblk);
+    if (i < 0) return { start, end, extents: [] };
+    const child = fs.bcache.read(idx.leaf, "extent tree block");
+    validateNode(child, fs.sb.blockSize, inode, idx.leaf, depth - 1);
+    verifyExtentBlock(fs, inode, child, idx.leaf);
+    node = child;
+    nodePblk = idx.leaf;
+    depth--;
+  }
+  throw corrupted("extent tree too deep", { ino: inode.ino });
+}
+
+function checkSorted(fs: Ext4, node: Uint8Array, ptr: number, inode: Inode, pblk: number | undefined): void {
+  const nodeBytes = pblk === undefined ? 60 : fs.sb.blockSize;
+  if (fs.wasm.x.extentCheckHeader(ptr, nodeBytes, -1) < 0) throw corrupted("extent node entries out of order", { ino: inode.ino, block: pblk });
+  void node;
+}
+
+function checkLeafEntry(fs: Ext4, e: LeafExtent, prev: LeafExtent | undefined, inode: Inode, pblk: number | undefined): void {
+  const where = { ino: inode.ino, block: pblk };
+  if (e.len === 0) throw corrupted(`zero-length extent at logical block ${e.lblk}`, where);
+  if (e.lblk + e.len - 1 > MAX_LBLK) throw corrupted(`extent at ${e.lblk} runs past the largest logical block`, where);
+  if (e.pblk < fs.sb.firstDataBlock || e.pblk + e.len > fs.sb.blocksCount) {
+    throw corrupted(`extent ${e.lblk}+${e.len} points outside the filesystem (block ${e.pblk})`, where);
+  }
+  if (prev && prev.lblk + prev.len > e.lblk) throw corrupted(`overlapping extents at logical block ${e.lblk}`, where);
+}
+
+// Blocks already verified for an inode (keyed by inode and block), so hot paths checksum each block once.
+const verified = new WeakMap<Ext4, Set<number>>();
+
+function verifyExtentBlock(fs: Ext4, inode: Inode, b: Uint8Array, pblk: number): void {
+  if (!fs.metadataCsum || !fs.verifyChecksums) return;
+  let seen = verified.get(fs);
+  if (!seen) verified.set(fs, (seen = new Set()));
+  const key = inode.ino * 0x1000000000000 + pblk;
+  if (seen.has(key)) return;
+  const tail = extentTailOffset(extentHeader(b).max);
+  if (tail + 4 > b.length) throw corrupted("extent block has no room for its checksum", { ino: inode.ino, block: pblk });
+  const want = fs.csum.extentBlock(fs.inodeSeed(inode), b, tail);
+  if (u32(b, tail) !== want) throw corrupted("extent block checksum mismatch", { ino: inode.ino, block: pblk });
+  if (seen.size > 1 << 20) seen.clear();
+  seen.add(key);
+}

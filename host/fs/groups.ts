@@ -1,0 +1,73 @@
+// Locating and loading block group descriptors (classic GDT after the
+// superblock, or meta_bg clusters), with their checksums verified.
+
+import { corrupted } from "../errors.js";
+import { decodeGroupDesc, GroupDesc } from "../format/group-desc.js";
+import { INCOMPAT, RO_COMPAT } from "../format/features.js";
+import { groupCount, hasIncompat, hasRoCompat, Superblock } from "../format/superblock.js";
+import type { BufferCache } from "../cache/buffer-cache.js";
+import type { Checksums } from "./csum.js";
+
+function isPowerOf(n: number, base: number): boolean {
+  if (n < 1) return false;
+  while (n % base === 0) n /= base;
+  return n === 1;
+}
+
+/** Does group g carry a superblock backup (and so a GDT backup)? */
+export function groupHasSuper(sb: Superblock, g: number): boolean {
+  if (g === 0) return true;
+  if (!hasRoCompat(sb, RO_COMPAT.SPARSE_SUPER)) return true;
+  if (g === 1) return true;
+  return isPowerOf(g, 3) || isPowerOf(g, 5) || isPowerOf(g, 7);
+}
+
+export function groupFirstBlock(sb: Superblock, g: number): number {
+  return sb.firstDataBlock + g * sb.blocksPerGroup;
+}
+
+/** Block holding descriptor block `i` of the primary GDT. */
+export function descriptorBlock(sb: Superblock, i: number): number {
+  const perBlock = sb.blockSize / sb.descSize;
+  if (!hasIncompat(sb, INCOMPAT.META_BG) || i < sb.firstMetaBg) return sb.firstDataBlock + 1 + i;
+  // meta_bg: descriptor block i lives in the first group of its meta group.
+  const g = i * perBlock;
+  return groupFirstBlock(sb, g) + (groupHasSuper(sb, g) ? 1 : 0);
+}
+
+export function loadGroupDescriptors(sb: Superblock, bc: BufferCache, csum: Checksums, verify: boolean): GroupDesc[] {
+  const groups = groupCount(sb);
+  const perBlock = sb.blockSize / sb.descSize;
+  const nBlocks = Math.ceil(groups / perBlock);
+  if (groups > 1 << 24) throw corrupted(`implausible group count ${groups}`);
+  const out: GroupDesc[] = [];
+  const metaCsum = hasRoCompat(sb, RO_COMPAT.METADATA_CSUM);
+  const gdtCsum = hasRoCompat(sb, RO_COMPAT.GDT_CSUM);
+  for (let i = 0; i < nBlocks; i++) {
+    const pblk = descriptorBlock(sb, i);
+    const b = bc.read(pblk, "group descriptor block");
+    for (let j = 0; j < perBlock && out.length < groups; j++) {
+      const g = out.length;
+      const o = j * sb.descSize;
+      const raw = b.subarray(o, o + sb.descSize);
+      const gd = decodeGroupDesc(b, o, sb.descSize);
+      if (verify && (metaCsum || gdtCsum)) {
+        const want = metaCsum ? csum.groupDescCsum32(g, raw) : csum.groupDescCsum16(sb.uuid, g, raw);
+        if (want !== gd.checksum) {
+          throw corrupted(`group ${g} descriptor checksum mismatch (stored 0x${gd.checksum.toString(16)}, computed 0x${want.toString(16)})`, { block: pblk });
+        }
+      }
+      checkDescriptor(sb, g, gd, pblk);
+      out.push(gd);
+    }
+  }
+  return out;
+}
+
+function checkDescriptor(sb: Superblock, g: number, gd: GroupDesc, pblk: number): void {
+  const itableBlocks = Math.ceil((sb.inodesPerGroup * sb.inodeSize) / sb.blockSize);
+  const inFs = (b: number, n: number) => b >= sb.firstDataBlock && b + n <= sb.blocksCount;
+  if (!inFs(gd.blockBitmap, 1)) throw corrupted(`group ${g} block bitmap ${gd.blockBitmap} outside the filesystem`, { block: pblk });
+  if (!inFs(gd.inodeBitmap, 1)) throw corrupted(`group ${g} inode bitmap ${gd.inodeBitmap} outside the filesystem`, { block: pblk });
+  if (!inFs(gd.inodeTable, itableBlocks)) throw corrupted(`group ${g} inode table ${gd.inodeTable} outside the filesystem`, { block: pblk });
+}

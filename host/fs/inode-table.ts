@@ -1,0 +1,59 @@
+// Reading inodes from the inode tables, checksums verified.
+
+import { corrupted } from "../errors.js";
+import { u16 } from "../format/bytes.js";
+import { BG_FLAGS } from "../format/group-desc.js";
+import { RO_COMPAT } from "../format/features.js";
+import { decodeInode, Inode, INODE_CSUM_HI, INODE_CSUM_LO } from "../format/inode.js";
+import { hasRoCompat } from "../format/superblock.js";
+import type { Ext4 } from "./super.js";
+
+/** Where inode `ino` lives: block and byte offset within it. */
+export function inodeLocation(fs: Ext4, ino: number): { group: number; index: number; block: number; offset: number } {
+  const sb = fs.sb;
+  if (!Number.isInteger(ino) || ino < 1 || ino > sb.inodesCount) throw corrupted(`inode number ${ino} out of range (1..${sb.inodesCount})`, { ino });
+  const group = Math.floor((ino - 1) / sb.inodesPerGroup);
+  const index = (ino - 1) % sb.inodesPerGroup;
+  const byte = index * sb.inodeSize;
+  const gd = fs.groups[group];
+  return { group, index, block: gd.inodeTable + Math.floor(byte / sb.blockSize), offset: byte % sb.blockSize };
+}
+
+/** True if the inode lies in a part of its group's table that was never initialised. */
+function inUninitArea(fs: Ext4, group: number, index: number): boolean {
+  const sb = fs.sb;
+  if (!hasRoCompat(sb, RO_COMPAT.GDT_CSUM) && !hasRoCompat(sb, RO_COMPAT.METADATA_CSUM)) return false;
+  const gd = fs.groups[group];
+  if (gd.flags & BG_FLAGS.INODE_UNINIT) return true;
+  return index >= sb.inodesPerGroup - gd.itableUnused;
+}
+
+export function readInodeRaw(fs: Ext4, ino: number): Inode {
+  const sb = fs.sb;
+  const loc = inodeLocation(fs, ino);
+  const hugeFile = hasRoCompat(sb, RO_COMPAT.HUGE_FILE);
+  if (inUninitArea(fs, loc.group, loc.index)) {
+    return decodeInode(ino, new Uint8Array(sb.inodeSize), sb.inodeSize, hugeFile, sb.blockSize);
+  }
+  const block = fs.bcache.read(loc.block, "inode table block");
+  const raw = block.slice(loc.offset, loc.offset + sb.inodeSize);
+  if (sb.inodeSize > 128) {
+    const extra = u16(raw, 0x80);
+    if (extra > sb.inodeSize - 128 || (extra & 3) !== 0) throw corrupted(`i_extra_isize ${extra} is invalid`, { ino, block: loc.block });
+  }
+  if (fs.metadataCsum && fs.verifyChecksums && !isAllZero(raw)) {
+    const c = fs.csum.inode(ino, raw, sb.inodeSize);
+    const hasHi = sb.inodeSize > 128 && u16(raw, 0x80) >= 4;
+    const stored = u16(raw, INODE_CSUM_LO) | (hasHi ? u16(raw, INODE_CSUM_HI) << 16 : 0);
+    const want = hasHi ? c : c & 0xffff;
+    if ((stored >>> 0) !== (want >>> 0)) {
+      throw corrupted(`inode checksum mismatch (stored 0x${(stored >>> 0).toString(16)}, computed 0x${(want >>> 0).toString(16)})`, { ino, block: loc.block });
+    }
+  }
+  return decodeInode(ino, raw, sb.inodeSize, hugeFile, sb.blockSize);
+}
+
+function isAllZero(b: Uint8Array): boolean {
+  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
+  return true;
+}

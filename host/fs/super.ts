@@ -1,0 +1,161 @@
+// The mounted filesystem: superblock, group descriptors, caches and the
+// inode layer. Mounting checks features, verifies checksums and replays the
+// journal if it needs recovery.
+
+import { BufferCache } from "../cache/buffer-cache.js";
+import { FolioCache } from "../cache/folio-cache.js";
+import type { BlockDevice } from "../device/block-device.js";
+import { OverlayDevice } from "../device/overlay-device.js";
+import { corrupted, Ext4Error } from "../errors.js";
+import { u32 } from "../format/bytes.js";
+import { COMPAT, INCOMPAT, INCOMPAT_READ_SUPPORTED, RO_COMPAT, RO_COMPAT_KNOWN } from "../format/features.js";
+import type { GroupDesc } from "../format/group-desc.js";
+import { Inode, INODE_FLAGS, isDir } from "../format/inode.js";
+import { hasIncompat, hasRoCompat, SB_CHECKSUM_OFFSET, Superblock } from "../format/superblock.js";
+import type { ParsedOptions } from "../options.js";
+import { Ext4Wasm } from "../wasm/module.js";
+import { Checksums } from "./csum.js";
+import { extentMapBlocks } from "./extents.js";
+import { loadGroupDescriptors } from "./groups.js";
+import { indirectMapBlocks } from "./indirect.js";
+import { readInodeRaw } from "./inode-table.js";
+import { BlockMapping } from "./mapping.js";
+import { recoverOnMount, RecoveryReport } from "./recovery.js";
+import { readSuperblock } from "./superblock-io.js";
+
+export const ROOT_INO = 2;
+export const JOURNAL_INO = 8;
+const INODE_CACHE_MAX = 8192;
+export const DEFAULT_CACHE_SIZE = 256 << 20;
+
+export interface Ext4MountConfig {
+  options: ParsedOptions;
+  cacheSize?: number;
+  ignoreChecksums?: boolean;
+}
+
+export class Ext4 {
+  sb!: Superblock;
+  groups!: GroupDesc[];
+  device: BlockDevice;
+  readonly wasm: Ext4Wasm;
+  readonly cache: FolioCache;
+  bcache!: BufferCache;
+  csum!: Checksums;
+  readonly readOnly: boolean;
+  readonly verifyChecksums: boolean;
+  metadataCsum = false;
+  recovery: RecoveryReport | undefined;
+  private inodes = new Map<number, Inode>();
+  private inodeSeeds = new WeakMap<Inode, number>();
+
+  private constructor(device: BlockDevice, sb: Superblock, readonly config: Ext4MountConfig) {
+    this.device = device;
+    this.readOnly = config.options.readOnly || device.readOnly;
+    this.verifyChecksums = !config.ignoreChecksums;
+    const cacheSize = config.cacheSize ?? DEFAULT_CACHE_SIZE;
+    if (!Number.isInteger(cacheSize) || cacheSize < 4 << 20 || cacheSize > 3 * 2 ** 30) {
+      throw new Ext4Error("EINVAL", `cacheSize must be between 4 MiB and 3 GiB (got ${cacheSize})`);
+    }
+    this.wasm = new Ext4Wasm(cacheSize, Math.log2(sb.blockSize));
+    this.cache = new FolioCache(this.wasm, sb.blockSize);
+    this.load(sb);
+  }
+
+  static mount(device: BlockDevice, config: Ext4MountConfig): Ext4 {
+    const sb = readSuperblock(device);
+    checkFeatures(sb, config.options.readOnly || device.readOnly);
+    const fs = new Ext4(device, sb, config);
+    fs.recovery = recoverOnMount(fs);
+    fs.checkRoot();
+    return fs;
+  }
+
+  /** (Re)loads superblock-derived state; after journal replay the caches restart from the replayed image. */
+  load(sb: Superblock): void {
+    this.sb = sb;
+    this.metadataCsum = hasRoCompat(sb, RO_COMPAT.METADATA_CSUM);
+    if (this.metadataCsum && sb.checksumType !== 1) throw corrupted(`unknown metadata checksum type ${sb.checksumType}`, { block: 0 });
+    const seed = hasIncompat(sb, INCOMPAT.CSUM_SEED) ? sb.checksumSeed : this.wasm.crc32c(0xffffffff, sb.uuid);
+    this.csum = new Checksums(this.wasm, seed);
+    if (this.metadataCsum && this.verifyChecksums) {
+      const want = this.csum.superblock(sb.raw);
+      if (want !== u32(sb.raw, SB_CHECKSUM_OFFSET)) throw corrupted("superblock checksum mismatch", { block: sb.blockSize === 1024 ? 1 : 0 });
+    }
+    this.bcache = new BufferCache(this.cache, this.device, sb.blocksCount);
+    const devBlocks = Math.floor(this.device.size / sb.blockSize);
+    if (devBlocks < sb.blocksCount && !this.readOnly) {
+      throw new Ext4Error("EINVAL", `device is shorter than the filesystem (${devBlocks} of ${sb.blocksCount} blocks); mount read-only to salvage`);
+    }
+    this.groups = loadGroupDescriptors(sb, this.bcache, this.csum, this.verifyChecksums);
+    this.inodes.clear();
+  }
+
+  /** Switches to a device view (journal overlay) and restarts every cache. */
+  replaceDevice(device: BlockDevice): void {
+    this.device = device;
+    this.cache.dropAll();
+    this.load(readSuperblock(device));
+  }
+
+  overlay(blocks: Map<number, Uint8Array>): void {
+    this.replaceDevice(new OverlayDevice(this.device, this.sb.blockSize, blocks));
+  }
+
+  private checkRoot(): void {
+    const root = this.inode(ROOT_INO);
+    if (!isDir(root)) throw corrupted("root inode is not a directory", { ino: ROOT_INO });
+  }
+
+  /** The inode, read through a small cache of decoded inodes. */
+  inode(ino: number): Inode {
+    let i = this.inodes.get(ino);
+    if (i) return i;
+    i = readInodeRaw(this, ino);
+    if (this.inodes.size >= INODE_CACHE_MAX) this.inodes.delete(this.inodes.keys().next().value!);
+    this.inodes.set(ino, i);
+    return i;
+  }
+
+  /** crc32c seed of an inode's own structures (extent blocks, dir blocks). */
+  inodeSeed(inode: Inode): number {
+    let s = this.inodeSeeds.get(inode);
+    if (s === undefined) {
+      s = this.csum.inodeSeed(inode.ino, inode.generation);
+      this.inodeSeeds.set(inode, s);
+    }
+    return s;
+  }
+
+  /** Maps logical blocks of an inode: the one entry point for both I/O paths. */
+  mapBlocks(inode: Inode, lblk: number, maxLen: number): BlockMapping {
+    if (inode.flags & INODE_FLAGS.EXTENTS) return extentMapBlocks(this, inode, lblk, maxLen);
+    if (inode.flags & INODE_FLAGS.INLINE_DATA) throw corrupted("mapping blocks of an inline-data inode", { ino: inode.ino });
+    return indirectMapBlocks(this, inode, lblk, maxLen);
+  }
+
+  /** Pointer of bytes in wasm memory: cached blocks as they are, other bytes copied to scratch. */
+  stage(b: Uint8Array): number {
+    const mem = this.wasm.u8;
+    if (b.buffer === mem.buffer) return b.byteOffset;
+    mem.set(b, this.wasm.scratchPtr);
+    return this.wasm.scratchPtr;
+  }
+
+  get hasJournal(): boolean { return (this.sb.featureCompat & COMPAT.HAS_JOURNAL) !== 0; }
+
+  unmount(): void {
+    this.cache.dropAll();
+    this.device.close();
+  }
+}
+
+export function checkFeatures(sb: Superblock, readOnly: boolean): void {
+  if (sb.featureIncompat & INCOMPAT.JOURNAL_DEV) throw new Ext4Error("EINVAL", "this is an external journal device, not a filesystem");
+  const unknown = sb.featureIncompat & ~INCOMPAT_READ_SUPPORTED;
+  if (unknown) throw new Ext4Error("EOPNOTSUPP", `unsupported incompatible features 0x${(unknown >>> 0).toString(16)}: refusing to mount`);
+  const unknownRo = sb.featureRoCompat & ~RO_COMPAT_KNOWN;
+  if (unknownRo && !readOnly) throw new Ext4Error("EROFS", `unsupported read-only-compatible features 0x${(unknownRo >>> 0).toString(16)}: mount read-only`);
+  if ((sb.featureRoCompat & RO_COMPAT.READONLY) && !readOnly) throw new Ext4Error("EROFS", "filesystem is marked read-only: mount read-only");
+  if (sb.featureIncompat & INCOMPAT.BIT64 ? false : sb.blocksCount > 0xffffffff) throw corrupted("block count beyond 32 bits without the 64bit feature");
+}

@@ -1,0 +1,358 @@
+// jbd2 journal recovery planning: works out, without writing anything, what
+// replaying the journal would put where. Same three passes as the kernel
+// (fs/jbd2/recovery.c) and e2fsck: SCAN finds the end of the last complete
+// transaction, REVOKE collects revocations, REPLAY gathers the tagged blocks.
+// Unlike the C code every walk is bounded by the log size, and every bad
+// field is an Ext4Error naming the journal block.
+
+import { corrupted, Ext4Error } from "../errors.js";
+import {
+  BLOCKTYPE, JBD2_COMPAT, JBD2_INCOMPAT, JBD2_KNOWN_INCOMPAT, JBD2_KNOWN_RO_COMPAT, JBD2_MAGIC,
+  JBD2_MIN_JOURNAL_BLOCKS, CHKSUM_TYPE, CRC32_CHKSUM_SIZE, JOURNAL_SUPERBLOCK_SIZE, REVOKE_HEADER_SIZE,
+  BLOCK_TAIL_SIZE, TAG_FLAG, be32, commitChecksum, commitChecksumHeaderOnly, crc32Be, dataBlockChecksum,
+  decodeCommit, decodeDescriptorTags, decodeHeader, decodeJournalSuperblock, decodeRevoke, fastCommitBlocks,
+  hasCsumV2or3, journalCsumSeed, setBe32, setJournalSuperblockChecksum, tagChecksumMatches, tidGeq, tidGt,
+  verifyBlockTail, verifyJournalSuperblockChecksum, type JournalSuperblock,
+} from "../format/jbd2.js";
+
+export interface JournalLog {
+  blockSize: number;
+  /** Journal length in blocks (the journal inode's size / blockSize). */
+  length: number;
+  /** Reads journal-logical block j (0 = the journal superblock). Returns a copy or a stable view. */
+  readBlock(j: number): Uint8Array;
+}
+
+export interface RecoveryPlan {
+  /** false if s_start == 0 (the journal is clean). */
+  needed: boolean;
+  /** fs block number -> the bytes to put there (escape already undone), last writer wins, revokes applied. */
+  blocks: Map<number, Uint8Array>;
+  /** Number of complete transactions replayed. */
+  transactions: number;
+  firstTid: number;
+  /** The last replayed tid (firstTid - 1 when none was). */
+  lastTid: number;
+  /** The tid the next transaction must use (one past the first tid not found, as jbd2 does). */
+  nextTid: number;
+  /**
+   * Journal block 0 after recovery (a whole block: s_start = 0, s_sequence =
+   * nextTid, checksum updated; s_errno = -EINVAL after a failed commit, as
+   * e2fsck does). The caller writes it to journal block 0 when it may write.
+   * When `needed` is false this is block 0 unchanged.
+   */
+  cleanSuperblock: Uint8Array;
+  /** e.g. a tag checksum mismatch that caused a block to be skipped. */
+  warnings: string[];
+  /** tid of a commit block whose checksum failed (replay stopped before it); the kernel refuses to mount then. */
+  failedCommit?: number;
+  /** Revocation records seen (block -> highest revoking tid). */
+  revoked: Map<number, number>;
+}
+
+export interface RecoveryOptions {
+  /** Skip every checksum check (superblock, descriptor, commit, data tags). */
+  ignoreChecksums?: boolean;
+  /** Filesystem size in blocks: a replayed block at or past it is corruption. */
+  fsBlockCount?: number;
+}
+
+const EINVAL = 22;
+
+enum Pass { Scan, Revoke, Replay }
+
+/** The validated journal geometry and features recovery works with. */
+interface Geometry {
+  sb: JournalSuperblock;
+  bs: number;
+  incompat: number;
+  first: number;
+  /** End of the circular log (exclusive); the fast-commit area follows it. */
+  last: number;
+  maxLen: number;
+  csum23: boolean;
+  csumV1: boolean;
+  async: boolean;
+  seed: number;
+}
+
+export function planRecovery(log: JournalLog, opts: RecoveryOptions = {}): RecoveryPlan {
+  const sbBlock = readLogBlock(log, 0, log.length);
+  const g = checkSuperblock(log, sbBlock, opts);
+  const sb = g.sb;
+
+  if (sb.start === 0) {
+    return {
+      needed: false, blocks: new Map(), transactions: 0,
+      firstTid: sb.sequence, lastTid: (sb.sequence - 1) >>> 0, nextTid: (sb.sequence + 1) >>> 0,
+      cleanSuperblock: sbBlock.slice(), warnings: [], revoked: new Map(),
+    };
+  }
+  if (sb.start < g.first || sb.start >= g.last) {
+    throw corrupted(`journal log start ${sb.start} is outside the log area [${g.first}, ${g.last})`, { block: 0 });
+  }
+
+  const walker = new LogWalker(log, g, opts);
+  walker.run(Pass.Scan);
+  walker.run(Pass.Revoke);
+  walker.run(Pass.Replay);
+
+  const end = walker.endTid!;
+  const warnings = walker.warnings;
+  if (walker.failedCommit !== undefined) {
+    warnings.push(`journal transaction ${walker.failedCommit} has a bad commit checksum: replay stops before it`);
+  }
+  if (g.incompat & JBD2_INCOMPAT.FAST_COMMIT) noteFastCommits(log, g, end, warnings);
+
+  const clean = sbBlock.slice();
+  setBe32(clean, 0x1c, 0);
+  setBe32(clean, 0x18, (end + 1) >>> 0);
+  if (walker.failedCommit !== undefined) setBe32(clean, 0x20, -EINVAL >>> 0);
+  if (g.csum23) setJournalSuperblockChecksum(clean);
+
+  return {
+    needed: true,
+    blocks: walker.blocks,
+    transactions: (end - sb.sequence) >>> 0,
+    firstTid: sb.sequence,
+    lastTid: (end - 1) >>> 0,
+    nextTid: (end + 1) >>> 0,
+    cleanSuperblock: clean,
+    warnings,
+    failedCommit: walker.failedCommit,
+    revoked: walker.revoked,
+  };
+}
+
+function checkSuperblock(log: JournalLog, block: Uint8Array, opts: RecoveryOptions): Geometry {
+  const bs = log.blockSize;
+  const at = { block: 0 };
+  const h = decodeHeader(block);
+  if (h.magic !== JBD2_MAGIC) throw corrupted(`bad journal superblock magic 0x${h.magic.toString(16)}`, at);
+  if (h.blocktype !== BLOCKTYPE.SUPERBLOCK_V1 && h.blocktype !== BLOCKTYPE.SUPERBLOCK_V2) {
+    if (h.blocktype === BLOCKTYPE.DESCRIPTOR || h.blocktype === BLOCKTYPE.COMMIT || h.blocktype === BLOCKTYPE.REVOKE) {
+      throw corrupted(`journal block 0 is a log block (type ${h.blocktype}), not a superblock`, at);
+    }
+    throw new Ext4Error("EOPNOTSUPP", `unsupported journal superblock version (type ${h.blocktype})`, at);
+  }
+  const sb = decodeJournalSuperblock(block);
+  if (sb.nrUsers > 1) throw new Ext4Error("EOPNOTSUPP", `journal shared by ${sb.nrUsers} filesystems`, at);
+  const unknownIncompat = sb.featureIncompat & ~JBD2_KNOWN_INCOMPAT;
+  if (unknownIncompat) {
+    throw new Ext4Error("EOPNOTSUPP", `unknown journal incompat features 0x${unknownIncompat.toString(16)}`, at);
+  }
+  const unknownRo = sb.featureRoCompat & ~JBD2_KNOWN_RO_COMPAT;
+  if (unknownRo) throw new Ext4Error("EOPNOTSUPP", `unknown journal ro_compat features 0x${unknownRo.toString(16)}`, at);
+
+  const incompat = sb.featureIncompat;
+  const csum23 = hasCsumV2or3(incompat);
+  const csumV1 = (sb.featureCompat & JBD2_COMPAT.CHECKSUM) !== 0;
+  if ((incompat & JBD2_INCOMPAT.CSUM_V2) && (incompat & JBD2_INCOMPAT.CSUM_V3)) {
+    throw corrupted("journal has both checksum v2 and v3", at);
+  }
+  if (csum23 && csumV1) throw corrupted("journal has both checksum v1 and v2/v3", at);
+  if (csum23) {
+    if (sb.checksumType !== CHKSUM_TYPE.CRC32C) throw corrupted(`unknown journal checksum type ${sb.checksumType}`, at);
+    if (!opts.ignoreChecksums && !verifyJournalSuperblockChecksum(block)) {
+      throw corrupted("journal superblock checksum mismatch", at);
+    }
+  }
+  if (sb.blockSize !== bs) throw corrupted(`journal block size ${sb.blockSize} differs from the filesystem's ${bs}`, at);
+  if (sb.maxLen > log.length) throw corrupted(`journal claims ${sb.maxLen} blocks but its inode holds ${log.length}`, at);
+  const maxLen = sb.maxLen;
+  if (maxLen < JBD2_MIN_JOURNAL_BLOCKS) throw corrupted(`journal too short: ${maxLen} blocks`, at);
+  const fc = fastCommitBlocks(sb);
+  if (maxLen - fc < JBD2_MIN_JOURNAL_BLOCKS) throw corrupted(`fast-commit area of ${fc} blocks leaves too short a log`, at);
+  const last = maxLen - fc;
+  if (sb.first === 0 || sb.first >= last) throw corrupted(`journal first log block ${sb.first} out of range`, at);
+  return {
+    sb, bs, incompat, first: sb.first, last, maxLen, csum23, csumV1,
+    async: (incompat & JBD2_INCOMPAT.ASYNC_COMMIT) !== 0,
+    seed: csum23 ? journalCsumSeed(sb.uuid) : 0,
+  };
+}
+
+/** One walk of the log per pass; state that SCAN finds bounds the later passes. */
+class LogWalker {
+  endTid: number | undefined;
+  failedCommit: number | undefined;
+  readonly blocks = new Map<number, Uint8Array>();
+  readonly revoked = new Map<number, number>();
+  readonly warnings: string[] = [];
+  private readonly areaLen: number;
+
+  constructor(private readonly log: JournalLog, private readonly g: Geometry, private readonly opts: RecoveryOptions) {
+    this.areaLen = g.last - g.first;
+  }
+
+  /** The log position n blocks on, wrapping from `last` back to `first`. */
+  private next(pos: number, n = 1): number {
+    return this.g.first + ((pos - this.g.first + n) % this.areaLen);
+  }
+
+  private read(j: number): Uint8Array {
+    return readLogBlock(this.log, j, this.g.maxLen);
+  }
+
+  run(pass: Pass): void {
+    const g = this.g;
+    const check = !this.opts.ignoreChecksums;
+    let tid = g.sb.sequence;
+    let pos = g.sb.start;
+    let consumed = 0; // log blocks stepped over; a valid log never exceeds the area
+    let crc1 = 0xffffffff;
+    let staleSuspect: number | undefined; // journal block whose tail checksum failed in SCAN
+    let lastCommitTime = 0n;
+
+    walk: for (;;) {
+      if (pass !== Pass.Scan && tidGeq(tid, this.endTid!)) break;
+      if (consumed > this.areaLen) {
+        throw corrupted(`journal log runs past its own start (transaction ${tid})`, { block: pos });
+      }
+      const here = pos;
+      const blk = this.read(here);
+      pos = this.next(pos);
+      consumed++;
+      const h = decodeHeader(blk);
+      if (h.magic !== JBD2_MAGIC || h.sequence !== tid) break;
+
+      switch (h.blocktype) {
+        case BLOCKTYPE.DESCRIPTOR: {
+          if (g.csum23 && check && !verifyBlockTail(g.seed, blk, g.bs)) {
+            // Lazy journal init can leave stale blocks; SCAN only decides at the commit.
+            if (pass !== Pass.Scan) throw corrupted(`journal descriptor checksum mismatch (transaction ${tid})`, { block: here });
+            staleSuspect ??= here;
+          }
+          const tags = decodeDescriptorTags(blk, g.bs, g.incompat);
+          if (pass === Pass.Replay) {
+            for (const tag of tags) {
+              const at = pos;
+              const data = this.read(at);
+              pos = this.next(pos);
+              consumed++;
+              this.replayBlock(tag, data, tid, at);
+            }
+          } else if (pass === Pass.Scan && g.csumV1 && check && staleSuspect === undefined && this.endTid === undefined) {
+            crc1 = crc32Be(crc1, blk);
+            for (let i = 0; i < tags.length; i++) {
+              crc1 = crc32Be(crc1, this.read(pos));
+              pos = this.next(pos);
+              consumed++;
+            }
+          } else {
+            pos = this.next(pos, tags.length);
+            consumed += tags.length;
+          }
+          continue;
+        }
+
+        case BLOCKTYPE.COMMIT: {
+          if (pass !== Pass.Scan) { tid = (tid + 1) >>> 0; continue; }
+          const c = decodeCommit(blk);
+          if (staleSuspect !== undefined) {
+            // A bad descriptor/revoke checksum: stale log if time went backwards, else real damage.
+            if (c.commitSec >= lastCommitTime) {
+              throw corrupted(`journal block checksum mismatch in transaction ${tid}`, { block: staleSuspect });
+            }
+            break walk;
+          }
+          let ok = true;
+          if (g.csumV1) {
+            if (this.endTid !== undefined) { this.failedCommit = this.endTid; break walk; }
+            const found = c.chksum[0];
+            const match = (crc1 === found && c.chksumType === CHKSUM_TYPE.CRC32 && c.chksumSize === CRC32_CHKSUM_SIZE) ||
+              (c.chksumType === 0 && c.chksumSize === 0 && found === 0);
+            ok = match || !check;
+            if (ok) crc1 = 0xffffffff;
+          } else if (g.csum23 && check) {
+            const stored = be32(blk, 16);
+            ok = commitChecksum(g.seed, blk, g.bs) === stored || commitChecksumHeaderOnly(g.seed, blk, g.bs) === stored;
+          }
+          if (!ok) {
+            if (c.commitSec < lastCommitTime) break walk; // stale: end quietly
+            this.endTid = tid;
+            if (!g.async) { this.failedCommit = tid; break walk; }
+          }
+          lastCommitTime = c.commitSec;
+          tid = (tid + 1) >>> 0;
+          continue;
+        }
+
+        case BLOCKTYPE.REVOKE: {
+          if (pass === Pass.Scan && g.csum23 && check && !verifyBlockTail(g.seed, blk, g.bs)) staleSuspect ??= here;
+          // Records are read only for committed transactions (as e2fsck does), so a
+          // torn revoke block in the unfinished tail transaction is harmless.
+          if (pass !== Pass.Revoke) continue;
+          const rev = decodeRevoke(blk, g.bs, g.incompat);
+          const room = g.bs - (g.csum23 ? BLOCK_TAIL_SIZE : 0);
+          if (rev.count > room || rev.count < REVOKE_HEADER_SIZE) {
+            throw corrupted(`journal revoke block byte count ${rev.count} out of range`, { block: here });
+          }
+          for (const b of rev.blocks) {
+            if (b === null) { this.warnings.push(`journal block ${here}: revoke record beyond 2^53 ignored`); continue; }
+            const prev = this.revoked.get(b);
+            if (prev === undefined || tidGt(tid, prev)) this.revoked.set(b, tid);
+          }
+          continue;
+        }
+
+        default:
+          break walk; // unknown type (fast-commit, superblock): end of log
+      }
+    }
+
+    if (pass === Pass.Scan) {
+      this.endTid ??= tid;
+    } else if (tid !== this.endTid) {
+      throw corrupted(`journal recovery pass ${Pass[pass]} ended at transaction ${tid}, scan ended at ${this.endTid}`, { block: pos });
+    }
+  }
+
+  private replayBlock(tag: ReturnType<typeof decodeDescriptorTags>[number], data: Uint8Array, tid: number, at: number): void {
+    const g = this.g;
+    if (tag.blockNr === null) throw corrupted(`journal tag names a block beyond 2^53 (transaction ${tid})`, { block: at });
+    const fsBlock = tag.blockNr;
+    const rev = this.revoked.get(fsBlock);
+    if (rev !== undefined && !tidGt(tid, rev)) return; // revoked by this or a later transaction
+    if (g.csum23 && !this.opts.ignoreChecksums &&
+        !tagChecksumMatches(g.incompat, tag, dataBlockChecksum(g.seed, tid, data))) {
+      this.warnings.push(`journal block ${at}: data for fs block ${fsBlock} in transaction ${tid} fails its checksum; not replayed`);
+      return;
+    }
+    if (this.opts.fsBlockCount !== undefined && fsBlock >= this.opts.fsBlockCount) {
+      throw corrupted(`journal replays fs block ${fsBlock} beyond the filesystem end (${this.opts.fsBlockCount})`, { block: at });
+    }
+    const copy = data.slice(0, g.bs);
+    if (tag.flags & TAG_FLAG.ESCAPE) setBe32(copy, 0, JBD2_MAGIC);
+    this.blocks.set(fsBlock, copy);
+  }
+}
+
+/** Fast commits are not replayed; say so when the area holds records for the next transaction. */
+function noteFastCommits(log: JournalLog, g: Geometry, endTid: number, warnings: string[]): void {
+  const fcFirst = g.last + 1; // the kernel and e2fsck leave block `last` unused
+  if (fcFirst >= g.maxLen) return;
+  const b = readLogBlock(log, fcFirst, g.maxLen);
+  const tag = b[0] | (b[1] << 8);
+  const tid = (b[8] | (b[9] << 8) | (b[10] << 16) | (b[11] << 24)) >>> 0;
+  const EXT4_FC_TAG_HEAD = 9;
+  if (tag === EXT4_FC_TAG_HEAD && tid === endTid) {
+    warnings.push(`journal fast-commit area (block ${fcFirst}) holds records for transaction ${tid}; fast commits are not replayed, so changes fsync'ed after the last full commit are lost`);
+  }
+}
+
+function readLogBlock(log: JournalLog, j: number, limit: number): Uint8Array {
+  if (!Number.isInteger(log.blockSize) || log.blockSize < JOURNAL_SUPERBLOCK_SIZE || log.blockSize > 65536 ||
+      (log.blockSize & (log.blockSize - 1)) !== 0) {
+    throw new Ext4Error("EINVAL", `bad journal block size ${log.blockSize}`);
+  }
+  if (!Number.isSafeInteger(log.length) || log.length < 1) throw new Ext4Error("EINVAL", `bad journal length ${log.length}`);
+  if (!Number.isSafeInteger(j) || j < 0 || j >= limit || j >= log.length) {
+    throw corrupted(`journal block ${j} is outside the journal (${Math.min(limit, log.length)} blocks)`, { block: j });
+  }
+  const b = log.readBlock(j);
+  if (!(b instanceof Uint8Array) || b.length < log.blockSize) {
+    throw new Ext4Error("EIO", `short read of journal block ${j}`, { block: j });
+  }
+  return b;
+}

@@ -1,0 +1,90 @@
+// Path resolution: components as bytes, symlinks followed (at most 40),
+// node-style errors carrying the path.
+
+import { Ext4Error } from "../errors.js";
+import { Inode, isDir, isLnk } from "../format/inode.js";
+import { lookup } from "../fs/dir.js";
+import { readSymlink } from "../fs/symlink.js";
+import { ROOT_INO, type Ext4 } from "../fs/super.js";
+
+const MAX_SYMLINKS = 40;
+const NAME_MAX = 255;
+const PATH_MAX = 4096;
+const enc = new TextEncoder();
+
+export type PathLike = string | Uint8Array;
+
+export function pathBytes(p: PathLike): Uint8Array {
+  if (typeof p === "string") return enc.encode(p);
+  if (p instanceof Uint8Array) return p;
+  if (p && typeof (p as URL).href === "string") throw new Ext4Error("EINVAL", "URL paths are not supported inside an image");
+  throw new Ext4Error("EINVAL", `path must be a string or Buffer (got ${typeof p})`);
+}
+
+export function pathText(p: PathLike): string {
+  return typeof p === "string" ? p : new TextDecoder().decode(p);
+}
+
+function splitComponents(b: Uint8Array): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let start = 0;
+  for (let i = 0; i <= b.length; i++) {
+    if (i === b.length || b[i] === 0x2f) {
+      if (i > start) out.push(b.subarray(start, i));
+      start = i + 1;
+    }
+  }
+  return out;
+}
+
+export interface Resolved { inode: Inode; /** The canonical path of what was found. */ real: string[] }
+
+/**
+ * Resolves `path` from the root. `followLast` follows a trailing symlink
+ * (stat) or not (lstat). Throws ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG.
+ */
+export function resolve(fs: Ext4, path: PathLike, followLast: boolean, syscall: string): Resolved {
+  const bytes = pathBytes(path);
+  const shown = pathText(path);
+  if (bytes.includes(0)) throw new Ext4Error("EINVAL", "path contains a NUL byte", { syscall, path: shown });
+  if (bytes.length === 0) throw new Ext4Error("ENOENT", "no such file or directory", { syscall, path: shown });
+  if (bytes.length > PATH_MAX) throw new Ext4Error("ENAMETOOLONG", "path too long", { syscall, path: shown });
+  let links = 0;
+  // Work list of components still to walk; symlink targets are spliced in front.
+  let todo = splitComponents(bytes);
+  let stack: { inode: Inode; name: string }[] = [];
+  let cur = fs.inode(ROOT_INO);
+  const dec = new TextDecoder();
+  while (todo.length > 0) {
+    const name = todo.shift()!;
+    if (!isDir(cur)) throw new Ext4Error("ENOTDIR", "not a directory", { syscall, path: shown });
+    if (name.length > NAME_MAX) throw new Ext4Error("ENAMETOOLONG", "name too long", { syscall, path: shown });
+    if (name.length === 1 && name[0] === 0x2e) continue;
+    if (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e) {
+      const up = stack.pop();
+      cur = up ? up.inode : fs.inode(ROOT_INO);
+      continue;
+    }
+    const ino = lookup(fs, cur, name);
+    if (ino === 0) throw new Ext4Error("ENOENT", "no such file or directory", { syscall, path: shown });
+    const next = fs.inode(ino);
+    if (next.linksCount === 0 && next.mode === 0) {
+      throw new Ext4Error("EFSCORRUPTED", `directory entry points to unused inode ${ino}`, { syscall, path: shown, ino });
+    }
+    if (isLnk(next) && (todo.length > 0 || followLast)) {
+      if (++links > MAX_SYMLINKS) throw new Ext4Error("ELOOP", "too many levels of symbolic links", { syscall, path: shown });
+      const target = readSymlink(fs, next);
+      if (target.length === 0) throw new Ext4Error("ENOENT", "empty symbolic link", { syscall, path: shown });
+      if (target[0] === 0x2f) {
+        stack = [];
+        cur = fs.inode(ROOT_INO);
+      }
+      todo = [...splitComponents(target), ...todo];
+      continue;
+    }
+    stack.push({ inode: cur, name: dec.decode(name) });
+    cur = next;
+  }
+  // stack holds parents; the names pushed name each step down.
+  return { inode: cur, real: stack.map((s) => s.name) };
+}

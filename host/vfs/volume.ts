@@ -1,0 +1,379 @@
+// The node:fs-compatible facade over a mounted filesystem: the only layer
+// that knows paths and the only one users call.
+
+import { Buffer } from "node:buffer";
+import { Readable } from "node:stream";
+import { BhBufferedIO } from "../buffered/bh/read.js";
+import type { BufferedIO } from "../buffered/io.js";
+import { IomapBufferedIO } from "../buffered/iomap/read.js";
+import { ReadaheadState } from "../buffered/readahead.js";
+import { selectPath, shouldUseBufferedIomap } from "../buffered/select.js";
+import { Ext4Error } from "../errors.js";
+import { FT } from "../format/dirent.js";
+import { Inode, INODE_FLAGS, isDir, isLnk, isReg, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK } from "../format/inode.js";
+import { readDir } from "../fs/dir.js";
+import { inlineFileData } from "../fs/inline.js";
+import { readSymlink } from "../fs/symlink.js";
+import type { Ext4 } from "../fs/super.js";
+import { inodeXattrs } from "../fs/xattr.js";
+import { PathLike, pathText, resolve } from "./path-walk.js";
+import { BigIntStats, decodeRdev, Stats } from "./stats.js";
+import type { Dirent } from "./types.js";
+
+type Encoding = BufferEncoding | "buffer" | null | undefined;
+interface EncOpt { encoding?: Encoding }
+
+interface OpenFile { inode: Inode; pos: number; ra: ReadaheadState; path: string }
+
+const S_TO_FT: Record<number, number> = {
+  [S_IFREG]: FT.REG, [S_IFDIR]: FT.DIR, [S_IFCHR]: FT.CHR, [S_IFBLK]: FT.BLK, [S_IFIFO]: FT.FIFO,
+  [S_IFSOCK]: FT.SOCK, [S_IFLNK]: FT.SYMLINK,
+};
+
+class Ext4Dirent implements Dirent {
+  constructor(readonly name: string, readonly rawName: Uint8Array, readonly parentPath: string, readonly ino: number, private readonly ft: number) {}
+  get path(): string { return this.parentPath; }
+  isFile(): boolean { return this.ft === FT.REG; }
+  isDirectory(): boolean { return this.ft === FT.DIR; }
+  isSymbolicLink(): boolean { return this.ft === FT.SYMLINK; }
+  isBlockDevice(): boolean { return this.ft === FT.BLK; }
+  isCharacterDevice(): boolean { return this.ft === FT.CHR; }
+  isFIFO(): boolean { return this.ft === FT.FIFO; }
+  isSocket(): boolean { return this.ft === FT.SOCK; }
+}
+
+function decodeName(b: Uint8Array, encoding: Encoding): string | Buffer {
+  const buf = Buffer.from(b.buffer, b.byteOffset, b.length);
+  if (encoding === "buffer") return Buffer.from(buf);
+  return buf.toString(encoding ?? "utf8");
+}
+
+function encodingOf(opt: Encoding | EncOpt | undefined): Encoding {
+  if (typeof opt === "string" || opt === null) return opt;
+  return opt?.encoding;
+}
+
+export class Volume {
+  private files = new Map<number, OpenFile>();
+  private nextFd = 3;
+  private closed = false;
+  private readonly paths: { bh: BufferedIO; iomap: BufferedIO };
+  /** A stand-in st_dev so hard-link detection works across one volume. */
+  readonly dev: number;
+  readonly promises: VolumePromises;
+
+  constructor(readonly fs: Ext4) {
+    this.paths = { bh: new BhBufferedIO(fs), iomap: new IomapBufferedIO(fs) };
+    this.dev = fs.sb.uuid[0] | (fs.sb.uuid[1] << 8) | (fs.sb.uuid[2] << 16);
+    this.promises = new VolumePromises(this);
+  }
+
+  private check(syscall: string, path?: PathLike): void {
+    if (this.closed) throw new Ext4Error("EBADF", "volume is unmounted", { syscall, path: path === undefined ? undefined : pathText(path) });
+  }
+
+  /** Runs fn, attaching syscall and path to errors from below and typing stray bounds failures. */
+  private op<T>(syscall: string, path: PathLike | undefined, fn: () => T): T {
+    this.check(syscall, path);
+    try {
+      return fn();
+    } catch (e) {
+      throw annotate(e, syscall, path === undefined ? undefined : pathText(path));
+    }
+  }
+
+  /** Which buffered I/O path a file takes ("bh" or "iomap"). */
+  ioPathOf(path: PathLike): "bh" | "iomap" {
+    return this.op("stat", path, () => (shouldUseBufferedIomap(this.fs, resolve(this.fs, path, true, "stat").inode) ? "iomap" : "bh"));
+  }
+
+  // ---- metadata ----------------------------------------------------------
+
+  statSync(path: PathLike, opts?: { bigint?: false; throwIfNoEntry?: boolean }): Stats;
+  statSync(path: PathLike, opts: { bigint: true; throwIfNoEntry?: boolean }): BigIntStats;
+  statSync(path: PathLike, opts: { bigint?: boolean; throwIfNoEntry?: boolean } = {}): Stats | BigIntStats | undefined {
+    return this.statImpl(path, true, "stat", opts);
+  }
+
+  lstatSync(path: PathLike, opts?: { bigint?: false; throwIfNoEntry?: boolean }): Stats;
+  lstatSync(path: PathLike, opts: { bigint: true; throwIfNoEntry?: boolean }): BigIntStats;
+  lstatSync(path: PathLike, opts: { bigint?: boolean; throwIfNoEntry?: boolean } = {}): Stats | BigIntStats | undefined {
+    return this.statImpl(path, false, "lstat", opts);
+  }
+
+  private statImpl(path: PathLike, follow: boolean, syscall: string, opts: { bigint?: boolean; throwIfNoEntry?: boolean }) {
+    try {
+      return this.op(syscall, path, () => this.statOf(resolve(this.fs, path, follow, syscall).inode, opts.bigint ?? false));
+    } catch (e) {
+      if (opts.throwIfNoEntry === false && (e as Ext4Error).code === "ENOENT") return undefined;
+      throw e;
+    }
+  }
+
+  statOf(inode: Inode, bigint: boolean): Stats | BigIntStats {
+    const fmt = inode.mode & S_IFMT;
+    const rdev = fmt === S_IFCHR || fmt === S_IFBLK ? decodeRdev(inode.iBlock) : 0;
+    return bigint ? new BigIntStats(inode, this.fs.sb.blockSize, rdev, this.dev) : new Stats(inode, this.fs.sb.blockSize, rdev, this.dev);
+  }
+
+  existsSync(path: PathLike): boolean {
+    try {
+      this.check("access", path);
+      resolve(this.fs, path, true, "access");
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  realpathSync(path: PathLike, opts?: Encoding | EncOpt): string | Buffer {
+    return this.op("realpath", path, () => {
+      const r = resolve(this.fs, path, true, "realpath");
+      const p = "/" + r.real.join("/");
+      return encodingOf(opts) === "buffer" ? Buffer.from(p) : p;
+    });
+  }
+
+  readlinkSync(path: PathLike, opts?: Encoding | EncOpt): string | Buffer {
+    return this.op("readlink", path, () => {
+      const inode = resolve(this.fs, path, false, "readlink").inode;
+      if (!isLnk(inode)) throw new Ext4Error("EINVAL", "not a symbolic link");
+      return decodeName(readSymlink(this.fs, inode), encodingOf(opts));
+    });
+  }
+
+  // ---- directories -------------------------------------------------------
+
+  readdirSync(path: PathLike, opts: { withFileTypes: true; encoding?: Encoding; recursive?: boolean }): Dirent[];
+  readdirSync(path: PathLike, opts?: Encoding | { withFileTypes?: false; encoding?: Encoding; recursive?: boolean }): (string | Buffer)[];
+  readdirSync(path: PathLike, opts?: Encoding | { withFileTypes?: boolean; encoding?: Encoding; recursive?: boolean }): (string | Buffer | Dirent)[] {
+    return this.op("scandir", path, () => {
+      const o = typeof opts === "object" && opts !== null ? opts : { encoding: opts };
+      const encoding = o.encoding;
+      const parent = pathText(path);
+      const out: (string | Buffer | Dirent)[] = [];
+      const walk = (dirInode: Inode, rel: string, parentPath: string) => {
+        for (const e of this.entries(dirInode)) {
+          const name = decodeName(e.name, encoding);
+          const relName = rel ? `${rel}/${name.toString()}` : name;
+          if (o.withFileTypes) out.push(new Ext4Dirent(name.toString(), e.name, parentPath, e.ino, e.fileType));
+          else out.push(rel ? (encoding === "buffer" ? Buffer.from(relName as string) : relName) : name);
+          if (o.recursive && e.fileType === FT.DIR) {
+            const child = this.fs.inode(e.ino);
+            if (isDir(child)) walk(child, typeof relName === "string" ? relName : relName.toString(), `${parentPath.replace(/\/$/, "")}/${name.toString()}`);
+          }
+        }
+      };
+      const dir = resolve(this.fs, path, true, "scandir").inode;
+      if (!isDir(dir)) throw new Ext4Error("ENOTDIR", "not a directory");
+      walk(dir, "", parent);
+      return out;
+    });
+  }
+
+  /** Directory entries without "." and "..", with file types filled in when the fs lacks them. */
+  private entries(dir: Inode): { ino: number; name: Uint8Array; fileType: number }[] {
+    const out = [];
+    for (const e of readDir(this.fs, dir)) {
+      const n = e.name;
+      if ((n.length === 1 && n[0] === 0x2e) || (n.length === 2 && n[0] === 0x2e && n[1] === 0x2e)) continue;
+      let ft = e.fileType;
+      if (ft === FT.UNKNOWN || ft > FT.SYMLINK) ft = S_TO_FT[this.fs.inode(e.ino).mode & S_IFMT] ?? FT.UNKNOWN;
+      out.push({ ino: e.ino, name: n, fileType: ft });
+    }
+    return out;
+  }
+
+  // ---- file data ---------------------------------------------------------
+
+  readFileSync(path: PathLike | number, opts?: Encoding | EncOpt & { flag?: string }): string | Buffer {
+    const encoding = encodingOf(opts as Encoding | EncOpt);
+    const data = typeof path === "number"
+      ? this.op("read", undefined, () => this.readAll(this.fd(path).inode))
+      : this.op("open", path, () => {
+        const inode = resolve(this.fs, path, true, "open").inode;
+        if (isDir(inode)) throw new Ext4Error("EISDIR", "illegal operation on a directory");
+        return this.readAll(inode);
+      });
+    return encoding && encoding !== "buffer" ? data.toString(encoding) : data;
+  }
+
+  private readAll(inode: Inode): Buffer {
+    if (isDir(inode)) throw new Ext4Error("EISDIR", "illegal operation on a directory");
+    if (inode.size > 0x7fffffff) throw new Ext4Error("ERR_FS_FILE_TOO_LARGE", `file is too large to read into one buffer (${inode.size} bytes)`);
+    const out = Buffer.allocUnsafe(inode.size);
+    const n = this.readInode(inode, 0, out, new ReadaheadState());
+    return n === out.length ? out : out.subarray(0, n);
+  }
+
+  /** Reads file bytes at pos into dst through the inode's I/O path. */
+  readInode(inode: Inode, pos: number, dst: Uint8Array, ra: ReadaheadState): number {
+    if (!isReg(inode) && !isLnk(inode)) {
+      if (isDir(inode)) throw new Ext4Error("EISDIR", "illegal operation on a directory");
+      return 0; // devices, fifos, sockets have no data in the image
+    }
+    if (inode.flags & INODE_FLAGS.INLINE_DATA) {
+      const all = inlineFileData(this.fs, inode);
+      if (pos >= all.length) return 0;
+      const n = Math.min(dst.length, all.length - pos);
+      dst.set(all.subarray(pos, pos + n));
+      return n;
+    }
+    let total = 0;
+    const path = selectPath(this.fs, inode, this.paths);
+    while (total < dst.length) {
+      const n = path.read(inode, pos + total, dst.subarray(total), ra);
+      if (n === 0) break;
+      total += n;
+    }
+    return total;
+  }
+
+  openSync(path: PathLike, flags: string | number = "r"): number {
+    return this.op("open", path, () => {
+      if (!(flags === "r" || flags === "rs" || flags === "sr" || flags === 0)) {
+        throw new Ext4Error(this.fs.readOnly ? "EROFS" : "EOPNOTSUPP", `open flags '${flags}' need write support`);
+      }
+      const inode = resolve(this.fs, path, true, "open").inode;
+      const fd = this.nextFd++;
+      this.files.set(fd, { inode, pos: 0, ra: new ReadaheadState(), path: pathText(path) });
+      return fd;
+    });
+  }
+
+  private fd(fd: number): OpenFile {
+    const f = this.files.get(fd);
+    if (!f) throw new Ext4Error("EBADF", `bad file descriptor ${fd}`);
+    return f;
+  }
+
+  readSync(fd: number, buffer: Uint8Array, offset?: number | { offset?: number; length?: number; position?: number | bigint | null }, length?: number, position?: number | bigint | null): number {
+    return this.op("read", undefined, () => {
+      const f = this.fd(fd);
+      let off = 0;
+      let len: number;
+      let pos: number | bigint | null | undefined;
+      if (typeof offset === "object" && offset !== null) {
+        off = offset.offset ?? 0; len = offset.length ?? buffer.length - off; pos = offset.position;
+      } else {
+        off = offset ?? 0; len = length ?? buffer.length - off; pos = position;
+      }
+      if (off < 0 || len < 0 || off + len > buffer.length) throw new Ext4Error("ERR_OUT_OF_RANGE", "offset/length out of the buffer's range");
+      const usePos = pos === null || pos === undefined || pos === -1 || pos === -1n ? f.pos : Number(pos);
+      if (isDir(f.inode)) throw new Ext4Error("EISDIR", "illegal operation on a directory", { path: f.path });
+      const n = this.readInode(f.inode, usePos, buffer.subarray(off, off + len), f.ra);
+      if (pos === null || pos === undefined || pos === -1 || pos === -1n) f.pos += n;
+      return n;
+    });
+  }
+
+  fstatSync(fd: number, opts: { bigint?: boolean } = {}): Stats | BigIntStats {
+    return this.op("fstat", undefined, () => this.statOf(this.fd(fd).inode, opts.bigint ?? false));
+  }
+
+  closeSync(fd: number): void {
+    this.op("close", undefined, () => {
+      if (!this.files.delete(fd)) throw new Ext4Error("EBADF", `bad file descriptor ${fd}`);
+    });
+  }
+
+  createReadStream(path: PathLike, opts: { start?: number; end?: number; highWaterMark?: number } = {}): Readable {
+    const fd = this.openSync(path);
+    let pos = opts.start ?? 0;
+    const end = opts.end ?? Infinity; // inclusive, as node's
+    const chunk = opts.highWaterMark ?? 64 * 1024;
+    return new Readable({
+      highWaterMark: chunk,
+      read: (size) => {
+        try {
+          const want = Math.min(Math.max(size, 1), end - pos + 1);
+          if (want <= 0) return void stream.push(null);
+          const buf = Buffer.allocUnsafe(want);
+          const n = this.readSync(fd, buf, 0, want, pos);
+          pos += n;
+          stream.push(n === 0 ? null : buf.subarray(0, n));
+        } catch (e) {
+          stream.destroy(e as Error);
+        }
+      },
+      destroy: (err, cb) => {
+        try { if (this.files.has(fd)) this.closeSync(fd); } catch { /* already closed */ }
+        cb(err);
+      },
+    });
+    // eslint-disable-next-line no-var
+    var stream: Readable;
+  }
+
+  // ---- xattrs ------------------------------------------------------------
+
+  listxattr(path: PathLike, opts: { noFollow?: boolean } = {}): string[] {
+    return this.op("listxattr", path, () => inodeXattrs(this.fs, resolve(this.fs, path, !opts.noFollow, "listxattr").inode)
+      .filter((x) => x.name !== "system.data").map((x) => x.name));
+  }
+
+  getxattr(path: PathLike, name: string, opts: { noFollow?: boolean } = {}): Buffer {
+    return this.op("getxattr", path, () => {
+      const inode = resolve(this.fs, path, !opts.noFollow, "getxattr").inode;
+      for (const x of inodeXattrs(this.fs, inode)) if (x.name === name && x.name !== "system.data") return Buffer.from(x.value);
+      throw new Ext4Error("ENODATA", `no such attribute '${name}'`);
+    });
+  }
+
+  /** Resolved inode of a path (for tools: get, ls -l). */
+  inodeOf(path: PathLike, follow = false): Inode {
+    return this.op(follow ? "stat" : "lstat", path, () => resolve(this.fs, path, follow, follow ? "stat" : "lstat").inode);
+  }
+
+  unmount(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.files.clear();
+    this.fs.unmount();
+  }
+
+  /** Summary of the mount for `info`. */
+  get recovery() { return this.fs.recovery; }
+}
+
+/** Adds syscall and path to errors thrown below the vfs; types stray bounds failures. */
+function annotate(e: unknown, syscall: string, path: string | undefined): unknown {
+  if (e instanceof Ext4Error) {
+    if (e.syscall === undefined) {
+      e.syscall = syscall;
+      if (path !== undefined) e.path = path;
+      e.message = `${e.message}, ${syscall}${path !== undefined ? ` '${path}'` : ""}`;
+    }
+    return e;
+  }
+  if (e instanceof RangeError || e instanceof TypeError) {
+    return new Ext4Error("EFSCORRUPTED", `inconsistent metadata: ${(e as Error).message}`, { syscall, path, cause: e });
+  }
+  return e;
+}
+
+class FileHandle {
+  constructor(private readonly vol: Volume, readonly fd: number) {}
+  async read(buffer: Uint8Array, offset = 0, length = buffer.length - offset, position: number | null = null) {
+    const bytesRead = this.vol.readSync(this.fd, buffer, offset, length, position);
+    return { bytesRead, buffer };
+  }
+  async readFile(opts?: Encoding | EncOpt) { return this.vol.readFileSync(this.fd, opts); }
+  async stat(opts: { bigint?: boolean } = {}) { return this.vol.fstatSync(this.fd, opts); }
+  async close() { this.vol.closeSync(this.fd); }
+  async [Symbol.asyncDispose]() { await this.close(); }
+}
+
+class VolumePromises {
+  constructor(private readonly vol: Volume) {}
+  async readFile(path: PathLike, opts?: Encoding | EncOpt) { return this.vol.readFileSync(path, opts); }
+  async readdir(path: PathLike, opts?: Parameters<Volume["readdirSync"]>[1]) { return this.vol.readdirSync(path, opts as never); }
+  async stat(path: PathLike, opts: { bigint?: boolean } = {}) { return this.vol.statSync(path, opts as never); }
+  async lstat(path: PathLike, opts: { bigint?: boolean } = {}) { return this.vol.lstatSync(path, opts as never); }
+  async readlink(path: PathLike, opts?: Encoding | EncOpt) { return this.vol.readlinkSync(path, opts); }
+  async realpath(path: PathLike, opts?: Encoding | EncOpt) { return this.vol.realpathSync(path, opts); }
+  async access(path: PathLike) { this.vol.statSync(path); }
+  async open(path: PathLike, flags: string | number = "r") { return new FileHandle(this.vol, this.vol.openSync(path, flags)); }
+  async listxattr(path: PathLike) { return this.vol.listxattr(path); }
+  async getxattr(path: PathLike, name: string) { return this.vol.getxattr(path, name); }
+}

@@ -1,0 +1,26 @@
+// `npm test`: build if anything changed since the last build, then run the
+// whole vitest suite (the runtime smoke tests for Deno and Bun are part of it)
+// with a JSON report that .ci/run summarises.
+import { spawnSync } from "node:child_process";
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+
+const root = new URL("..", import.meta.url).pathname;
+function newest(dir) {
+  let t = 0;
+  for (const e of readdirSync(join(root, dir), { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    t = Math.max(t, e.isDirectory() ? newest(p) : statSync(join(root, p)).mtimeMs);
+  }
+  return t;
+}
+const built = join(root, "dist/index.mjs");
+const stale = !existsSync(built) || Math.max(newest("host"), newest("assembly")) > statSync(built).mtimeMs;
+const run = (cmd, args) => {
+  const r = spawnSync(cmd, args, { cwd: root, stdio: "inherit" });
+  if (r.status !== 0) process.exit(r.status ?? 1);
+};
+if (stale || !existsSync(join(root, "host/wasm/binary.generated.ts"))) run("npm", ["run", "build"]);
+const extra = process.argv.slice(2);
+const r = spawnSync("npx", ["vitest", "run", "--reporter=default", "--reporter=json", "--outputFile.json=build/vitest-report.json", ...extra], { cwd: root, stdio: "inherit" });
+process.exit(r.status ?? 1);
