@@ -315,13 +315,22 @@ export function folioCreate(mapping: u32, index: u32, order: u32, minOrder: u32)
   if (minOrder > order) minOrder = order;
   let o = order;
   let s = NIL;
+  // Folios we may reclaim while trying this order before settling for a smaller
+  // one: enough to free a block of the order a few times over, not the cache.
+  let allowance: u32 = 4 << o;
   for (;;) {
     s = buddyAlloc(o);
     if (s != NIL) break;
-    // Reclaim a batch; large orders may need several batches to coalesce.
-    if (reclaim(8 << o) == 0) {
-      if (o == minOrder) return -1;
+    const batch: u32 = max<u32>(8, 1 << o);
+    const n = reclaim(o == minOrder ? batch : min<u32>(batch, allowance));
+    if (o == minOrder) {
+      if (n == 0) return -1;
+      continue;
+    }
+    allowance = n < allowance ? allowance - n : 0;
+    if (n == 0 || allowance == 0) {
       o--;
+      allowance = 4 << o;
     }
   }
   index &= ~((1 << o) - 1);
