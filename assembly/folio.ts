@@ -55,11 +55,20 @@ let evictions: u32 = 0;
 @inline function u8at(base: usize, i: u32): u8 { return load<u8>(base + <usize>i); }
 @inline function setU8(base: usize, i: u32, v: u8): void { store<u8>(base + <usize>i, v); }
 
+/**
+ * Grows linear memory to cover `end`. Growth is geometric (at least doubling,
+ * capped at the arena's end) because each grow can cost a copy of the whole
+ * memory in some engines.
+ */
 function ensureMemory(end: usize): bool {
   const have = <usize>memory.size() << 16;
   if (end <= have) return true;
-  const need = <i32>((end - have + 0xffff) >>> 16);
-  return memory.grow(need) >= 0;
+  let target = max<usize>(end, have << 1);
+  const cap = arenaBase + (<usize>nPages << PAGE_SHIFT);
+  if (arenaBase != 0 && target > cap) target = max<usize>(end, cap);
+  const need = <i32>((target - have + 0xffff) >>> 16);
+  if (memory.grow(need) >= 0) return true;
+  return memory.grow(<i32>((end - have + 0xffff) >>> 16)) >= 0;
 }
 
 function alignUp(v: usize, a: usize): usize { return (v + a - 1) & ~(a - 1); }

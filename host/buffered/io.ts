@@ -1,7 +1,9 @@
-// The interface both buffered I/O paths implement, and what they share.
+// The interface both buffered I/O paths implement, and the read loop they
+// share (filemap_read: make the range uptodate in the cache, copy out, keep
+// readahead going).
 
 import { Ext4Error } from "../errors.js";
-import type { Inode } from "../format/inode.js";
+import { INODE_FLAGS, type Inode } from "../format/inode.js";
 import type { Ext4 } from "../fs/super.js";
 import { PAGE_SIZE } from "../cache/folio-cache.js";
 import type { ReadaheadState } from "./readahead.js";
@@ -15,20 +17,64 @@ export interface BufferedIO {
   read(inode: Inode, pos: number, dst: Uint8Array, ra: ReadaheadState): number;
 }
 
+/** Bytes copied out per round: bounds how much must stay cached between fill and copy. */
+const COPY_CHUNK = 2 << 20;
+
+/**
+ * filemap_read for either path: `fill(inode, from, to)` is the path's own
+ * readahead (it makes [from, to) uptodate and skips what already is).
+ */
+export function bufferedRead(
+  fs: Ext4, inode: Inode, pos: number, dst: Uint8Array, ra: ReadaheadState,
+  fill: (inode: Inode, from: number, to: number) => void,
+): number {
+  if (inode.flags & INODE_FLAGS.ENCRYPT) refuseEncrypted(inode);
+  const size = inode.size;
+  if (pos >= size || dst.length === 0) return 0;
+  const len = Math.min(dst.length, size - pos);
+  const plan = ra.plan(pos, len, size);
+  for (let done = 0; done < len; ) {
+    const p = pos + done;
+    const n = Math.min(len - done, COPY_CHUNK - (p % COPY_CHUNK));
+    if (!rangeUptodate(fs, inode, p, n)) fill(inode, p, p + n);
+    copyFromFolios(fs, inode, p, dst.subarray(done), n);
+    done += n;
+  }
+  if (plan.to > plan.from) fill(inode, plan.from, plan.to);
+  return len;
+}
+
+/** True if every block of [pos, pos+len) is cached and uptodate (the cheap common case). */
+function rangeUptodate(fs: Ext4, inode: Inode, pos: number, len: number): boolean {
+  const cache = fs.cache;
+  const bs = fs.sb.blockSize;
+  for (let p = pos; p < pos + len; ) {
+    const slot = cache.lookup(inode.ino, Math.floor(p / PAGE_SIZE));
+    if (slot < 0) return false;
+    const fStart = cache.index(slot) * PAGE_SIZE;
+    const fEnd = Math.min(fStart + cache.size(slot), pos + len);
+    const b0 = Math.floor((p - fStart) / bs);
+    const b1 = Math.ceil((fEnd - fStart) / bs);
+    if (!cache.isUptodate(slot, b0, b1 - b0)) return false;
+    p = fEnd;
+  }
+  return true;
+}
+
 /** Copies file bytes [pos, pos+len) out of uptodate folios into dst. */
 export function copyFromFolios(fs: Ext4, inode: Inode, pos: number, dst: Uint8Array, len: number): void {
   let done = 0;
   const cache = fs.cache;
+  const mem = fs.wasm.u8;
   while (done < len) {
     const p = pos + done;
     const slot = cache.lookup(inode.ino, Math.floor(p / PAGE_SIZE));
     if (slot < 0) throw new Ext4Error("EIO", `folio for offset ${p} vanished before copy-out`, { ino: inode.ino });
     const fStart = cache.index(slot) * PAGE_SIZE;
-    const fSize = cache.size(slot);
     const off = p - fStart;
-    const n = Math.min(len - done, fSize - off);
-    const src = fs.wasm.view(cache.addr(slot) + off, n);
-    dst.set(src, done);
+    const n = Math.min(len - done, cache.size(slot) - off);
+    const at = cache.addr(slot) + off;
+    dst.set(mem.subarray(at, at + n), done);
     done += n;
   }
 }

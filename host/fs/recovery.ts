@@ -52,10 +52,14 @@ export function recoverOnMount(fs: Ext4): RecoveryReport {
   const none: RecoveryReport = { needed: false, mode: "none", transactions: 0, blocks: 0, warnings: [] };
   if (!fs.hasJournal || !(sb.featureIncompat & INCOMPAT.RECOVER)) return none;
   if (fs.config.options.noRecovery) return { ...none, needed: true, mode: "skipped" };
-  const plan = planRecovery(journalLog(fs), { ignoreChecksums: !fs.verifyChecksums });
+  const plan = planRecovery(journalLog(fs), { ignoreChecksums: !fs.verifyChecksums, fsBlockCount: sb.blocksCount });
   const report: RecoveryReport = {
-    needed: plan.needed, mode: "none", transactions: plan.transactions, blocks: plan.blocks.size, warnings: plan.warnings,
+    needed: plan.needed, mode: "none", transactions: plan.transactions, blocks: plan.blocks.size, warnings: [...plan.warnings],
   };
+  if (plan.failedCommit !== undefined) {
+    // As the kernel: replay what precedes the damaged commit and say so.
+    report.warnings.push(`journal transaction ${plan.failedCommit} is corrupt; replay stopped before it`);
+  }
   if (fs.readOnly) {
     if (plan.needed) {
       fs.overlay(plan.blocks);

@@ -5,7 +5,7 @@
 // Unlike the C code every walk is bounded by the log size, and every bad
 // field is an Ext4Error naming the journal block.
 
-import { corrupted, Ext4Error } from "../errors.js";
+import { Ext4Error } from "../errors.js";
 import {
   BLOCKTYPE, JBD2_COMPAT, JBD2_INCOMPAT, JBD2_KNOWN_INCOMPAT, JBD2_KNOWN_RO_COMPAT, JBD2_MAGIC,
   JBD2_MIN_JOURNAL_BLOCKS, CHKSUM_TYPE, CRC32_CHKSUM_SIZE, JOURNAL_SUPERBLOCK_SIZE, REVOKE_HEADER_SIZE,
@@ -89,7 +89,7 @@ export function planRecovery(log: JournalLog, opts: RecoveryOptions = {}): Recov
     };
   }
   if (sb.start < g.first || sb.start >= g.last) {
-    throw corrupted(`journal log start ${sb.start} is outside the log area [${g.first}, ${g.last})`, { block: 0 });
+    throw badJournal(0, `log start ${sb.start} is outside the log area [${g.first}, ${g.last})`);
   }
 
   const walker = new LogWalker(log, g, opts);
@@ -128,10 +128,10 @@ function checkSuperblock(log: JournalLog, block: Uint8Array, opts: RecoveryOptio
   const bs = log.blockSize;
   const at = { block: 0 };
   const h = decodeHeader(block);
-  if (h.magic !== JBD2_MAGIC) throw corrupted(`bad journal superblock magic 0x${h.magic.toString(16)}`, at);
+  if (h.magic !== JBD2_MAGIC) throw badJournal(0, `bad superblock magic 0x${h.magic.toString(16)}`);
   if (h.blocktype !== BLOCKTYPE.SUPERBLOCK_V1 && h.blocktype !== BLOCKTYPE.SUPERBLOCK_V2) {
     if (h.blocktype === BLOCKTYPE.DESCRIPTOR || h.blocktype === BLOCKTYPE.COMMIT || h.blocktype === BLOCKTYPE.REVOKE) {
-      throw corrupted(`journal block 0 is a log block (type ${h.blocktype}), not a superblock`, at);
+      throw badJournal(0, `a log block (type ${h.blocktype}) where the superblock belongs`);
     }
     throw new Ext4Error("EOPNOTSUPP", `unsupported journal superblock version (type ${h.blocktype})`, at);
   }
@@ -148,23 +148,23 @@ function checkSuperblock(log: JournalLog, block: Uint8Array, opts: RecoveryOptio
   const csum23 = hasCsumV2or3(incompat);
   const csumV1 = (sb.featureCompat & JBD2_COMPAT.CHECKSUM) !== 0;
   if ((incompat & JBD2_INCOMPAT.CSUM_V2) && (incompat & JBD2_INCOMPAT.CSUM_V3)) {
-    throw corrupted("journal has both checksum v2 and v3", at);
+    throw badJournal(0, "both checksum v2 and v3 are set");
   }
-  if (csum23 && csumV1) throw corrupted("journal has both checksum v1 and v2/v3", at);
+  if (csum23 && csumV1) throw badJournal(0, "both checksum v1 and v2/v3 are set");
   if (csum23) {
-    if (sb.checksumType !== CHKSUM_TYPE.CRC32C) throw corrupted(`unknown journal checksum type ${sb.checksumType}`, at);
+    if (sb.checksumType !== CHKSUM_TYPE.CRC32C) throw badJournal(0, `unknown checksum type ${sb.checksumType}`);
     if (!opts.ignoreChecksums && !verifyJournalSuperblockChecksum(block)) {
-      throw corrupted("journal superblock checksum mismatch", at);
+      throw badJournal(0, "superblock checksum mismatch");
     }
   }
-  if (sb.blockSize !== bs) throw corrupted(`journal block size ${sb.blockSize} differs from the filesystem's ${bs}`, at);
-  if (sb.maxLen > log.length) throw corrupted(`journal claims ${sb.maxLen} blocks but its inode holds ${log.length}`, at);
+  if (sb.blockSize !== bs) throw badJournal(0, `block size ${sb.blockSize} differs from the filesystem's ${bs}`);
+  if (sb.maxLen > log.length) throw badJournal(0, `claims ${sb.maxLen} blocks but the journal inode holds ${log.length}`);
   const maxLen = sb.maxLen;
-  if (maxLen < JBD2_MIN_JOURNAL_BLOCKS) throw corrupted(`journal too short: ${maxLen} blocks`, at);
+  if (maxLen < JBD2_MIN_JOURNAL_BLOCKS) throw badJournal(0, `journal too short: ${maxLen} blocks`);
   const fc = fastCommitBlocks(sb);
-  if (maxLen - fc < JBD2_MIN_JOURNAL_BLOCKS) throw corrupted(`fast-commit area of ${fc} blocks leaves too short a log`, at);
+  if (maxLen - fc < JBD2_MIN_JOURNAL_BLOCKS) throw badJournal(0, `fast-commit area of ${fc} blocks leaves too short a log`);
   const last = maxLen - fc;
-  if (sb.first === 0 || sb.first >= last) throw corrupted(`journal first log block ${sb.first} out of range`, at);
+  if (sb.first === 0 || sb.first >= last) throw badJournal(0, `first log block ${sb.first} out of range`);
   return {
     sb, bs, incompat, first: sb.first, last, maxLen, csum23, csumV1,
     async: (incompat & JBD2_INCOMPAT.ASYNC_COMMIT) !== 0,
@@ -207,7 +207,7 @@ class LogWalker {
     walk: for (;;) {
       if (pass !== Pass.Scan && tidGeq(tid, this.endTid!)) break;
       if (consumed > this.areaLen) {
-        throw corrupted(`journal log runs past its own start (transaction ${tid})`, { block: pos });
+        throw badJournal(pos, `the log runs past its own start (transaction ${tid})`);
       }
       const here = pos;
       const blk = this.read(here);
@@ -220,7 +220,7 @@ class LogWalker {
         case BLOCKTYPE.DESCRIPTOR: {
           if (g.csum23 && check && !verifyBlockTail(g.seed, blk, g.bs)) {
             // Lazy journal init can leave stale blocks; SCAN only decides at the commit.
-            if (pass !== Pass.Scan) throw corrupted(`journal descriptor checksum mismatch (transaction ${tid})`, { block: here });
+            if (pass !== Pass.Scan) throw badJournal(here, `descriptor checksum mismatch (transaction ${tid})`);
             staleSuspect ??= here;
           }
           const tags = decodeDescriptorTags(blk, g.bs, g.incompat);
@@ -252,7 +252,7 @@ class LogWalker {
           if (staleSuspect !== undefined) {
             // A bad descriptor/revoke checksum: stale log if time went backwards, else real damage.
             if (c.commitSec >= lastCommitTime) {
-              throw corrupted(`journal block checksum mismatch in transaction ${tid}`, { block: staleSuspect });
+              throw badJournal(staleSuspect, `checksum mismatch in committed transaction ${tid}`);
             }
             break walk;
           }
@@ -286,7 +286,7 @@ class LogWalker {
           const rev = decodeRevoke(blk, g.bs, g.incompat);
           const room = g.bs - (g.csum23 ? BLOCK_TAIL_SIZE : 0);
           if (rev.count > room || rev.count < REVOKE_HEADER_SIZE) {
-            throw corrupted(`journal revoke block byte count ${rev.count} out of range`, { block: here });
+            throw badJournal(here, `revoke block byte count ${rev.count} out of range`);
           }
           for (const b of rev.blocks) {
             if (b === null) { this.warnings.push(`journal block ${here}: revoke record beyond 2^53 ignored`); continue; }
@@ -304,13 +304,13 @@ class LogWalker {
     if (pass === Pass.Scan) {
       this.endTid ??= tid;
     } else if (tid !== this.endTid) {
-      throw corrupted(`journal recovery pass ${Pass[pass]} ended at transaction ${tid}, scan ended at ${this.endTid}`, { block: pos });
+      throw badJournal(pos, `recovery pass ${Pass[pass]} ended at transaction ${tid}, the scan at ${this.endTid}`);
     }
   }
 
   private replayBlock(tag: ReturnType<typeof decodeDescriptorTags>[number], data: Uint8Array, tid: number, at: number): void {
     const g = this.g;
-    if (tag.blockNr === null) throw corrupted(`journal tag names a block beyond 2^53 (transaction ${tid})`, { block: at });
+    if (tag.blockNr === null) throw badJournal(at, `tag names a block beyond 2^53 (transaction ${tid})`);
     const fsBlock = tag.blockNr;
     const rev = this.revoked.get(fsBlock);
     if (rev !== undefined && !tidGt(tid, rev)) return; // revoked by this or a later transaction
@@ -320,7 +320,7 @@ class LogWalker {
       return;
     }
     if (this.opts.fsBlockCount !== undefined && fsBlock >= this.opts.fsBlockCount) {
-      throw corrupted(`journal replays fs block ${fsBlock} beyond the filesystem end (${this.opts.fsBlockCount})`, { block: at });
+      throw badJournal(at, `logs fs block ${fsBlock}, beyond the filesystem end (${this.opts.fsBlockCount})`);
     }
     const copy = data.slice(0, g.bs);
     if (tag.flags & TAG_FLAG.ESCAPE) setBe32(copy, 0, JBD2_MAGIC);
@@ -341,6 +341,14 @@ function noteFastCommits(log: JournalLog, g: Geometry, endTid: number, warnings:
   }
 }
 
+/**
+ * EFSCORRUPTED naming the journal-logical block. Built directly rather than
+ * with corrupted(), whose "(block N)" suffix would read as a filesystem block.
+ */
+function badJournal(j: number, what: string): Ext4Error {
+  return new Ext4Error("EFSCORRUPTED", `journal block ${j}: ${what}`, { block: j });
+}
+
 function readLogBlock(log: JournalLog, j: number, limit: number): Uint8Array {
   if (!Number.isInteger(log.blockSize) || log.blockSize < JOURNAL_SUPERBLOCK_SIZE || log.blockSize > 65536 ||
       (log.blockSize & (log.blockSize - 1)) !== 0) {
@@ -348,7 +356,7 @@ function readLogBlock(log: JournalLog, j: number, limit: number): Uint8Array {
   }
   if (!Number.isSafeInteger(log.length) || log.length < 1) throw new Ext4Error("EINVAL", `bad journal length ${log.length}`);
   if (!Number.isSafeInteger(j) || j < 0 || j >= limit || j >= log.length) {
-    throw corrupted(`journal block ${j} is outside the journal (${Math.min(limit, log.length)} blocks)`, { block: j });
+    throw badJournal(j, `outside the journal (${Math.min(limit, log.length)} blocks)`);
   }
   const b = log.readBlock(j);
   if (!(b instanceof Uint8Array) || b.length < log.blockSize) {

@@ -325,6 +325,12 @@ export class Volume {
     return this.op(follow ? "stat" : "lstat", path, () => resolve(this.fs, path, follow, follow ? "stat" : "lstat").inode);
   }
 
+  /** Drops every clean cached folio, data and metadata (like `echo 3 > /proc/sys/vm/drop_caches`). */
+  dropCaches(): void {
+    this.check("drop_caches");
+    this.fs.cache.dropAll();
+  }
+
   unmount(): void {
     if (this.closed) return;
     this.closed = true;

@@ -6,15 +6,13 @@
 // through block_read_full_folio with buffer heads and one I/O per block.
 
 import { PAGE_SIZE } from "../../cache/folio-cache.js";
-import { INODE_FLAGS, Inode } from "../../format/inode.js";
+import type { Inode } from "../../format/inode.js";
 import { BlockMapping, MapKind } from "../../fs/mapping.js";
 import type { Ext4 } from "../../fs/super.js";
 import { ReadBio } from "../bio.js";
-import { BufferedIO, copyFromFolios, refuseEncrypted } from "../io.js";
+import { bufferedRead, BufferedIO } from "../io.js";
 import type { ReadaheadState } from "../readahead.js";
 import { BH, BufferHeads } from "./buffer-head.js";
-
-const CHUNK = 2 << 20;
 
 export class BhBufferedIO implements BufferedIO {
   readonly name = "bh" as const;
@@ -24,20 +22,7 @@ export class BhBufferedIO implements BufferedIO {
   }
 
   read(inode: Inode, pos: number, dst: Uint8Array, ra: ReadaheadState): number {
-    if (inode.flags & INODE_FLAGS.ENCRYPT) refuseEncrypted(inode);
-    const size = inode.size;
-    if (pos >= size || dst.length === 0) return 0;
-    const len = Math.min(dst.length, size - pos);
-    const raEnd = Math.min(pos + ra.advise(pos, len), size);
-    for (let done = 0; done < len; ) {
-      const p = pos + done;
-      const n = Math.min(len - done, CHUNK - (p % CHUNK));
-      this.readpages(inode, p, p + n);
-      copyFromFolios(this.fs, inode, p, dst.subarray(done), n);
-      done += n;
-    }
-    if (raEnd > pos + len) this.readpages(inode, pos + len, raEnd);
-    return len;
+    return bufferedRead(this.fs, inode, pos, dst, ra, (i, from, to) => this.readpages(i, from, to));
   }
 
   /** ext4_mpage_readpages over the folios covering [from, to). */

@@ -4,38 +4,23 @@
 // that spans folios while the device bytes stay contiguous.
 
 import { MAX_FOLIO_ORDER, PAGE_SIZE } from "../../cache/folio-cache.js";
-import { INODE_FLAGS, Inode } from "../../format/inode.js";
+import type { Inode } from "../../format/inode.js";
 import type { Ext4 } from "../../fs/super.js";
 import { ReadBio } from "../bio.js";
-import { BufferedIO, copyFromFolios, refuseEncrypted } from "../io.js";
+import { bufferedRead, BufferedIO } from "../io.js";
 import type { ReadaheadState } from "../readahead.js";
 import { ext4IomapBegin, IomapType } from "./iomap.js";
-
-const CHUNK = 2 << 20;
 
 export class IomapBufferedIO implements BufferedIO {
   readonly name = "iomap" as const;
   constructor(private readonly fs: Ext4) {}
 
   read(inode: Inode, pos: number, dst: Uint8Array, ra: ReadaheadState): number {
-    if (inode.flags & INODE_FLAGS.ENCRYPT) refuseEncrypted(inode);
-    const size = inode.size;
-    if (pos >= size || dst.length === 0) return 0;
-    const len = Math.min(dst.length, size - pos);
-    const raEnd = Math.min(pos + ra.advise(pos, len), size);
-    for (let done = 0; done < len; ) {
-      const p = pos + done;
-      const n = Math.min(len - done, CHUNK - (p % CHUNK));
-      this.readahead(inode, p, p + n, raEnd);
-      copyFromFolios(this.fs, inode, p, dst.subarray(done), n);
-      done += n;
-    }
-    if (raEnd > pos + len) this.readahead(inode, pos + len, raEnd, raEnd);
-    return len;
+    return bufferedRead(this.fs, inode, pos, dst, ra, (i, from, to) => this.readahead(i, from, to));
   }
 
-  /** Makes [from, to) uptodate in the cache; folios may be sized up to `raEnd`. */
-  private readahead(inode: Inode, from: number, to: number, raEnd: number): void {
+  /** iomap_readahead: makes [from, to) uptodate; new folios are sized to the range. */
+  private readahead(inode: Inode, from: number, to: number): void {
     const fs = this.fs;
     const cache = fs.cache;
     const bs = fs.sb.blockSize;
@@ -49,17 +34,20 @@ export class IomapBufferedIO implements BufferedIO {
         while (pos < mapEnd) {
           const index = Math.floor(pos / PAGE_SIZE);
           let slot = cache.lookup(inode.ino, index);
-          if (slot < 0) slot = cache.create(inode.ino, index, this.folioOrder(inode.ino, index, Math.max(mapEnd, raEnd)));
+          if (slot < 0) slot = cache.create(inode.ino, index, this.folioOrder(inode.ino, index, to));
           const fStart = cache.index(slot) * PAGE_SIZE;
           const fEnd = fStart + cache.size(slot);
           const segEnd = Math.min(mapEnd, fEnd);
           // Blocks of this folio within the mapping: [b0, b1).
           const b0 = Math.floor((pos - fStart) / bs);
           const b1 = Math.ceil((segEnd - fStart) / bs);
+          // Runs of blocks not yet uptodate within [b0, b1), found in wasm.
           for (let b = b0; b < b1; ) {
-            if (cache.isUptodate(slot, b, 1)) { b++; continue; }
-            let e = b + 1;
-            while (e < b1 && !cache.isUptodate(slot, e, 1)) e++;
+            const skip = cache.x.folioFindNotUptodate(slot, b, b1 - b);
+            if (skip < 0) break;
+            b += skip;
+            const up = cache.x.folioFindUptodate(slot, b, b1 - b);
+            const e = up < 0 ? b1 : b + up;
             const blockPos = fStart + b * bs;
             // iomap_block_needs_zeroing: not mapped, or at/after EOF.
             if (map.type !== IomapType.Mapped || blockPos >= size) {
