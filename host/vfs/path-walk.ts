@@ -2,7 +2,9 @@
 // node-style errors carrying the path.
 
 import { Ext4Error } from "../errors.js";
-import { Inode, isDir, isLnk } from "../format/inode.js";
+import { Inode, INODE_FLAGS, isDir, isLnk } from "../format/inode.js";
+import { nokeyName, readdirHashVersion } from "./nokey-name.js";
+import { readDir } from "../fs/dir.js";
 import { lookup } from "../fs/dir.js";
 import { readSymlink } from "../fs/symlink.js";
 import { ROOT_INO, type Ext4 } from "../fs/super.js";
@@ -58,14 +60,15 @@ export function resolve(fs: Ext4, path: PathLike, followLast: boolean, syscall: 
   while (todo.length > 0) {
     const name = todo.shift()!;
     if (!isDir(cur)) throw new Ext4Error("ENOTDIR", "not a directory", { syscall, path: shown });
-    if (name.length > NAME_MAX) throw new Ext4Error("ENAMETOOLONG", "name too long", { syscall, path: shown });
     if (name.length === 1 && name[0] === 0x2e) continue;
     if (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e) {
       const up = stack.pop();
       cur = up ? up.inode : fs.inode(ROOT_INO);
       continue;
     }
-    const ino = lookup(fs, cur, name);
+    if (name.length > NAME_MAX) throw new Ext4Error("ENAMETOOLONG", "name too long", { syscall, path: shown });
+    // In an encrypted directory names are shown, and so given back, as no-key names.
+    const ino = cur.flags & INODE_FLAGS.ENCRYPT ? nokeyLookup(fs, cur, name) : lookup(fs, cur, name);
     if (ino === 0) throw new Ext4Error("ENOENT", "no such file or directory", { syscall, path: shown });
     const next = fs.inode(ino);
     if (next.linksCount === 0 && next.mode === 0) {
@@ -87,4 +90,13 @@ export function resolve(fs: Ext4, path: PathLike, followLast: boolean, syscall: 
   }
   // stack holds parents; the names pushed name each step down.
   return { inode: cur, real: stack.map((s) => s.name) };
+}
+
+function nokeyLookup(fs: Ext4, dir: Inode, name: Uint8Array): number {
+  const version = readdirHashVersion(fs, dir);
+  for (const e of readDir(fs, dir)) {
+    const shown = nokeyName(fs, version, e.name);
+    if (shown.length === name.length && shown.every((c, i) => c === name[i])) return e.ino;
+  }
+  return 0;
 }

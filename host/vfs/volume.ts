@@ -16,6 +16,7 @@ import { inlineFileData } from "../fs/inline.js";
 import { readSymlink } from "../fs/symlink.js";
 import type { Ext4 } from "../fs/super.js";
 import { inodeXattrs } from "../fs/xattr.js";
+import { nokeyName, readdirHashVersion } from "./nokey-name.js";
 import { PathLike, pathText, resolve } from "./path-walk.js";
 import { BigIntStats, decodeRdev, Stats } from "./stats.js";
 import type { Dirent } from "./types.js";
@@ -174,12 +175,14 @@ export class Volume {
   /** Directory entries without "." and "..", with file types filled in when the fs lacks them. */
   private entries(dir: Inode): { ino: number; name: Uint8Array; fileType: number }[] {
     const out = [];
+    const encrypted = (dir.flags & INODE_FLAGS.ENCRYPT) !== 0;
+    const version = encrypted ? readdirHashVersion(this.fs, dir) : -1;
     for (const e of readDir(this.fs, dir)) {
       const n = e.name;
       if ((n.length === 1 && n[0] === 0x2e) || (n.length === 2 && n[0] === 0x2e && n[1] === 0x2e)) continue;
       let ft = e.fileType;
       if (ft === FT.UNKNOWN || ft > FT.SYMLINK) ft = S_TO_FT[this.fs.inode(e.ino).mode & S_IFMT] ?? FT.UNKNOWN;
-      out.push({ ino: e.ino, name: n, fileType: ft });
+      out.push({ ino: e.ino, name: encrypted ? nokeyName(this.fs, version, n) : n, fileType: ft });
     }
     return out;
   }
