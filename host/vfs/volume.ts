@@ -285,7 +285,7 @@ export class Volume {
     let pos = opts.start ?? 0;
     const end = opts.end ?? Infinity; // inclusive, as node's
     const chunk = opts.highWaterMark ?? 64 * 1024;
-    return new Readable({
+    const stream: Readable = new Readable({
       highWaterMark: chunk,
       read: (size) => {
         try {
@@ -304,8 +304,7 @@ export class Volume {
         cb(err);
       },
     });
-    // eslint-disable-next-line no-var
-    var stream: Readable;
+    return stream;
   }
 
   // ---- xattrs ------------------------------------------------------------
