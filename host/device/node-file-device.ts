@@ -14,7 +14,7 @@ export class NodeFileDevice implements BlockDevice {
       this.fd = fs.openSync(path, readOnly ? "r" : "r+");
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
-      throw new Ext4Error(err.code ?? "EIO", `cannot open image: ${err.message}`, { syscall: "open", path, cause: e });
+      throw new Ext4Error(err.code ?? "EIO", "cannot open image", { syscall: "open", path, cause: e });
     }
     const st = fs.fstatSync(this.fd);
     if (st.isDirectory()) {

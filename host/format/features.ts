@@ -32,21 +32,36 @@ export const RO_COMPAT_KNOWN =
   RO_COMPAT.BIGALLOC | RO_COMPAT.METADATA_CSUM | RO_COMPAT.PROJECT | RO_COMPAT.VERITY |
   RO_COMPAT.ORPHAN_PRESENT | RO_COMPAT.READONLY;
 
-function names(table: Record<string, number>, bits: number): string[] {
+// Names as e2fsprogs 1.47 (lib/e2p/feature.c) prints them; bits it has no name for
+// print as FEATURE_<C|I|R><bit>.
+const E2P_NAMES: Record<"C" | "I" | "R", Record<number, string>> = {
+  C: {
+    0x1: "dir_prealloc", 0x2: "imagic_inodes", 0x4: "has_journal", 0x8: "ext_attr", 0x10: "resize_inode",
+    0x20: "dir_index", 0x40: "lazy_bg", 0x100: "snapshot_bitmap", 0x200: "sparse_super2", 0x400: "fast_commit",
+    0x800: "stable_inodes", 0x1000: "orphan_file",
+  },
+  I: {
+    0x1: "compression", 0x2: "filetype", 0x4: "needs_recovery", 0x8: "journal_dev", 0x10: "meta_bg", 0x40: "extent",
+    0x80: "64bit", 0x100: "mmp", 0x200: "flex_bg", 0x400: "ea_inode", 0x1000: "dirdata", 0x2000: "metadata_csum_seed",
+    0x4000: "large_dir", 0x8000: "inline_data", 0x10000: "encrypt", 0x20000: "casefold",
+  },
+  R: {
+    0x1: "sparse_super", 0x2: "large_file", 0x8: "huge_file", 0x10: "uninit_bg", 0x20: "dir_nlink", 0x40: "extra_isize",
+    0x100: "quota", 0x200: "bigalloc", 0x400: "metadata_csum", 0x800: "replica", 0x2000: "project",
+    0x4000: "shared_blocks", 0x8000: "verity", 0x10000: "orphan_present",
+  },
+};
+
+function names(kind: "C" | "I" | "R", bits: number): string[] {
   const out: string[] = [];
-  for (const [name, bit] of Object.entries(table)) if (bits & bit) out.push(name.toLowerCase());
-  let rest = bits;
-  for (const bit of Object.values(table)) rest &= ~bit;
-  for (let i = 0; i < 32; i++) if (rest & (1 << i)) out.push(`0x${((1 << i) >>> 0).toString(16)}`);
+  for (let i = 0; i < 32; i++) {
+    const bit = (1 << i) >>> 0;
+    if ((bits >>> 0) & bit) out.push(E2P_NAMES[kind][bit] ?? `FEATURE_${kind}${i}`);
+  }
   return out;
 }
 
-const PRETTY: Record<string, string> = {
-  has_journal: "has_journal", ext_attr: "ext_attr", resize_inode: "resize_inode", dir_index: "dir_index",
-  bit64: "64bit", csum_seed: "metadata_csum_seed", gdt_csum: "uninit_bg", extents: "extent",
-};
-
-/** Feature names as dumpe2fs prints them. */
+/** Feature names as dumpe2fs prints them, in its order (compat, incompat, ro_compat). */
 export function featureNames(compat: number, incompat: number, roCompat: number): string[] {
-  return [...names(COMPAT, compat), ...names(INCOMPAT, incompat), ...names(RO_COMPAT, roCompat)].map((n) => PRETTY[n] ?? n);
+  return [...names("C", compat), ...names("I", incompat), ...names("R", roCompat)];
 }

@@ -1,0 +1,77 @@
+// Copying a regular file's bytes out of the image, holes kept as holes: ranges
+// the file does not map are skipped without reading, and of what is read only
+// blocks holding a non-zero byte are written; ftruncate then sets the size.
+// (All-zero data blocks and unwritten extents become holes too: same bytes.)
+
+import * as fs from "node:fs";
+import { INODE_FLAGS, type Inode } from "../../format/inode.js";
+import { MapKind } from "../../fs/mapping.js";
+import type { Volume } from "../../vfs/volume.js";
+
+const CHUNK_BYTES = 1 << 20;
+
+export function copyFileData(vol: Volume, src: Buffer, inode: Inode, dstFd: number, onBytes: (n: number) => void): void {
+  const size = inode.size;
+  const bs = vol.fs.sb.blockSize;
+  const chunkBlocks = Math.max(1, Math.floor(CHUNK_BYTES / bs));
+  const buf = Buffer.allocUnsafe(chunkBlocks * bs);
+  const zero = Buffer.alloc(bs);
+  // Inline data has no block map; everything else can be asked where its holes are.
+  const mapped = (inode.flags & INODE_FLAGS.INLINE_DATA) === 0;
+  const fd = vol.openSync(src);
+  try {
+    const totalBlocks = Math.ceil(size / bs);
+    let lblk = 0;
+    while (lblk < totalBlocks) {
+      let n = Math.min(chunkBlocks, totalBlocks - lblk);
+      if (mapped) {
+        const m = vol.fs.mapBlocks(inode, lblk, n);
+        if (m.kind === MapKind.Hole) {
+          lblk += Math.max(1, m.len);
+          continue;
+        }
+        n = Math.min(n, Math.max(1, m.len));
+      }
+      const pos = lblk * bs;
+      const want = Math.min(n * bs, size - pos);
+      const got = readFully(vol, fd, buf, want, pos);
+      writeNonZeroRuns(dstFd, buf, got, pos, bs, zero);
+      onBytes(got);
+      if (got < want) break; // the file ended early (size changed under us): stop at what exists
+      lblk += n;
+    }
+  } finally {
+    vol.closeSync(fd);
+  }
+  fs.ftruncateSync(dstFd, size);
+}
+
+function readFully(vol: Volume, fd: number, buf: Buffer, want: number, pos: number): number {
+  let got = 0;
+  while (got < want) {
+    const r = vol.readSync(fd, buf, got, want - got, pos + got);
+    if (r === 0) break;
+    got += r;
+  }
+  return got;
+}
+
+/** Writes buf[0, len) at file offset pos, skipping blocks that are all zero. */
+function writeNonZeroRuns(fd: number, buf: Buffer, len: number, pos: number, bs: number, zero: Buffer): void {
+  let runStart = -1;
+  for (let off = 0; off < len; off += bs) {
+    const end = Math.min(off + bs, len);
+    const isZero = buf.compare(zero, 0, end - off, off, end) === 0;
+    if (!isZero && runStart < 0) runStart = off;
+    if (isZero && runStart >= 0) {
+      writeAt(fd, buf, runStart, off, pos);
+      runStart = -1;
+    }
+  }
+  if (runStart >= 0) writeAt(fd, buf, runStart, len, pos);
+}
+
+function writeAt(fd: number, buf: Buffer, from: number, to: number, pos: number): void {
+  let off = from;
+  while (off < to) off += fs.writeSync(fd, buf, off, to - off, pos + off);
+}

@@ -1,0 +1,53 @@
+// A one-line progress display on stderr for long copies: only when stderr is
+// a terminal, at most every 200 ms, erased when the work ends.
+
+import * as fs from "node:fs";
+import * as tty from "node:tty";
+import { humanBytes } from "../format.js";
+
+const INTERVAL_MS = 200;
+
+export class Progress {
+  files = 0;
+  bytes = 0;
+  /** Starts "now", so a copy shorter than one interval never shows a line. */
+  private last = Date.now();
+  private shown = false;
+  private readonly enabled: boolean;
+
+  constructor(quiet: boolean) {
+    this.enabled = !quiet && tty.isatty(2);
+  }
+
+  file(): void {
+    this.files++;
+    this.tick();
+  }
+
+  addBytes(n: number): void {
+    this.bytes += n;
+    this.tick();
+  }
+
+  private tick(): void {
+    if (!this.enabled) return;
+    const now = Date.now();
+    if (now - this.last < INTERVAL_MS) return;
+    this.last = now;
+    this.shown = true;
+    this.put(`\r\x1b[Kext4wasm: ${this.files} files, ${humanBytes(this.bytes)}`);
+  }
+
+  done(): void {
+    if (this.shown) this.put("\r\x1b[K");
+    this.shown = false;
+  }
+
+  private put(s: string): void {
+    try {
+      fs.writeSync(2, s);
+    } catch {
+      // a progress line is not worth failing for
+    }
+  }
+}

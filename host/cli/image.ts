@@ -1,0 +1,44 @@
+// Mounting the image a command names, with the global options (-o, --offset).
+// The CLI reads: it mounts read-only unless the options say "rw" (which lets a
+// journal replay reach the image itself).
+
+import * as fs from "node:fs";
+import { mount } from "../index.js";
+import type { Volume } from "../vfs/volume.js";
+import { parseOffset, type ParsedArgs } from "./args.js";
+import { CliError } from "./errors.js";
+
+export interface ImageOptions {
+  mountOptions: string | undefined;
+  offset: number | undefined;
+}
+
+export function imageOptions(args: ParsedArgs): ImageOptions {
+  const o = args.flags.get("options");
+  const off = args.flags.get("offset");
+  return {
+    mountOptions: typeof o === "string" ? o : undefined,
+    offset: typeof off === "string" ? parseOffset(off) : undefined,
+  };
+}
+
+export function wantsReadWrite(mountOptions: string | undefined): boolean {
+  return (mountOptions ?? "").split(",").some((o) => o.trim() === "rw");
+}
+
+export function openImage(image: string, opts: ImageOptions): Volume {
+  // stat first: node's own message ("ENOENT: no such file or directory, stat 'x'") is the clearest.
+  const st = fs.statSync(image);
+  if (st.isDirectory()) throw new CliError("EISDIR", `image is a directory, open '${image}'`);
+  return mount(image, { readOnly: !wantsReadWrite(opts.mountOptions), mountOptions: opts.mountOptions, offset: opts.offset });
+}
+
+/** Runs fn with the volume mounted, unmounting afterwards whatever happens. */
+export function withImage<T>(image: string, opts: ImageOptions, fn: (vol: Volume) => T): T {
+  const vol = openImage(image, opts);
+  try {
+    return fn(vol);
+  } finally {
+    vol.unmount();
+  }
+}

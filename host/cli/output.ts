@@ -1,0 +1,64 @@
+// Raw stdout for the CLI: synchronous writes to fd 1 (bytes such as non-UTF-8
+// names and file data pass through unchanged), buffered in small batches.
+// EPIPE ends the command quietly; EAGAIN (a non-blocking pipe) is waited out.
+
+import * as fs from "node:fs";
+import { StdoutClosed } from "./errors.js";
+
+const FLUSH_AT = 64 * 1024;
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+/** Writes all of `data` to `fd`, retrying short and would-block writes. */
+export function writeAllSync(fd: number, data: Uint8Array): void {
+  let off = 0;
+  while (off < data.length) {
+    try {
+      off += fs.writeSync(fd, data, off, data.length - off);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === "EAGAIN") {
+        Atomics.wait(sleeper, 0, 0, 2);
+        continue;
+      }
+      if (code === "EPIPE" && fd === 1) throw new StdoutClosed();
+      throw e;
+    }
+  }
+}
+
+export class Output {
+  private parts: Uint8Array[] = [];
+  private pending = 0;
+
+  constructor(private readonly fd = 1) {}
+
+  write(data: string | Uint8Array): void {
+    const b = typeof data === "string" ? Buffer.from(data, "utf8") : data;
+    if (b.length >= FLUSH_AT) {
+      this.flush();
+      writeAllSync(this.fd, b);
+      return;
+    }
+    this.parts.push(b);
+    this.pending += b.length;
+    if (this.pending >= FLUSH_AT) this.flush();
+  }
+
+  line(...pieces: (string | Uint8Array)[]): void {
+    for (const p of pieces) this.write(p);
+    this.write("\n");
+  }
+
+  flush(): void {
+    if (this.pending === 0) return;
+    const all = Buffer.concat(this.parts, this.pending);
+    this.parts = [];
+    this.pending = 0;
+    writeAllSync(this.fd, all);
+  }
+}
+
+/** JSON with bigints written as decimal strings (times in ns, large sizes). */
+export function toJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v) => (typeof v === "bigint" ? v.toString() : v), 2);
+}
