@@ -29,7 +29,8 @@ export class DenoFileDevice implements BlockDevice {
       this.file = Deno.openSync(path, { read: true, write: !readOnly });
     } catch (e) {
       const name = (e as Error).name;
-      const code = name === "NotFound" ? "ENOENT" : name === "PermissionDenied" ? "EACCES" : "EIO";
+      // Deno 2 reports a missing --allow-read/--allow-write as NotCapable.
+      const code = name === "NotFound" ? "ENOENT" : name === "PermissionDenied" || name === "NotCapable" ? "EACCES" : "EIO";
       throw new Ext4Error(code, `cannot open image: ${(e as Error).message}`, { syscall: "open", path, cause: e });
     }
     const st = this.file.statSync();

@@ -1,11 +1,12 @@
 // The buffer_head buffered read path: ext4's own readahead
-// (fs/ext4/readpage.c, ext4_mpage_readpages) over block-sized or page-sized
-// folios, mapping block by block through a cached extent answer and merging
+// (fs/ext4/readpage.c, ext4_mpage_readpages) over readahead-sized folios,
+// mapping block by block through a cached extent answer and merging
 // contiguous folios into one bio; folios it cannot handle that way ("confused":
 // a mapped block after a hole, discontiguous blocks, partly uptodate) go
 // through block_read_full_folio with buffer heads and one I/O per block.
 
 import { PAGE_SIZE } from "../../cache/folio-cache.js";
+import { readaheadFolioOrder } from "../folio-order.js";
 import type { Inode } from "../../format/inode.js";
 import { BlockMapping, MapKind } from "../../fs/mapping.js";
 import type { Ext4 } from "../../fs/super.js";
@@ -30,7 +31,7 @@ export class BhBufferedIO implements BufferedIO {
     const fs = this.fs;
     const cache = fs.cache;
     const bs = fs.sb.blockSize;
-    const folioBytes = Math.max(PAGE_SIZE, bs);
+    const minFolioBytes = Math.max(PAGE_SIZE, bs);
     const lastBlockInFile = Math.ceil(inode.size / bs);
     const bio = new ReadBio(fs);
     let map: BlockMapping | undefined;
@@ -41,19 +42,22 @@ export class BhBufferedIO implements BufferedIO {
       return map;
     };
     try {
-      for (let fpos = Math.floor(from / folioBytes) * folioBytes; fpos < to; fpos += folioBytes) {
+      for (let fpos = Math.floor(from / minFolioBytes) * minFolioBytes; fpos < to; ) {
         const index = fpos / PAGE_SIZE;
         let slot = cache.lookup(inode.ino, index);
         if (slot >= 0) {
-          const n = cache.blocks(slot);
-          if (cache.isUptodate(slot, 0, n)) continue;
+          fpos = cache.index(slot) * PAGE_SIZE + cache.size(slot);
+          if (cache.isUptodate(slot, 0, cache.blocks(slot))) continue;
           bio.submit();
           this.readFullFolio(inode, slot);
           continue;
         }
-        slot = cache.create(inode.ino, index, cache.minOrder);
+        // ext4 has large folios for regular files on this path too (since 6.16).
+        slot = cache.create(inode.ino, index, readaheadFolioOrder(cache, inode.ino, index, to));
+        const fStart = cache.index(slot) * PAGE_SIZE;
+        fpos = fStart + cache.size(slot);
         const blocksPerFolio = cache.blocks(slot);
-        const firstLblk = fpos / bs;
+        const firstLblk = fStart / bs;
         let firstHole = blocksPerFolio;
         let firstPblk = -1;
         let confused = false;

@@ -3,7 +3,8 @@
 // not yet uptodate are zeroed (hole, unwritten, past EOF) or added to a bio
 // that spans folios while the device bytes stay contiguous.
 
-import { MAX_FOLIO_ORDER, PAGE_SIZE } from "../../cache/folio-cache.js";
+import { PAGE_SIZE } from "../../cache/folio-cache.js";
+import { readaheadFolioOrder } from "../folio-order.js";
 import type { Inode } from "../../format/inode.js";
 import type { Ext4 } from "../../fs/super.js";
 import { ReadBio } from "../bio.js";
@@ -34,7 +35,7 @@ export class IomapBufferedIO implements BufferedIO {
         while (pos < mapEnd) {
           const index = Math.floor(pos / PAGE_SIZE);
           let slot = cache.lookup(inode.ino, index);
-          if (slot < 0) slot = cache.create(inode.ino, index, this.folioOrder(inode.ino, index, to));
+          if (slot < 0) slot = cache.create(inode.ino, index, readaheadFolioOrder(cache, inode.ino, index, to));
           const fStart = cache.index(slot) * PAGE_SIZE;
           const fEnd = fStart + cache.size(slot);
           const segEnd = Math.min(mapEnd, fEnd);
@@ -71,21 +72,5 @@ export class IomapBufferedIO implements BufferedIO {
     } finally {
       if (bio.pending) bio.abandon();
     }
-  }
-
-  /** Largest order that is aligned at `index`, stays inside [index, limit) and overlaps no cached folio. */
-  private folioOrder(ino: number, index: number, limitByte: number): number {
-    const cache = this.fs.cache;
-    const limitPages = Math.max(1, Math.ceil(limitByte / PAGE_SIZE) - index);
-    let order = Math.min(MAX_FOLIO_ORDER, Math.floor(Math.log2(limitPages)));
-    while (order > 0 && index % (1 << order) !== 0) order--;
-    order = Math.max(order, cache.minOrder);
-    if (order > cache.minOrder) {
-      const hit = cache.x.folioFirstCached(ino, index, 1 << order);
-      if (hit >= 0) {
-        order = hit === 0 ? cache.minOrder : Math.max(cache.minOrder, Math.floor(Math.log2(hit)));
-      }
-    }
-    return order;
   }
 }
