@@ -70,8 +70,8 @@ export function decodeInode(ino: number, raw: Uint8Array, inodeSize: number, hug
   return {
     ino,
     mode,
-    uid: u16(raw, 0x2) | (u16(raw, 0x78) << 16),
-    gid: u16(raw, 0x18) | (u16(raw, 0x7a) << 16),
+    uid: (u16(raw, 0x2) | (u16(raw, 0x78) << 16)) >>> 0,
+    gid: (u16(raw, 0x18) | (u16(raw, 0x7a) << 16)) >>> 0,
     size: hiLo(u32(raw, 0x6c), u32(raw, 0x4)),
     atime: decodeTime(u32(raw, 0x8), extra(0x8c)),
     ctime: decodeTime(u32(raw, 0xc), extra(0x84)),

@@ -15,14 +15,29 @@ function systemData(fs: Ext4, inode: Inode): Uint8Array {
   throw corrupted("inline-data inode has no system.data attribute", { ino: inode.ino });
 }
 
-/** The whole inline payload of a file (size bytes). */
-export function inlineFileData(fs: Ext4, inode: Inode): Uint8Array {
+/**
+ * The bytes stored inline: i_block then system.data, clipped to i_size. A file
+ * may be larger than what is stored (mkfs makes all-zero files inline): the
+ * rest reads as zeros, as the kernel's inline read path zero-fills it.
+ */
+export function inlinePayload(fs: Ext4, inode: Inode): Uint8Array {
   const extra = systemData(fs, inode);
-  if (inode.size > 60 + extra.length) throw corrupted(`inline file size ${inode.size} exceeds its inline capacity ${60 + extra.length}`, { ino: inode.ino });
-  const out = new Uint8Array(inode.size);
-  out.set(inode.iBlock.subarray(0, Math.min(60, inode.size)));
-  if (inode.size > 60) out.set(extra.subarray(0, inode.size - 60), 60);
+  const stored = Math.min(inode.size, 60 + extra.length);
+  const out = new Uint8Array(stored);
+  out.set(inode.iBlock.subarray(0, Math.min(60, stored)));
+  if (stored > 60) out.set(extra.subarray(0, stored - 60), 60);
   return out;
+}
+
+/** Reads [pos, pos + dst.length) of an inline file into dst; returns bytes read. */
+export function readInline(fs: Ext4, inode: Inode, pos: number, dst: Uint8Array): number {
+  if (pos >= inode.size) return 0;
+  const n = Math.min(dst.length, inode.size - pos);
+  const payload = inlinePayload(fs, inode);
+  const fromPayload = Math.max(0, Math.min(n, payload.length - pos));
+  if (fromPayload > 0) dst.set(payload.subarray(pos, pos + fromPayload));
+  dst.fill(0, fromPayload, n);
+  return n;
 }
 
 /** The dirent regions of an inline directory (after the 4-byte parent inode). */

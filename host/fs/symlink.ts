@@ -2,7 +2,7 @@
 
 import { corrupted, Ext4Error } from "../errors.js";
 import { Inode, INODE_FLAGS } from "../format/inode.js";
-import { inlineFileData } from "./inline.js";
+import { inlinePayload } from "./inline.js";
 import { MapKind } from "./mapping.js";
 import type { Ext4 } from "./super.js";
 
@@ -12,8 +12,13 @@ export function readSymlink(fs: Ext4, inode: Inode): Uint8Array {
   if (inode.flags & INODE_FLAGS.ENCRYPT) throw new Ext4Error("ENOKEY", "symlink target is encrypted; no key is available", { ino: inode.ino });
   const size = inode.size;
   if (size > SYMLINK_MAX) throw corrupted(`symlink target of ${size} bytes is too long`, { ino: inode.ino });
-  if (inode.flags & INODE_FLAGS.INLINE_DATA) return inlineFileData(fs, inode);
-  const eaBlocks = inode.fileAcl !== 0 ? fs.sb.blockSize / 512 : 0;
+  if (inode.flags & INODE_FLAGS.INLINE_DATA) {
+    const target = inlinePayload(fs, inode);
+    if (target.length !== size) throw corrupted(`inline symlink stores ${target.length} of ${size} bytes`, { ino: inode.ino });
+    return target;
+  }
+  // An xattr block is charged to i_blocks as a whole cluster (bigalloc).
+  const eaBlocks = inode.fileAcl !== 0 ? fs.sb.clusterSize / 512 : 0;
   const fast = !(inode.flags & INODE_FLAGS.EXTENTS) ? inode.blocks512 - eaBlocks === 0 : false;
   if (fast || (size < 60 && inode.blocks512 - eaBlocks === 0)) {
     if (size > 60) throw corrupted(`fast symlink of ${size} bytes`, { ino: inode.ino });

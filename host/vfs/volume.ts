@@ -12,7 +12,7 @@ import { Ext4Error } from "../errors.js";
 import { FT } from "../format/dirent.js";
 import { Inode, INODE_FLAGS, isDir, isLnk, isReg, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK } from "../format/inode.js";
 import { readDir } from "../fs/dir.js";
-import { inlineFileData } from "../fs/inline.js";
+import { readInline } from "../fs/inline.js";
 import { readSymlink } from "../fs/symlink.js";
 import type { Ext4 } from "../fs/super.js";
 import { inodeXattrs } from "../fs/xattr.js";
@@ -215,13 +215,7 @@ export class Volume {
       if (isDir(inode)) throw new Ext4Error("EISDIR", "illegal operation on a directory");
       return 0; // devices, fifos, sockets have no data in the image
     }
-    if (inode.flags & INODE_FLAGS.INLINE_DATA) {
-      const all = inlineFileData(this.fs, inode);
-      if (pos >= all.length) return 0;
-      const n = Math.min(dst.length, all.length - pos);
-      dst.set(all.subarray(pos, pos + n));
-      return n;
-    }
+    if (inode.flags & INODE_FLAGS.INLINE_DATA) return readInline(this.fs, inode, pos, dst);
     let total = 0;
     const path = selectPath(this.fs, inode, this.paths);
     while (total < dst.length) {

@@ -1,0 +1,79 @@
+// Runs host tools (mkfs, debugfs, e2fsck, mount ...) and reports failures with
+// their full output, so a broken image explains itself in the test log.
+
+import { execFile, execFileSync } from "node:child_process";
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Exit codes that count as success (default [0]). */
+  okCodes?: number[];
+  input?: string;
+}
+
+function describe(cmd: string, args: string[], r: RunResult): string {
+  return `${cmd} ${args.map((a) => (/[\s"']/.test(a) ? JSON.stringify(a) : a)).join(" ")} exited ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
+}
+
+/** Async run; stdout/stderr decoded as latin1 so raw name bytes survive. */
+export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(cmd, args, { env: opts.env ?? process.env, cwd: opts.cwd, encoding: "latin1", maxBuffer: 256 << 20 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
+      const r = { code, stdout, stderr };
+      if (!(opts.okCodes ?? [0]).includes(code)) reject(new Error(describe(cmd, args, r)));
+      else resolve(r);
+    });
+    if (opts.input !== undefined) child.stdin!.end(opts.input);
+  });
+}
+
+/** Synchronous run with the same error reporting. */
+export function runSync(cmd: string, args: string[], opts: RunOptions = {}): RunResult {
+  try {
+    const stdout = execFileSync(cmd, args, { env: opts.env ?? process.env, cwd: opts.cwd, encoding: "latin1", maxBuffer: 256 << 20, input: opts.input, stdio: ["pipe", "pipe", "pipe"] });
+    const r = { code: 0, stdout, stderr: "" };
+    if (!(opts.okCodes ?? [0]).includes(0)) throw new Error(describe(cmd, args, r));
+    return r;
+  } catch (e) {
+    const err = e as { status?: number | null; stdout?: string; stderr?: string; message: string };
+    if (err.status === undefined) throw e;
+    const r = { code: err.status ?? -1, stdout: err.stdout ?? "", stderr: err.stderr ?? err.message };
+    if ((opts.okCodes ?? [0]).includes(r.code)) return r;
+    throw new Error(describe(cmd, args, r));
+  }
+}
+
+let attrTools = false;
+/**
+ * setfattr/getfattr come from Debian's `attr` package, which minimal images
+ * lack: CI needs `apt-get install -y attr`. Installs it here if missing.
+ */
+export function ensureAttrTools(): void {
+  if (attrTools) return;
+  const have = (): boolean => {
+    try {
+      execFileSync("getfattr", ["--version"], { stdio: "ignore" });
+      execFileSync("setfattr", ["--version"], { stdio: "ignore" });
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (!have()) {
+    try {
+      execFileSync("apt-get", ["install", "-y", "attr"], { stdio: "ignore" });
+    } catch {
+      execFileSync("apt-get", ["update"], { stdio: "ignore" });
+      execFileSync("apt-get", ["install", "-y", "attr"], { stdio: "ignore" });
+    }
+    if (!have()) throw new Error("setfattr/getfattr missing: apt-get install -y attr");
+  }
+  attrTools = true;
+}
