@@ -10,9 +10,10 @@ import * as path from "node:path";
 import { mount } from "../host/index.js";
 import { generateTree } from "./helpers/tree.js";
 import { VARIANTS, buildImageWithManifest, treeOptionsFor } from "./helpers/images.js";
-import { CRASH_VARIANTS, KERNEL_VARIANTS, crashedImageCopy, kernelTreeOptions, kernelWrittenImage, loopMountSupport, type CrashedImage, type KernelImageOptions } from "./helpers/kernel.js";
+import { CRASH_VARIANTS, KERNEL_VARIANTS, crashedImageCopy, kernelTreeOptions, kernelWrittenImage, loopMountSupport, withLoopMountSync, type CrashedImage, type KernelImageOptions } from "./helpers/kernel.js";
+import { spawnSync } from "node:child_process";
 import { hashHostFile } from "./helpers/hostfs.js";
-import { compareVolumeWithTree, type CompareCounts } from "./helpers/compare.js";
+import { compareVolumeWithTree, hostDirVolume, type CompareCounts } from "./helpers/compare.js";
 import { EXACT_TIMES } from "./helpers/times.js";
 
 const SEED = 0xe474;
@@ -110,5 +111,34 @@ describe.skipIf(!loop.ok)("crashed image copy", () => {
     } finally {
       vol.unmount();
     }
+  });
+});
+
+describe.skipIf(!loop.ok)("crashed image, read-write mount", () => {
+  it.each(CRASH_VARIANTS.map((k) => [k.name, k] as const))("%s: replays to disk; e2fsck clean; the kernel sees the truth", async (name, k) => {
+    const c = await crashed(name, k);
+    const copy = path.join(work, `${name}-rw.img`);
+    fs.copyFileSync(c.image, copy);
+    const vol = mount(copy);
+    try {
+      expect(vol.fs.recovery?.mode).toBe("disk");
+      expect(vol.fs.recovery?.transactions).toBeGreaterThan(0);
+    } finally {
+      vol.unmount();
+    }
+    const fsck = spawnSync("e2fsck", ["-fn", copy], { encoding: "utf8" });
+    expect(fsck.stdout + fsck.stderr).not.toMatch(/recovery|journal/i);
+    expect(fsck.status, fsck.stdout).toBe(0);
+    // Replayed: a plain mount needs no recovery and reads the truth, and so does the kernel.
+    const again = mount(copy, { readOnly: true });
+    try {
+      expect(again.fs.recovery?.needed).toBe(false);
+      expectMany(compareVolumeWithTree(again, c.truthDir, { timePolicy: EXACT_TIMES, times: c.times, rootMeta: true }));
+    } finally {
+      again.unmount();
+    }
+    withLoopMountSync(copy, (mnt) => {
+      expectMany(compareVolumeWithTree(hostDirVolume(mnt), c.truthDir, { timePolicy: EXACT_TIMES, times: c.times, rootMeta: true }));
+    }, { readOnly: true });
   });
 });

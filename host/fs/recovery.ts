@@ -76,10 +76,23 @@ export function recoverOnMount(fs: Ext4): RecoveryReport {
   fs.device.flush();
   fs.device.write(jsbBlock * bs, plan.cleanSuperblock);
   fs.device.flush();
-  // The replay may have rewritten the superblock itself: clear RECOVER on what is now on disk.
+  // Reload from the replayed image, then write the superblock as the kernel
+  // leaves it after recovery: RECOVER cleared and the free counts summed from
+  // the group descriptors (jbd2 does not journal the superblock's counters).
+  fs.replaceDevice(fs.device);
   const now = readSuperblock(fs.device);
   const raw = now.raw;
+  let freeClusters = 0;
+  let freeInodes = 0;
+  for (const g of fs.groups) {
+    freeClusters += g.freeBlocks;
+    freeInodes += g.freeInodes;
+  }
+  const freeBlocks = freeClusters * (now.clusterSize / now.blockSize);
   setU32(raw, 0x60, now.featureIncompat & ~INCOMPAT.RECOVER);
+  setU32(raw, 0x0c, freeBlocks >>> 0);
+  if (now.featureIncompat & INCOMPAT.BIT64) setU32(raw, 0x158, Math.floor(freeBlocks / 0x100000000));
+  setU32(raw, 0x10, freeInodes);
   if (fs.metadataCsum) setU32(raw, SB_CHECKSUM_OFFSET, fs.csum.superblock(raw));
   fs.device.write(SUPERBLOCK_OFFSET, raw);
   fs.device.flush();
