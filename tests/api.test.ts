@@ -217,3 +217,24 @@ describe("partitions", () => {
     v.unmount();
   });
 });
+
+describe("verity and encryption flags", () => {
+  it("reads a verity file's content (bh path even with buffered_iomap); refuses an encrypted one", () => {
+    const img = path.join(work, "flags.img");
+    fs.copyFileSync(image, img);
+    // EXTENTS | VERITY on one file, EXTENTS | ENCRYPT on another, and the features that go with them.
+    execFileSync("debugfs", ["-w", "-R", "feature verity encrypt", img], { stdio: "ignore" });
+    execFileSync("debugfs", ["-w", "-R", "sif /big.bin flags 0x180000", img], { stdio: "ignore" });
+    execFileSync("debugfs", ["-w", "-R", "sif /hello.txt flags 0x80800", img], { stdio: "ignore" });
+    const v = mount(img, { readOnly: true, mountOptions: "buffered_iomap" });
+    try {
+      expect(Buffer.compare(v.readFileSync("/big.bin") as Buffer, big)).toBe(0);
+      expect(v.ioPathOf("/big.bin")).toBe("bh");
+      expect(v.ioPathOf("/dir/sub/deep.txt")).toBe("iomap");
+      expect(v.statSync("/hello.txt").size).toBe(12);
+      expect(() => v.readFileSync("/hello.txt")).toThrow(code("ENOKEY"));
+    } finally {
+      v.unmount();
+    }
+  });
+});
