@@ -89,14 +89,15 @@ function verifyLeaf(fs: Ext4, dir: Inode, b: Uint8Array, pblk: number): number {
     if (fs.verifyChecksums) throw corrupted("directory block has no checksum tail", { ino: dir.ino, block: pblk });
     return bs;
   }
-  if (fs.verifyChecksums && u32(b, bs - 4) !== fs.csum.dirBlock(fs.inodeSeed(dir), b)) {
-    throw corrupted("directory block checksum mismatch", { ino: dir.ino, block: pblk });
+  if (fs.verifyChecksums && !fs.verified.has(dir.ino, pblk)) {
+    if (u32(b, bs - 4) !== fs.csum.dirBlock(fs.inodeSeed(dir), b)) throw corrupted("directory block checksum mismatch", { ino: dir.ino, block: pblk });
+    fs.verified.add(dir.ino, pblk);
   }
   return bs - DIRENT_TAIL_SIZE;
 }
 
 function verifyDxNode(fs: Ext4, dir: Inode, b: Uint8Array, pblk: number, countOffset: number): void {
-  if (!fs.metadataCsum || !fs.verifyChecksums) return;
+  if (!fs.metadataCsum || !fs.verifyChecksums || fs.verified.has(dir.ino, pblk)) return;
   const limit = u16(b, countOffset);
   const count = u16(b, countOffset + 2);
   const tail = countOffset + limit * 8;
@@ -104,6 +105,7 @@ function verifyDxNode(fs: Ext4, dir: Inode, b: Uint8Array, pblk: number, countOf
   if (u32(b, tail + 4) !== fs.csum.dxNode(fs.inodeSeed(dir), b, countOffset, count, tail)) {
     throw corrupted("htree node checksum mismatch", { ino: dir.ino, block: pblk });
   }
+  fs.verified.add(dir.ino, pblk);
 }
 
 /** All entries of a directory, "." and ".." included, in on-disk order. */
@@ -154,8 +156,16 @@ function verifyDxRoot(fs: Ext4, dir: Inode, b: Uint8Array, pblk: number): { leve
   return { levels: info.indirectLevels, hashVersion: info.hashVersion, countOffset };
 }
 
-/** Looks `name` up in a directory; returns the inode number or 0. */
+/** Looks `name` up in a directory through the dentry cache; returns the inode number or 0. */
 export function lookup(fs: Ext4, dir: Inode, name: Uint8Array): number {
+  const cached = fs.dcache.get(dir.ino, name);
+  if (cached !== undefined) return cached;
+  const ino = lookupUncached(fs, dir, name);
+  fs.dcache.set(dir.ino, name, ino);
+  return ino;
+}
+
+function lookupUncached(fs: Ext4, dir: Inode, name: Uint8Array): number {
   if (dir.flags & INODE_FLAGS.INLINE_DATA) {
     if (name.length === 1 && name[0] === 0x2e) return dir.ino;
     if (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e) return u32(dir.iBlock, 0);

@@ -112,19 +112,11 @@ function checkLeafEntry(fs: Ext4, e: LeafExtent, prev: LeafExtent | undefined, i
   if (prev && prev.lblk + prev.len > e.lblk) throw corrupted(`overlapping extents at logical block ${e.lblk}`, where);
 }
 
-// Blocks already verified for an inode (keyed by inode and block), so hot paths checksum each block once.
-const verified = new WeakMap<Ext4, Set<number>>();
-
 function verifyExtentBlock(fs: Ext4, inode: Inode, b: Uint8Array, pblk: number): void {
-  if (!fs.metadataCsum || !fs.verifyChecksums) return;
-  let seen = verified.get(fs);
-  if (!seen) verified.set(fs, (seen = new Set()));
-  const key = inode.ino * 0x1000000000000 + pblk;
-  if (seen.has(key)) return;
+  if (!fs.metadataCsum || !fs.verifyChecksums || fs.verified.has(inode.ino, pblk)) return;
   const tail = extentTailOffset(extentHeader(b).max);
   if (tail + 4 > b.length) throw corrupted("extent block has no room for its checksum", { ino: inode.ino, block: pblk });
   const want = fs.csum.extentBlock(fs.inodeSeed(inode), b, tail);
   if (u32(b, tail) !== want) throw corrupted("extent block checksum mismatch", { ino: inode.ino, block: pblk });
-  if (seen.size > 1 << 20) seen.clear();
-  seen.add(key);
+  fs.verified.add(inode.ino, pblk);
 }

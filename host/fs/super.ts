@@ -15,6 +15,7 @@ import { hasIncompat, hasRoCompat, SB_CHECKSUM_OFFSET, Superblock } from "../for
 import type { ParsedOptions } from "../options.js";
 import { Ext4Wasm } from "../wasm/module.js";
 import { Checksums } from "./csum.js";
+import { Dcache, VerifiedBlocks } from "./dcache.js";
 import { extentMapBlocks } from "./extents.js";
 import { loadGroupDescriptors } from "./groups.js";
 import { indirectMapBlocks } from "./indirect.js";
@@ -25,7 +26,7 @@ import { readSuperblock } from "./superblock-io.js";
 
 export const ROOT_INO = 2;
 export const JOURNAL_INO = 8;
-const INODE_CACHE_MAX = 8192;
+const INODE_CACHE_MAX = 32768;
 export const DEFAULT_CACHE_SIZE = 256 << 20;
 
 export interface Ext4MountConfig {
@@ -47,6 +48,10 @@ export class Ext4 {
   metadataCsum = false;
   recovery: RecoveryReport | undefined;
   private inodes = new Map<number, Inode>();
+  /** Name lookups already answered (see dcache.ts). */
+  readonly dcache = new Dcache();
+  /** Metadata blocks whose checksum has been verified, by owner inode. */
+  readonly verified = new VerifiedBlocks();
   private inodeSeeds = new WeakMap<Inode, number>();
 
   private constructor(device: BlockDevice, sb: Superblock, readonly config: Ext4MountConfig) {
@@ -89,6 +94,8 @@ export class Ext4 {
     }
     this.groups = loadGroupDescriptors(sb, this.bcache, this.csum, this.verifyChecksums);
     this.inodes.clear();
+    this.dcache.clear();
+    this.verified.clear();
   }
 
   /** Switches to a device view (journal overlay) and restarts every cache. */

@@ -39,7 +39,11 @@ function splitComponents(b: Uint8Array): Uint8Array[] {
   return out;
 }
 
-export interface Resolved { inode: Inode; /** The canonical path of what was found. */ real: string[] }
+export interface Resolved {
+  inode: Inode;
+  /** The canonical path of what was found, as name bytes from the root. */
+  real: Uint8Array[];
+}
 
 /**
  * Resolves `path` from the root. `followLast` follows a trailing symlink
@@ -52,13 +56,12 @@ export function resolve(fs: Ext4, path: PathLike, followLast: boolean, syscall: 
   if (bytes.length === 0) throw new Ext4Error("ENOENT", "no such file or directory", { syscall, path: shown });
   if (bytes.length > PATH_MAX) throw new Ext4Error("ENAMETOOLONG", "path too long", { syscall, path: shown });
   let links = 0;
-  // Work list of components still to walk; symlink targets are spliced in front.
-  let todo = splitComponents(bytes);
-  let stack: { inode: Inode; name: string }[] = [];
+  // Components still to walk, consumed from the end; symlink targets are pushed on.
+  const todo = splitComponents(bytes).reverse();
+  let stack: { inode: Inode; name: Uint8Array }[] = [];
   let cur = fs.inode(ROOT_INO);
-  const dec = new TextDecoder();
   while (todo.length > 0) {
-    const name = todo.shift()!;
+    const name = todo.pop()!;
     if (!isDir(cur)) throw new Ext4Error("ENOTDIR", "not a directory", { syscall, path: shown });
     if (name.length === 1 && name[0] === 0x2e) continue;
     if (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e) {
@@ -82,10 +85,11 @@ export function resolve(fs: Ext4, path: PathLike, followLast: boolean, syscall: 
         stack = [];
         cur = fs.inode(ROOT_INO);
       }
-      todo = [...splitComponents(target), ...todo];
+      const parts = splitComponents(target);
+      for (let i = parts.length - 1; i >= 0; i--) todo.push(parts[i]);
       continue;
     }
-    stack.push({ inode: cur, name: dec.decode(name) });
+    stack.push({ inode: cur, name });
     cur = next;
   }
   // stack holds parents; the names pushed name each step down.

@@ -23,15 +23,17 @@ export class Stats extends StatsBase<number> {
   dev: number; ino: number; mode: number; nlink: number; uid: number; gid: number; rdev: number;
   size: number; blksize: number; blocks: number;
   atimeMs: number; mtimeMs: number; ctimeMs: number; birthtimeMs: number;
-  atime: Date; mtime: Date; ctime: Date; birthtime: Date;
+  // Dates are made on first use, as node does: most callers never look.
+  get atime(): Date { return new Date(this.atimeMs); }
+  get mtime(): Date { return new Date(this.mtimeMs); }
+  get ctime(): Date { return new Date(this.ctimeMs); }
+  get birthtime(): Date { return new Date(this.birthtimeMs); }
   constructor(i: Inode, blksize: number, rdev: number, dev: number) {
     super();
     this.dev = dev; this.ino = i.ino; this.mode = i.mode; this.nlink = i.linksCount; this.uid = i.uid; this.gid = i.gid;
     this.rdev = rdev; this.size = i.size; this.blksize = blksize; this.blocks = i.blocks512;
     this.atimeMs = msOf(i.atime); this.mtimeMs = msOf(i.mtime); this.ctimeMs = msOf(i.ctime);
     this.birthtimeMs = i.crtime ? msOf(i.crtime) : 0;
-    this.atime = new Date(this.atimeMs); this.mtime = new Date(this.mtimeMs); this.ctime = new Date(this.ctimeMs);
-    this.birthtime = new Date(this.birthtimeMs);
   }
 }
 

@@ -31,6 +31,8 @@ const S_TO_FT: Record<number, number> = {
   [S_IFSOCK]: FT.SOCK, [S_IFLNK]: FT.SYMLINK,
 };
 
+const SLASH = Uint8Array.of(0x2f);
+
 class Ext4Dirent implements Dirent {
   constructor(readonly name: string, readonly rawName: Uint8Array, readonly parentPath: string, readonly ino: number, private readonly ft: number) {}
   get path(): string { return this.parentPath; }
@@ -130,8 +132,10 @@ export class Volume {
   realpathSync(path: PathLike, opts?: Encoding | EncOpt): string | Buffer {
     return this.op("realpath", path, () => {
       const r = resolve(this.fs, path, true, "realpath");
-      const p = "/" + r.real.join("/");
-      return encodingOf(opts) === "buffer" ? Buffer.from(p) : p;
+      const parts: Uint8Array[] = [];
+      for (const n of r.real) parts.push(SLASH, n);
+      const p = Buffer.concat(parts.length ? parts : [SLASH]);
+      return decodeName(p, encodingOf(opts));
     });
   }
 
