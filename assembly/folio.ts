@@ -281,8 +281,11 @@ function removeFolio(s: u32): void {
   buddyFree(s, order);
 }
 
-/** Evicts up to `max` clean, unpinned folios from the cold end. Returns how many. */
-function reclaim(max: u32): u32 {
+/**
+ * Evicts clean, unpinned folios from the cold end until a free block of
+ * `order` exists or `max` were evicted. Returns how many.
+ */
+function reclaim(max: u32, order: u32): u32 {
   let n: u32 = 0;
   let s = lruTail;
   while (s != NIL && n < max) {
@@ -291,10 +294,17 @@ function reclaim(max: u32): u32 {
       removeFolio(s);
       evictions++;
       n++;
+      // Stop as soon as a block of the wanted order exists: take no more than needed.
+      if (hasFreeBlock(order)) break;
     }
     s = prev;
   }
   return n;
+}
+
+function hasFreeBlock(order: u32): bool {
+  for (let o = order; o <= MAX_ORDER; o++) if (u32at(freeHeads, o) != NIL) return true;
+  return false;
 }
 
 /** The folio holding page `index` of `mapping`, or -1. Marks it recently used. */
@@ -331,7 +341,7 @@ export function folioCreate(mapping: u32, index: u32, order: u32, minOrder: u32)
     s = buddyAlloc(o);
     if (s != NIL) break;
     const batch: u32 = max<u32>(8, 1 << o);
-    const n = reclaim(o == minOrder ? batch : min<u32>(batch, allowance));
+    const n = reclaim(o == minOrder ? batch : min<u32>(batch, allowance), o);
     if (o == minOrder) {
       if (n == 0) return -1;
       continue;

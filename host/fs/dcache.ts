@@ -37,19 +37,21 @@ export class Dcache {
 }
 
 export class VerifiedBlocks {
-  /**
-   * Blocks by owner inode (0 for filesystem-wide metadata). Nested rather than
-   * one numeric key: owner * 2^48 + pblk is inexact past 2^53, so blocks of
-   * inodes from 32 on would alias and skip their checksum.
-   */
-  private seen = new Map<number, Set<number>>();
-  private count = 0;
-  has(owner: number, pblk: number): boolean { return this.seen.get(owner)?.has(pblk) ?? false; }
+  private byOwner = new Map<number, Set<number>>();
+  private size = 0;
+  /** Was `pblk` verified as metadata of inode `owner` (0 for filesystem-wide metadata)? */
+  has(owner: number, pblk: number): boolean { return this.byOwner.get(owner)?.has(pblk) ?? false; }
   add(owner: number, pblk: number): void {
-    if (this.count >= VERIFIED_MAX) this.clear();
-    let blocks = this.seen.get(owner);
-    if (!blocks) this.seen.set(owner, (blocks = new Set()));
-    if (!blocks.has(pblk)) { blocks.add(pblk); this.count++; }
+    if (this.size >= VERIFIED_MAX) this.clear();
+    let set = this.byOwner.get(owner);
+    if (!set) this.byOwner.set(owner, (set = new Set()));
+    if (!set.has(pblk)) {
+      set.add(pblk);
+      this.size++;
+    }
   }
-  clear(): void { this.seen.clear(); this.count = 0; }
+  clear(): void {
+    this.byOwner.clear();
+    this.size = 0;
+  }
 }

@@ -1,7 +1,7 @@
 // fs.Stats-shaped results: numbers by default, bigint (with nanosecond
 // times) on request, as node:fs does.
 
-import type { Inode, Timespec } from "../format/inode.js";
+import { INODE_FLAGS, type Inode, type Timespec } from "../format/inode.js";
 import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK } from "../format/inode.js";
 
 abstract class StatsBase<T extends number | bigint> {
@@ -14,6 +14,14 @@ abstract class StatsBase<T extends number | bigint> {
   isCharacterDevice(): boolean { return this.fmt() === S_IFCHR; }
   isFIFO(): boolean { return this.fmt() === S_IFIFO; }
   isSocket(): boolean { return this.fmt() === S_IFSOCK; }
+}
+
+/**
+ * st_blocks as ext4_file_getattr reports it: an inline-data file owns no data
+ * blocks, so its size in sectors is added, lest tools think it all holes.
+ */
+function reportedBlocks(i: Inode): number {
+  return i.flags & INODE_FLAGS.INLINE_DATA ? i.blocks512 + Math.floor((i.size + 511) / 512) : i.blocks512;
 }
 
 const nsOf = (t: Timespec) => BigInt(t.sec) * 1_000_000_000n + BigInt(t.nsec);
@@ -31,7 +39,7 @@ export class Stats extends StatsBase<number> {
   constructor(i: Inode, blksize: number, rdev: number, dev: number) {
     super();
     this.dev = dev; this.ino = i.ino; this.mode = i.mode; this.nlink = i.linksCount; this.uid = i.uid; this.gid = i.gid;
-    this.rdev = rdev; this.size = i.size; this.blksize = blksize; this.blocks = i.blocks512;
+    this.rdev = rdev; this.size = i.size; this.blksize = blksize; this.blocks = reportedBlocks(i);
     this.atimeMs = msOf(i.atime); this.mtimeMs = msOf(i.mtime); this.ctimeMs = msOf(i.ctime);
     this.birthtimeMs = i.crtime ? msOf(i.crtime) : 0;
   }
@@ -47,10 +55,10 @@ export class BigIntStats extends StatsBase<bigint> {
     super();
     this.dev = BigInt(dev); this.ino = BigInt(i.ino); this.mode = BigInt(i.mode); this.nlink = BigInt(i.linksCount);
     this.uid = BigInt(i.uid); this.gid = BigInt(i.gid); this.rdev = BigInt(rdev); this.size = BigInt(i.size);
-    this.blksize = BigInt(blksize); this.blocks = BigInt(i.blocks512);
+    this.blksize = BigInt(blksize); this.blocks = BigInt(reportedBlocks(i));
     this.atimeNs = nsOf(i.atime); this.mtimeNs = nsOf(i.mtime); this.ctimeNs = nsOf(i.ctime);
     this.birthtimeNs = i.crtime ? nsOf(i.crtime) : 0n;
-    const ms = (ns: bigint) => (ns >= 0n ? ns / 1_000_000n : -((-ns + 999_999n) / 1_000_000n));
+    const ms = (ns: bigint) => ns / 1_000_000n; // truncated toward zero, as node does
     this.atimeMs = ms(this.atimeNs); this.mtimeMs = ms(this.mtimeNs); this.ctimeMs = ms(this.ctimeNs); this.birthtimeMs = ms(this.birthtimeNs);
     this.atime = new Date(Number(this.atimeMs)); this.mtime = new Date(Number(this.mtimeMs));
     this.ctime = new Date(Number(this.ctimeMs)); this.birthtime = new Date(Number(this.birthtimeMs));
