@@ -133,6 +133,9 @@ describe("errors are node-style and typed", () => {
     expect(() => v.readFileSync("/hello.txt/x")).toThrow(code("ENOTDIR"));
     expect(() => v.readFileSync("/dir")).toThrow(code("EISDIR"));
     expect(() => v.readFileSync("/loop1")).toThrow(code("ELOOP"));
+    expect(() => v.statSync("/hello.txt/")).toThrow(code("ENOTDIR"));
+    expect(v.lstatSync("/dirlink/").isDirectory()).toBe(true);
+    expect(v.lstatSync("/dir/").isDirectory()).toBe(true);
     expect(() => v.readlinkSync("/hello.txt")).toThrow(code("EINVAL"));
     expect(() => v.statSync("/" + "a".repeat(256))).toThrow(code("ENAMETOOLONG"));
     expect(() => v.readFileSync("/dangling")).toThrow(code("ENOENT"));
@@ -233,6 +236,25 @@ describe("verity and encryption flags", () => {
       expect(v.ioPathOf("/dir/sub/deep.txt")).toBe("iomap");
       expect(v.statSync("/hello.txt").size).toBe(12);
       expect(() => v.readFileSync("/hello.txt")).toThrow(code("ENOKEY"));
+    } finally {
+      v.unmount();
+    }
+  });
+});
+
+describe("inode fields as ext4_iget reads them", () => {
+  it("takes an unused extra area (i_extra_isize 0) as 32 bytes for times; i_size_high only for files", () => {
+    const img = path.join(work, "iget.img");
+    fs.copyFileSync(image, img);
+    for (const req of ["sif /hello.txt extra_isize 0", "sif /hello.txt mtime_extra 1", "sif /dir size_high 1"]) {
+      execFileSync("debugfs", ["-w", "-R", req, img], { stdio: "ignore" });
+    }
+    const v = mount(img, { readOnly: true });
+    try {
+      const st = v.statSync("/hello.txt", { bigint: true });
+      expect(st.mtimeNs / 1_000_000_000n).toBeGreaterThan(2n ** 32n); // epoch bit 1 honoured
+      expect(v.statSync("/dir").size).toBeLessThan(2 ** 32); // size_high ignored for a directory
+      expect(v.readFileSync("/hello.txt", "utf8")).toBe("hello world\n");
     } finally {
       v.unmount();
     }

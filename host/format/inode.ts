@@ -61,9 +61,21 @@ export function decodeTime(base: number, extra: number | undefined): Timespec {
   return { sec: signed + epoch * 0x100000000, nsec: extra >>> 2 };
 }
 
-export function decodeInode(ino: number, raw: Uint8Array, inodeSize: number, hugeFileFeature: boolean, blockSize: number): Inode {
+export interface InodeDecodeContext {
+  inodeSize: number;
+  blockSize: number;
+  hugeFile: boolean;
+  /** largedir: directories may use i_size_high too. */
+  largeDir: boolean;
+}
+
+export function decodeInode(ino: number, raw: Uint8Array, ctx: InodeDecodeContext): Inode {
+  const { inodeSize } = ctx;
   const extraIsize = inodeSize > GOOD_OLD_INODE_SIZE ? u16(raw, 0x80) : 0;
-  const has = (field: number, len: number) => extraIsize > 0 && GOOD_OLD_INODE_SIZE + extraIsize >= field + len;
+  // ext4_iget: an unused extra area (i_extra_isize 0 in a large inode) is taken
+  // as the full 32 bytes before the time fields are read.
+  const fieldsIsize = inodeSize > GOOD_OLD_INODE_SIZE && extraIsize === 0 ? 32 : extraIsize;
+  const has = (field: number, len: number) => fieldsIsize > 0 && GOOD_OLD_INODE_SIZE + fieldsIsize >= field + len;
   const extra = (off: number) => (has(off, 4) ? u32(raw, off) : undefined);
   const flags = u32(raw, 0x20);
   const mode = u16(raw, 0x0);
@@ -72,14 +84,15 @@ export function decodeInode(ino: number, raw: Uint8Array, inodeSize: number, hug
     mode,
     uid: (u16(raw, 0x2) | (u16(raw, 0x78) << 16)) >>> 0,
     gid: (u16(raw, 0x18) | (u16(raw, 0x7a) << 16)) >>> 0,
-    size: hiLo(u32(raw, 0x6c), u32(raw, 0x4)),
+    // ext4_isize: i_size_high counts for regular files, and for directories with largedir.
+    size: hiLo((mode & S_IFMT) === S_IFREG || ctx.largeDir ? u32(raw, 0x6c) : 0, u32(raw, 0x4)),
     atime: decodeTime(u32(raw, 0x8), extra(0x8c)),
     ctime: decodeTime(u32(raw, 0xc), extra(0x84)),
     mtime: decodeTime(u32(raw, 0x10), extra(0x88)),
     crtime: has(0x90, 4) ? decodeTime(u32(raw, 0x90), extra(0x94)) : null,
     dtime: u32(raw, 0x14),
     linksCount: u16(raw, 0x1a),
-    blocks512: inodeBlocks512(raw, hugeFileFeature, blockSize),
+    blocks512: inodeBlocks512(raw, ctx.hugeFile, ctx.blockSize),
     flags,
     generation: u32(raw, 0x64),
     fileAcl: hiLo(u16(raw, 0x76), u32(raw, 0x68)),

@@ -3,7 +3,7 @@
 import { corrupted } from "../errors.js";
 import { u16 } from "../format/bytes.js";
 import { BG_FLAGS } from "../format/group-desc.js";
-import { RO_COMPAT } from "../format/features.js";
+import { INCOMPAT, RO_COMPAT } from "../format/features.js";
 import { decodeInode, Inode, INODE_CSUM_HI, INODE_CSUM_LO } from "../format/inode.js";
 import { hasRoCompat } from "../format/superblock.js";
 import type { Ext4 } from "./super.js";
@@ -31,9 +31,12 @@ function inUninitArea(fs: Ext4, group: number, index: number): boolean {
 export function readInodeRaw(fs: Ext4, ino: number): Inode {
   const sb = fs.sb;
   const loc = inodeLocation(fs, ino);
-  const hugeFile = hasRoCompat(sb, RO_COMPAT.HUGE_FILE);
+  const ctx = {
+    inodeSize: sb.inodeSize, blockSize: sb.blockSize, hugeFile: hasRoCompat(sb, RO_COMPAT.HUGE_FILE),
+    largeDir: (sb.featureIncompat & INCOMPAT.LARGEDIR) !== 0,
+  };
   if (inUninitArea(fs, loc.group, loc.index)) {
-    return decodeInode(ino, new Uint8Array(sb.inodeSize), sb.inodeSize, hugeFile, sb.blockSize);
+    return decodeInode(ino, new Uint8Array(sb.inodeSize), ctx);
   }
   const block = fs.bcache.read(loc.block, "inode table block");
   const raw = block.slice(loc.offset, loc.offset + sb.inodeSize);
@@ -50,7 +53,7 @@ export function readInodeRaw(fs: Ext4, ino: number): Inode {
       throw corrupted(`inode checksum mismatch (stored 0x${(stored >>> 0).toString(16)}, computed 0x${(want >>> 0).toString(16)})`, { ino, block: loc.block });
     }
   }
-  return decodeInode(ino, raw, sb.inodeSize, hugeFile, sb.blockSize);
+  return decodeInode(ino, raw, ctx);
 }
 
 function isAllZero(b: Uint8Array): boolean {

@@ -55,6 +55,9 @@ export function resolve(fs: Ext4, path: PathLike, followLast: boolean, syscall: 
   if (bytes.includes(0)) throw new Ext4Error("EINVAL", "path contains a NUL byte", { syscall, path: shown });
   if (bytes.length === 0) throw new Ext4Error("ENOENT", "no such file or directory", { syscall, path: shown });
   if (bytes.length > PATH_MAX) throw new Ext4Error("ENAMETOOLONG", "path too long", { syscall, path: shown });
+  // A trailing slash names a directory: it follows a final symlink and refuses a non-directory.
+  const mustBeDir = bytes.length > 1 && bytes[bytes.length - 1] === 0x2f;
+  if (mustBeDir) followLast = true;
   let links = 0;
   // Components still to walk, consumed from the end; symlink targets are pushed on.
   const todo = splitComponents(bytes).reverse();
@@ -92,6 +95,7 @@ export function resolve(fs: Ext4, path: PathLike, followLast: boolean, syscall: 
     stack.push({ inode: cur, name });
     cur = next;
   }
+  if (mustBeDir && !isDir(cur)) throw new Ext4Error("ENOTDIR", "not a directory", { syscall, path: shown });
   // stack holds parents; the names pushed name each step down.
   return { inode: cur, real: stack.map((s) => s.name) };
 }
