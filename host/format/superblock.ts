@@ -70,6 +70,8 @@ export interface Superblock {
   errorCount: number;
   mountOpts: string;
   lpfIno: number;
+  /** sparse_super2: the (at most two) groups that carry backups. */
+  backupBgs: [number, number];
   checksumSeed: number;
   encoding: number;
   encodingFlags: number;
@@ -172,6 +174,7 @@ export function decodeSuperblock(b: Uint8Array): Superblock {
     errorCount: u32(b, 0x194),
     mountOpts: cString(b, 0x200, 64),
     lpfIno: u32(b, 0x268),
+    backupBgs: [u32(b, 0x24c), u32(b, 0x250)],
     checksumSeed: u32(b, 0x270),
     encoding: u16(b, 0x27c),
     encodingFlags: u16(b, 0x27e),
