@@ -3,7 +3,7 @@
 // (the kernel holds them locked during I/O) so reclaim cannot take them; their
 // blocks become uptodate when the bio completes.
 
-import { readScatter } from "../device/block-device.js";
+import { readDevice } from "../cache/buffer-cache.js";
 import type { FolioCache } from "../cache/folio-cache.js";
 import type { Ext4 } from "../fs/super.js";
 
@@ -50,7 +50,7 @@ export class ReadBio {
     this.start = this.end = -1;
     try {
       const views = segs.map((s) => this.fs.wasm.view(this.cache.addr(s.slot) + s.offset, s.len));
-      readScatter(this.fs.device, start, views);
+      readDevice(this.fs.device, start, views);
       this.submitted++;
       for (const s of segs) this.cache.setUptodate(s.slot, s.firstBlock, s.nBlocks);
     } finally {

@@ -3,7 +3,9 @@
 // readahead going).
 
 import { Ext4Error } from "../errors.js";
+import { RO_COMPAT } from "../format/features.js";
 import { INODE_FLAGS, type Inode } from "../format/inode.js";
+import { hasRoCompat } from "../format/superblock.js";
 import type { Ext4 } from "../fs/super.js";
 import { PAGE_SIZE } from "../cache/folio-cache.js";
 import type { ReadaheadState } from "./readahead.js";
@@ -29,10 +31,14 @@ export function bufferedRead(
   fill: (inode: Inode, from: number, to: number) => void,
 ): number {
   if (inode.flags & INODE_FLAGS.ENCRYPT) refuseEncrypted(inode);
-  const size = inode.size;
+  // Past s_maxbytes the file ends, whatever a (corrupt) i_size says.
+  const size = Math.min(inode.size, maxBytes(fs, inode));
   if (pos >= size || dst.length === 0) return 0;
   const len = Math.min(dst.length, size - pos);
-  const plan = ra.plan(pos, len, size);
+  if (pos + len > CACHE_BYTE_LIMIT) {
+    throw new Ext4Error("EOVERFLOW", `file offset ${pos + len} is beyond the ${CACHE_BYTE_LIMIT / 2 ** 40} TiB the page cache indexes`, { ino: inode.ino });
+  }
+  const plan = ra.plan(pos, len, Math.min(size, CACHE_BYTE_LIMIT));
   for (let done = 0; done < len; ) {
     const p = pos + done;
     const n = Math.min(len - done, COPY_CHUNK - (p % COPY_CHUNK));
@@ -42,6 +48,23 @@ export function bufferedRead(
   }
   if (plan.to > plan.from) fill(inode, plan.from, plan.to);
   return len;
+}
+
+/** Bytes the folio cache can index: 2^32 pages (folio indexes are u32 in wasm). */
+const CACHE_BYTE_LIMIT = 2 ** 32 * PAGE_SIZE;
+
+/**
+ * s_maxbytes (ext4_max_size, ext4_max_bitmap_size): logical blocks are 32-bit,
+ * block maps reach 12 + p + p^2 + p^3 blocks, and without huge_file i_blocks
+ * counts at most 2^32 - 1 sectors. filemap_read ends a file there.
+ */
+export function maxBytes(fs: Ext4, inode: Inode): number {
+  const bs = fs.sb.blockSize;
+  const per = bs / 4;
+  let blocks = 2 ** 32 - 1;
+  if (!(inode.flags & INODE_FLAGS.EXTENTS)) blocks = Math.min(blocks, 12 + per + per ** 2 + per ** 3);
+  if (!hasRoCompat(fs.sb, RO_COMPAT.HUGE_FILE)) blocks = Math.min(blocks, Math.floor((2 ** 32 - 1) / (bs / 512)));
+  return blocks * bs;
 }
 
 /** True if every block of [pos, pos+len) is cached and uptodate (the cheap common case). */

@@ -1,9 +1,24 @@
 // Metadata blocks, cached in the folio arena under the device's own mapping
 // (as the kernel caches buffer heads in the block device's page cache).
 
-import { corrupted } from "../errors.js";
-import type { BlockDevice } from "../device/block-device.js";
+import { corrupted, Ext4Error } from "../errors.js";
+import { readScatter, type BlockDevice } from "../device/block-device.js";
 import { DEVICE_MAPPING, FolioCache, PAGE_SIZE } from "./folio-cache.js";
+
+/**
+ * Reads device bytes into one buffer or, in order, several. A failure of the
+ * device itself (anything but an Ext4Error) is reported as EIO, the device's
+ * own error kept as the cause.
+ */
+export function readDevice(device: BlockDevice, pos: number, dst: Uint8Array | Uint8Array[]): void {
+  try {
+    if (Array.isArray(dst)) readScatter(device, pos, dst);
+    else device.read(pos, dst);
+  } catch (e) {
+    if (e instanceof Ext4Error) throw e;
+    throw new Ext4Error("EIO", `device read failed at offset ${pos}: ${e instanceof Error ? e.message : String(e)}`, { syscall: "read", cause: e });
+  }
+}
 
 export class BufferCache {
   constructor(readonly cache: FolioCache, readonly device: BlockDevice, readonly blocksCount: number) {}
@@ -30,7 +45,7 @@ export class BufferCache {
       if (byte + bs > this.device.size) {
         throw corrupted(`${what} ${pblk} lies beyond the end of the device (${this.device.size} bytes)`, { block: pblk });
       }
-      this.device.read(byte, this.cache.wasm.view(this.cache.addr(slot) + off, bs));
+      readDevice(this.device, byte, this.cache.wasm.view(this.cache.addr(slot) + off, bs));
       this.cache.setUptodate(slot, blkInFolio, 1);
     }
     return this.cache.wasm.view(this.cache.addr(slot) + off, bs);

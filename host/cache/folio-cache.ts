@@ -35,11 +35,13 @@ export class FolioCache {
 
   /** Folio bytes as a view into wasm memory. Valid until the next create(). */
   bytes(slot: number): Uint8Array {
-    return this.wasm.view(this.x.folioAddr(slot), PAGE_SIZE << this.x.folioOrder(slot));
+    return this.wasm.view(this.addr(slot), PAGE_SIZE << this.x.folioOrder(slot));
   }
 
-  addr(slot: number): number { return this.x.folioAddr(slot); }
-  index(slot: number): number { return this.x.folioIndex(slot); }
+  // wasm returns u32 as a signed i32: page indexes past 2^31 (files past 8 TiB)
+  // and addresses past 2 GiB of cache would come back negative.
+  addr(slot: number): number { return this.x.folioAddr(slot) >>> 0; }
+  index(slot: number): number { return this.x.folioIndex(slot) >>> 0; }
   order(slot: number): number { return this.x.folioOrder(slot); }
   size(slot: number): number { return PAGE_SIZE << this.x.folioOrder(slot); }
   blocks(slot: number): number { return this.x.folioBlocks(slot); }

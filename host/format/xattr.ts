@@ -33,17 +33,20 @@ export function parseXattrEntries(b: Uint8Array, start: number, end: number, whe
   let p = start;
   while (p + 4 <= end && u32(b, p) !== 0) {
     if (p + 16 > end) throw corrupted("xattr entry runs past its area", where);
-    const nameLen = u8(b, p);
-    const nameIndex = u8(b, p + 1);
-    if (p + 16 + nameLen > end) throw corrupted("xattr name runs past its area", where);
-    const name = b.slice(p + 16, p + 16 + nameLen);
+    const at = p;
+    const nameLen = u8(b, at);
+    const nameIndex = u8(b, at + 1);
+    if (at + 16 + nameLen > end) throw corrupted("xattr name runs past its area", where);
+    const name = b.slice(at + 16, at + 16 + nameLen);
     const prefix = XATTR_PREFIX[nameIndex];
-    if (prefix === undefined && nameIndex !== 0) throw corrupted(`unknown xattr name index ${nameIndex}`, where);
+    p += (16 + nameLen + 3) & ~3;
+    // Indexes with no name space here (9 encryption context, 10 hurd, others) are
+    // valid on disk but not visible, as the kernel skips them in listxattr.
+    if (prefix === undefined && nameIndex !== 0) continue;
     const text = new TextDecoder().decode(name);
     // posix ACL indexes have a complete name and no suffix.
     const fullName = nameIndex === 2 || nameIndex === 3 ? prefix : (prefix ?? "") + text;
-    out.push({ nameIndex, name, fullName, valueOffset: u16(b, p + 2), valueInum: u32(b, p + 4), valueSize: u32(b, p + 8), hash: u32(b, p + 12) });
-    p += (16 + nameLen + 3) & ~3;
+    out.push({ nameIndex, name, fullName, valueOffset: u16(b, at + 2), valueInum: u32(b, at + 4), valueSize: u32(b, at + 8), hash: u32(b, at + 12) });
     if (out.length > 4096) throw corrupted("too many xattr entries", where);
   }
   return out;

@@ -45,6 +45,9 @@ export function parseDirBlock(
       if (match) {
         if (bytesEqual(name, match)) return ino;
       } else if (out) {
+        // No path can name such an entry, and a caller joining it to a path would reach another file.
+        // (Encrypted names are ciphertext: any byte goes.)
+        if (!(dir.flags & INODE_FLAGS.ENCRYPT) && (name.includes(0x2f) || name.includes(0))) throw corrupted(`directory entry name contains '/' or NUL at offset ${p - off}`, where);
         out.push({ ino, name: name.slice(), fileType: fileType ? u8(b, p + 7) : 0 });
       }
     }
@@ -71,6 +74,11 @@ function readDirBlock(fs: Ext4, dir: Inode, lblk: number): { b: Uint8Array; pblk
   const m = fs.mapBlocks(dir, lblk, 1);
   if (m.kind !== MapKind.Mapped) return null;
   return { b: fs.bcache.read(m.pblk, "directory block"), pblk: m.pblk };
+}
+
+/** Further blocks of the hole at `lblk` (below n): scans skip a hole in one step, not block by block. */
+function restOfHole(fs: Ext4, dir: Inode, lblk: number, n: number): number {
+  return fs.mapBlocks(dir, lblk, n - lblk).len - 1;
 }
 
 /** Is this block an htree interior node (a fake empty dirent spanning the block)? */
@@ -121,9 +129,10 @@ export function readDir(fs: Ext4, dir: Inode): DirEntry[] {
   const n = dirBlocks(fs, dir);
   for (let lblk = 0; lblk < n; lblk++) {
     const blk = readDirBlock(fs, dir, lblk);
-    if (!blk) continue;
+    if (!blk) { lblk += restOfHole(fs, dir, lblk, n); continue; }
     if (indexed && lblk === 0) {
-      verifyDxRoot(fs, dir, blk.b, blk.pblk);
+      // An unusable index does not stop a listing: the leaves are read in order anyway.
+      try { verifyDxRoot(fs, dir, blk.b, blk.pblk); } catch (e) { if (!badIndex.has(e as Error)) throw e; }
       // "." and ".." lead the root block; the rest of it is index.
       parseDirBlock(fs, dir, blk.b, 0, 12, blk.pblk, out);
       const dotdotIno = u32(blk.b, 12);
@@ -144,15 +153,29 @@ export function readDir(fs: Ext4, dir: Inode): DirEntry[] {
 const DOT = Uint8Array.of(0x2e);
 const DOTDOT = Uint8Array.of(0x2e, 0x2e);
 
+/**
+ * dx_probe's ERR_BAD_DX_DIR: an index the kernel will not use (unknown hash,
+ * too deep, bad count or limit) while its blocks passed their checksums. The
+ * leaves can still be fine, so lookups and listings fall back to a linear scan.
+ */
+const badIndex = new WeakSet<Error>();
+function badIndexError(message: string, where: { ino: number; block?: number }): Error {
+  const e = corrupted(message, where);
+  badIndex.add(e);
+  return e;
+}
+
 function verifyDxRoot(fs: Ext4, dir: Inode, b: Uint8Array, pblk: number): { levels: number; hashVersion: number; countOffset: number } {
   const info = dxRootInfo(b);
   const where = { ino: dir.ino, block: pblk };
-  if (u32(b, DX_ROOT_INFO_OFFSET) !== 0) throw corrupted("htree root reserved field is not zero", where);
-  if (info.infoLength !== 8) throw corrupted(`htree root info length ${info.infoLength}`, where);
-  const maxLevels = fs.sb.featureIncompat & INCOMPAT.LARGEDIR ? 3 : 2;
-  if (info.indirectLevels >= maxLevels) throw corrupted(`htree depth ${info.indirectLevels + 1} too large`, where);
+  // With checksums, a root whose layout hides the checksum is a checksum failure (ext4_dx_csum_verify).
+  const layout = fs.metadataCsum && fs.verifyChecksums ? corrupted : badIndexError;
+  if (u32(b, DX_ROOT_INFO_OFFSET) !== 0) throw layout("htree root reserved field is not zero", where);
+  if (info.infoLength !== 8) throw layout(`htree root info length ${info.infoLength}`, where);
   const countOffset = DX_ROOT_INFO_OFFSET + info.infoLength;
   verifyDxNode(fs, dir, b, pblk, countOffset);
+  const maxLevels = fs.sb.featureIncompat & INCOMPAT.LARGEDIR ? 3 : 2;
+  if (info.indirectLevels >= maxLevels) throw badIndexError(`htree depth ${info.indirectLevels + 1} too large`, where);
   return { levels: info.indirectLevels, hashVersion: info.hashVersion, countOffset };
 }
 
@@ -176,7 +199,14 @@ function lookupUncached(fs: Ext4, dir: Inode, name: Uint8Array): number {
     return 0;
   }
   // Casefolded and encrypted directories hash a transformed name: scan them linearly.
-  if (isIndexed(fs, dir) && !(dir.flags & (INODE_FLAGS.CASEFOLD | INODE_FLAGS.ENCRYPT))) return dxLookup(fs, dir, name);
+  if (isIndexed(fs, dir) && !(dir.flags & (INODE_FLAGS.CASEFOLD | INODE_FLAGS.ENCRYPT))) {
+    try {
+      return dxLookup(fs, dir, name);
+    } catch (e) {
+      // ext4_find_entry: on ERR_BAD_DX_DIR, search the old-fashioned way.
+      if (!badIndex.has(e as Error)) throw e;
+    }
+  }
   return linearLookup(fs, dir, name);
 }
 
@@ -185,7 +215,7 @@ function linearLookup(fs: Ext4, dir: Inode, name: Uint8Array): number {
   const indexed = isIndexed(fs, dir);
   for (let lblk = 0; lblk < n; lblk++) {
     const blk = readDirBlock(fs, dir, lblk);
-    if (!blk) continue;
+    if (!blk) { lblk += restOfHole(fs, dir, lblk, n); continue; }
     if (indexed && lblk === 0) {
       const ino = parseDirBlock(fs, dir, blk.b, 0, 12, blk.pblk, null, name);
       if (ino) return ino;
@@ -209,7 +239,7 @@ function dxLookup(fs: Ext4, dir: Inode, name: Uint8Array): number {
   if (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e) return u32(rootBlk.b, 12);
   const root = verifyDxRoot(fs, dir, rootBlk.b, rootBlk.pblk);
   let version = root.hashVersion;
-  if (version > DX_HASH_TEA && version !== 6) throw corrupted(`unknown htree hash version ${version}`, { ino: dir.ino, block: rootBlk.pblk });
+  if (version > DX_HASH_TEA && version !== 6) throw badIndexError(`unknown htree hash version ${version}`, { ino: dir.ino, block: rootBlk.pblk });
   if (version <= DX_HASH_TEA && fs.sb.flags & SB_FLAGS.UNSIGNED_HASH) version += 3;
   const seed = fs.sb.hashSeed.some((w) => w !== 0) ? fs.sb.hashSeed : null;
   const { major } = dirHash(name, version, seed);
@@ -270,7 +300,7 @@ function readDxEntries(fs: Ext4, dir: Inode, b: Uint8Array, pblk: number, countO
   const where = { ino: dir.ino, block: pblk };
   const limit = u16(b, countOffset);
   const count = u16(b, countOffset + 2);
-  if (count === 0 || count > limit || countOffset + limit * 8 > fs.sb.blockSize) throw corrupted(`htree node count ${count} / limit ${limit} invalid`, where);
+  if (count === 0 || count > limit || countOffset + limit * 8 > fs.sb.blockSize) throw badIndexError(`htree node count ${count} / limit ${limit} invalid`, where);
   const entries: { hash: number; block: number }[] = [];
   let prev = 0;
   for (let i = 0; i < count; i++) {
@@ -278,7 +308,7 @@ function readDxEntries(fs: Ext4, dir: Inode, b: Uint8Array, pblk: number, countO
     const hash = i === 0 ? 0 : u32(b, p);
     const block = u32(b, p + 4);
     if (block >= nblocks) throw corrupted(`htree entry points to block ${block} beyond the directory`, where);
-    if (i > 1 && hash < prev) throw corrupted("htree hashes out of order", where);
+    if (i > 1 && hash < prev) throw badIndexError("htree hashes out of order", where);
     prev = hash;
     entries.push({ hash, block });
   }

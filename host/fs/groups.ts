@@ -4,7 +4,7 @@
 import { corrupted } from "../errors.js";
 import { decodeGroupDesc, GroupDesc } from "../format/group-desc.js";
 import { INCOMPAT, RO_COMPAT } from "../format/features.js";
-import { groupCount, hasIncompat, hasRoCompat, Superblock } from "../format/superblock.js";
+import { groupCount, hasIncompat, hasRoCompat, Superblock, SUPERBLOCK_OFFSET } from "../format/superblock.js";
 import type { BufferCache } from "../cache/buffer-cache.js";
 import type { Checksums } from "./csum.js";
 
@@ -29,10 +29,14 @@ export function groupFirstBlock(sb: Superblock, g: number): number {
 /** Block holding descriptor block `i` of the primary GDT. */
 export function descriptorBlock(sb: Superblock, i: number): number {
   const perBlock = sb.blockSize / sb.descSize;
-  if (!hasIncompat(sb, INCOMPAT.META_BG) || i < sb.firstMetaBg) return sb.firstDataBlock + 1 + i;
+  // The GDT follows the superblock's own block: block 1 at 1 KiB blocks even when
+  // s_first_data_block is 0 (bigalloc), not firstDataBlock + 1.
+  const superBlock = Math.floor(SUPERBLOCK_OFFSET / sb.blockSize);
+  if (!hasIncompat(sb, INCOMPAT.META_BG) || i < sb.firstMetaBg) return superBlock + 1 + i;
   // meta_bg: descriptor block i lives in the first group of its meta group.
   const g = i * perBlock;
-  return groupFirstBlock(sb, g) + (groupHasSuper(sb, g) ? 1 : 0);
+  const bumped = sb.blockSize === 1024 && i === 0 && sb.firstDataBlock === 0 ? 1 : 0;
+  return groupFirstBlock(sb, g) + (groupHasSuper(sb, g) ? 1 : 0) + bumped;
 }
 
 export function loadGroupDescriptors(sb: Superblock, bc: BufferCache, csum: Checksums, verify: boolean): GroupDesc[] {

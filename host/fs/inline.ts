@@ -29,6 +29,15 @@ export function inlinePayload(fs: Ext4, inode: Inode): Uint8Array {
   return out;
 }
 
+/** Everything stored inline, whatever i_size says: the 60 bytes of i_block, then system.data. */
+export function inlineStored(fs: Ext4, inode: Inode): Uint8Array {
+  const extra = systemData(fs, inode);
+  const out = new Uint8Array(60 + extra.length);
+  out.set(inode.iBlock.subarray(0, 60));
+  out.set(extra, 60);
+  return out;
+}
+
 /** Reads [pos, pos + dst.length) of an inline file into dst; returns bytes read. */
 export function readInline(fs: Ext4, inode: Inode, pos: number, dst: Uint8Array): number {
   if (pos >= inode.size) return 0;

@@ -1,5 +1,6 @@
 // Reading the primary superblock from a device.
 
+import { readDevice } from "../cache/buffer-cache.js";
 import type { BlockDevice } from "../device/block-device.js";
 import { Ext4Error } from "../errors.js";
 import { decodeSuperblock, Superblock, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE } from "../format/superblock.js";
@@ -9,7 +10,7 @@ export function readSuperblock(device: BlockDevice): Superblock {
     throw new Ext4Error("EINVAL", `device too small for an ext4 filesystem (${device.size} bytes)`);
   }
   const b = new Uint8Array(SUPERBLOCK_SIZE);
-  device.read(SUPERBLOCK_OFFSET, b);
+  readDevice(device, SUPERBLOCK_OFFSET, b);
   return decodeSuperblock(b);
 }
 

@@ -8,7 +8,7 @@ import type { BufferedIO } from "../buffered/io.js";
 import { IomapBufferedIO } from "../buffered/iomap/read.js";
 import { ReadaheadState } from "../buffered/readahead.js";
 import { selectPath, shouldUseBufferedIomap } from "../buffered/select.js";
-import { Ext4Error } from "../errors.js";
+import { corrupted, Ext4Error } from "../errors.js";
 import { FT } from "../format/dirent.js";
 import { Inode, INODE_FLAGS, isDir, isLnk, isReg, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK } from "../format/inode.js";
 import { readDir } from "../fs/dir.js";
@@ -157,7 +157,11 @@ export class Volume {
       const encoding = o.encoding;
       const parent = pathText(path);
       const out: (string | Buffer | Dirent)[] = [];
+      // A corrupt entry can lead back up the tree: descend into each directory once.
+      const entered = new Set<number>();
       const walk = (dirInode: Inode, rel: string, parentPath: string) => {
+        if (entered.has(dirInode.ino)) throw corrupted(`directory inode ${dirInode.ino} is reached twice (a directory loop)`, { ino: dirInode.ino });
+        entered.add(dirInode.ino);
         for (const e of this.entries(dirInode)) {
           const name = decodeName(e.name, encoding);
           const relName = rel ? `${rel}/${name.toString()}` : name;

@@ -5,6 +5,7 @@
 // a mapped block after a hole, discontiguous blocks, partly uptodate) go
 // through block_read_full_folio with buffer heads and one I/O per block.
 
+import { readDevice } from "../../cache/buffer-cache.js";
 import { PAGE_SIZE } from "../../cache/folio-cache.js";
 import { readaheadFolioOrder } from "../folio-order.js";
 import type { Inode } from "../../format/inode.js";
@@ -108,7 +109,7 @@ export class BhBufferedIO implements BufferedIO {
           if (m.kind === MapKind.Mapped) {
             bh.blocknr = m.pblk;
             bh.set(BH.Mapped);
-            fs.device.read(m.pblk * bs, fs.wasm.view(at, bs));
+            readDevice(fs.device, m.pblk * bs, fs.wasm.view(at, bs));
             cache.setUptodate(slot, bh.index, 1);
             bh.set(BH.Uptodate);
             continue;

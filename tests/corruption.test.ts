@@ -1,0 +1,448 @@
+// Seeded corruption of metadata: small images made at run time with
+// `mkfs.ext4 -d` (an htree directory, a depth >= 1 extent tree, fast and slow
+// symlinks, xattrs in the inode and in a block; inline_data, 1 KiB block,
+// no-metadata_csum, block-mapped, bigalloc and meta_bg variants), then for
+// each seed 1-8 bytes or
+// fields of one metadata block are changed (superblock, group descriptors, an
+// inode, a directory or htree block, an extent or indirect block, an xattr
+// block, a slow symlink's block) and the image is mounted and walked with and
+// without checksum verification. Every failure must be a typed Ext4Error:
+// no hang, no trap, no foreign exception, no write, bounded memory. On
+// metadata_csum images a walk that reports nothing wrong must also give the
+// pristine answer, since every byte that feeds it is checksummed.
+//
+// FUZZ_SEEDS=<n> sets the seeds per image variant (default 50), or
+// FUZZ_SEEDS=<from>-<to> a range of them for a longer campaign;
+// FUZZ_ONLY=<variant>:<seed> reruns one seed and prints what each walk saw
+// (with FUZZ_DUMP=<file>, the mutated image is written there too).
+
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Ext4Error, MemoryDevice, mount, type BlockDevice, type MountOptions } from "../host/index.js";
+import { INODE_FLAGS } from "../host/format/inode.js";
+import { compareVolumeWithTree } from "./helpers/compare.js";
+import { ensureAttrTools, runSync } from "./helpers/exec.js";
+import { mkfsEnv } from "./helpers/images.js";
+import { WalkRunner, type JobOutcome } from "./helpers/robust-pool.js";
+import { walkImage, type WalkResult } from "./helpers/robust-walk.js";
+
+const SEED_RANGE = /^(\d+)-(\d+)$/.exec(process.env.FUZZ_SEEDS ?? "");
+const [SEED_FROM, SEED_TO] = SEED_RANGE ? [Number(SEED_RANGE[1]), Number(SEED_RANGE[2])] : [0, Number(process.env.FUZZ_SEEDS ?? 50)];
+const ONLY = /^([\w-]+):(\d+)$/.exec(process.env.FUZZ_ONLY ?? "");
+const PER_WALK_MS = 10_000;
+const IMAGE_MIB = 16;
+
+interface Variant { name: string; args: string[]; csum: boolean }
+const VARIANTS: Variant[] = [
+  { name: "ext4-4k", args: ["-b", "4096", "-g", "1024"], csum: true },
+  { name: "inline-data", args: ["-b", "4096", "-g", "1024", "-O", "inline_data"], csum: true },
+  { name: "ext4-1k", args: ["-b", "1024"], csum: true },
+  { name: "no-csum", args: ["-b", "4096", "-g", "1024", "-O", "^metadata_csum,uninit_bg"], csum: false },
+  { name: "no-extents", args: ["-b", "4096", "-g", "1024", "-O", "^extent,^64bit,^flex_bg"], csum: true },
+  { name: "bigalloc-1k", args: ["-b", "1024", "-O", "bigalloc", "-C", "16384"], csum: true },
+  { name: "meta-bg", args: ["-b", "1024", "-g", "256", "-O", "meta_bg,^resize_inode"], csum: true },
+];
+
+// ---- the source tree -------------------------------------------------------
+
+function buildTree(dir: string): void {
+  ensureAttrTools();
+  const w = (rel: string, data: string | Buffer) => fs.writeFileSync(path.join(dir, rel), data);
+  const setx = (rel: string, name: string, value: string) => runSync("setfattr", ["-n", name, "-v", value, path.join(dir, rel)]);
+  fs.mkdirSync(path.join(dir, "bigdir/sub1"), { recursive: true });
+  fs.mkdirSync(path.join(dir, "bigdir/sub2"));
+  // ~400 entries of mixed name lengths: several blocks, so e2fsck -D builds an htree.
+  for (let i = 0; i < 400; i++) w(`bigdir/entry-${String(i).padStart(4, "0")}-${"n".repeat(i % 37)}`, i % 9 === 0 ? `content ${i}\n` : "");
+  w("bigdir/sub1/inner", "inner file\n");
+  // 400 one-block islands separated by holes: 400 extents, an extent tree of depth >= 1.
+  const fd = fs.openSync(path.join(dir, "sparse400"), "w");
+  for (let i = 0; i < 400; i++) fs.writeSync(fd, Buffer.alloc(4096, (i % 251) + 1), 0, 4096, i * 8192);
+  fs.closeSync(fd);
+  w("tiny", "tiny\n");
+  w("small100", "s".repeat(100));
+  w("medium", Buffer.from(Array.from({ length: 70_000 }, (_, i) => (i * 7) & 0xff)));
+  fs.symlinkSync("tiny", path.join(dir, "fast-link"));
+  fs.symlinkSync("x/".repeat(100) + "target", path.join(dir, "slow-link"));
+  fs.linkSync(path.join(dir, "tiny"), path.join(dir, "tiny-hardlink"));
+  w("xattrs", "has attributes\n");
+  setx("xattrs", "user.small", "hello");
+  for (let i = 0; i < 3; i++) setx("xattrs", `user.m${i}`, `v${i}-${"m".repeat(100)}`);
+  setx("xattrs", "user.big", "b".repeat(500));
+  fs.mkdirSync(path.join(dir, "xdir"));
+  setx("xdir", "user.dirattr", "on a directory");
+  w("xdir/f", "f\n");
+}
+
+// ---- metadata block discovery (e2fsprogs' view of the pristine image) ---------
+
+type Category = "superblock" | "gdt" | "bitmap" | "inode" | "dir" | "extent" | "indirect" | "xattr" | "symlink";
+
+/** A byte range of the image that holds metadata of one category. */
+interface Region { category: Category; start: number; len: number; label: string }
+
+interface ImageInfo {
+  variant: Variant;
+  image: Uint8Array;
+  blockSize: number;
+  blocksCount: number;
+  regions: Map<Category, Region[]>;
+  /** Inode slots of the objects the tree was built to have (root, dirs, links, sparse, xattrs). */
+  keyInodes: Region[];
+}
+
+function parseRanges(s: string): [number, number][] {
+  return s.split(",").map((x) => x.trim()).filter(Boolean).map((x) => {
+    const [a, b] = x.split("-").map(Number);
+    return [a, b ?? a];
+  });
+}
+
+function discoverMetadata(variant: Variant, file: string): ImageInfo {
+  const dump = runSync("dumpe2fs", [file]).stdout;
+  const num = (re: RegExp) => Number(re.exec(dump)?.[1]);
+  const blockSize = num(/^Block size:\s+(\d+)/m);
+  const inodeSize = num(/^Inode size:\s+(\d+)/m);
+  const ipg = num(/^Inodes per group:\s+(\d+)/m);
+  const blocksCount = num(/^Block count:\s+(\d+)/m);
+  const descPerBlock = blockSize / (num(/^Group descriptor size:\s+(\d+)/m) || 32);
+  const regions = new Map<Category, Region[]>();
+  const add = (r: Region) => { if (!regions.has(r.category)) regions.set(r.category, []); regions.get(r.category)!.push(r); };
+  const addBlocks = (category: Category, from: number, to: number, label: string) => {
+    for (let b = from; b <= to; b++) add({ category, start: b * blockSize, len: blockSize, label: `${label} block ${b}` });
+  };
+  add({ category: "superblock", start: 1024, len: 1024, label: "primary superblock" });
+  const used: number[] = [];
+  const tables: number[] = [];
+  for (const g of dump.split(/^Group /m).slice(1)) {
+    const n = Number(/^(\d+):/.exec(g)?.[1]);
+    const gdt = /Primary superblock at \d+, Group descriptors at (\d+)-(\d+)/.exec(g);
+    if (gdt) addBlocks("gdt", Number(gdt[1]), Number(gdt[2]), "group descriptor");
+    // meta_bg: the primary descriptor block of each meta group sits in its first group.
+    const metaGdt = /Group descriptor at (\d+)/.exec(g);
+    if (metaGdt && n % descPerBlock === 0) addBlocks("gdt", Number(metaGdt[1]), Number(metaGdt[1]), `meta_bg descriptor (group ${n})`);
+    for (const m of g.matchAll(/(Block|Inode) bitmap at (\d+)/g)) addBlocks("bitmap", Number(m[2]), Number(m[2]), `${m[1].toLowerCase()} bitmap`);
+    tables[n] = Number(/Inode table at (\d+)-/.exec(g)?.[1]);
+    const free = parseRanges(/Free inodes: ?([^\n]*)/.exec(g)?.[1] ?? "");
+    const isFree = (i: number) => free.some(([a, b]) => i >= a && i <= b);
+    for (let i = n * ipg + 1; i <= (n + 1) * ipg; i++) if (!isFree(i)) used.push(i);
+  }
+  const inodeRegion = (ino: number, label: string): Region => {
+    const g = Math.floor((ino - 1) / ipg);
+    return { category: "inode", start: tables[g] * blockSize + ((ino - 1) % ipg) * inodeSize, len: inodeSize, label: `inode ${ino} (${label})` };
+  };
+  // Inodes the read path reaches: the root and everything from 11 on (not the journal or resize inode).
+  const reachable = used.filter((i) => i === 2 || i >= 11);
+  const stats = runSync("debugfs", ["-f", "-", file], { input: reachable.map((i) => `stat <${i}>`).join("\n") + "\n" }).stdout;
+  const keyInodes: Region[] = [];
+  for (const chunk of stats.split(/^debugfs: stat /m).slice(1)) {
+    const ino = Number(/^<(\d+)>/.exec(chunk)?.[1]);
+    const type = /Type: (\w+)/.exec(chunk)?.[1] ?? "?";
+    const r = inodeRegion(ino, type);
+    add(r);
+    const acl = Number(/File ACL: (\d+)/.exec(chunk)?.[1] ?? 0);
+    if (acl) addBlocks("xattr", acl, acl, `xattr of inode ${ino}`);
+    for (const m of chunk.matchAll(/\((ETB\d+|IND|DIND|TIND)\):(\d+)/g)) {
+      addBlocks(m[1].startsWith("ETB") ? "extent" : "indirect", Number(m[2]), Number(m[2]), `${m[1]} of inode ${ino}`);
+    }
+    const data: [number, number][] = [];
+    for (const m of chunk.matchAll(/\((\d+)(?:-(\d+))?\):(\d+)(?:-(\d+))?/g)) data.push([Number(m[3]), Number(m[4] ?? m[3])]);
+    if (type === "directory") for (const [a, b] of data) addBlocks("dir", a, b, `directory ${ino}`);
+    if (type === "symlink") for (const [a, b] of data) addBlocks("symlink", a, b, `symlink ${ino}`);
+    const interesting = ino === 2 || type !== "regular" || acl !== 0 || /Size of inline data|Extended attributes/.test(chunk) || data.length > 4;
+    if (interesting) keyInodes.push(r);
+  }
+  return { variant, image: new Uint8Array(fs.readFileSync(file)), blockSize, blocksCount, regions, keyInodes };
+}
+
+// ---- seeded mutation --------------------------------------------------------
+
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface Mutation { image: Uint8Array; category: Category; description: string }
+
+function mutate(info: ImageInfo, seed: number): Mutation {
+  const rand = prng(seed * 7919 + info.variant.name.length * 104729);
+  const int = (n: number) => Math.floor(rand() * n);
+  const pick = <T>(xs: T[]): T => xs[int(xs.length)];
+  const category = pick([...info.regions.keys()]);
+  const region = category === "inode" && rand() < 0.7 && info.keyInodes.length ? pick(info.keyInodes) : pick(info.regions.get(category)!);
+  const img = info.image.slice();
+  const dv = new DataView(img.buffer, img.byteOffset, img.byteLength);
+  const edits: string[] = [];
+  const count = 1 + int(8);
+  for (let k = 0; k < count; k++) {
+    const kind = pick(["byte", "bit", "u16", "u32", "u32"] as const);
+    const size = kind === "u16" ? 2 : kind === "u32" ? 4 : 1;
+    const rel = int(Math.floor(region.len / size)) * size;
+    const at = region.start + rel;
+    const hex = (v: number) => `0x${v.toString(16)}`;
+    if (kind === "byte") {
+      const v = int(256);
+      img[at] = v;
+      edits.push(`u8@+${hex(rel)}=${hex(v)}`);
+    } else if (kind === "bit") {
+      const bit = int(8);
+      img[at] ^= 1 << bit;
+      edits.push(`flip@+${hex(rel)}.${bit}`);
+    } else if (kind === "u16") {
+      const old = dv.getUint16(at, true);
+      const v = pick([0, 0xffff, 0x8000, int(0x10000), (old + 1) & 0xffff, (old - 1) & 0xffff]);
+      dv.setUint16(at, v, true);
+      edits.push(`u16@+${hex(rel)}=${hex(v)}`);
+    } else {
+      const old = dv.getUint32(at, true);
+      const v = pick([0, 0xffffffff, 0x7fffffff, 0x80000000, int(2 ** 32), (old + 1) >>> 0, (old - 1) >>> 0,
+        info.blocksCount, info.blocksCount - 1, info.blocksCount + 1, 1 + int(16)]) >>> 0;
+      dv.setUint32(at, v, true);
+      edits.push(`u32@+${hex(rel)}=${hex(v)}`);
+    }
+  }
+  return { image: img, category, description: `${region.label}: ${edits.join(" ")}` };
+}
+
+/** Metadata metadata_csum protects (block-map indirect blocks, bitmaps as read here, symlink data are not). */
+const CHECKSUMMED = new Set<Category>(["superblock", "gdt", "inode", "dir", "extent", "xattr"]);
+
+/** Does the mutated superblock still ask for metadata checksums? (Clearing the bit is undetectable.) */
+const keepsCsum = (img: Uint8Array) => (new DataView(img.buffer, img.byteOffset).getUint32(1024 + 0x64, true) & 0x400) !== 0;
+
+// ---- the suite ---------------------------------------------------------------
+
+interface ModeTally { outcomes: Record<string, number> }
+
+describe("seeded metadata corruption", () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ext4wasm-corrupt-"));
+  const tree = path.join(tmp, "tree");
+  const infos = new Map<string, ImageInfo>();
+  const runner = new WalkRunner();
+  const tallies = new Map<string, ModeTally>();
+  let seedsRun = 0;
+  const started = Date.now();
+
+  beforeAll(() => {
+    fs.mkdirSync(tree);
+    buildTree(tree);
+    for (const v of VARIANTS) {
+      const file = path.join(tmp, `${v.name}.img`);
+      runSync("mkfs.ext4", ["-q", "-F", "-t", "ext4", "-I", "256", ...v.args, "-d", tree, file, `${IMAGE_MIB}M`], { env: mkfsEnv(tmp) });
+      // mkfs -d writes linear directories; e2fsck -D indexes the big one (exit 1: it changed something).
+      runSync("e2fsck", ["-fyD", file], { okCodes: [0, 1] });
+      runSync("e2fsck", ["-fn", file]);
+      infos.set(v.name, discoverMetadata(v, file));
+    }
+  });
+
+  afterAll(async () => {
+    await runner.close();
+    fs.rmSync(tmp, { recursive: true, force: true });
+    const lines = [...tallies].map(([k, t]) => `${k.padEnd(34)} ${Object.entries(t.outcomes).sort().map(([o, n]) => `${o}:${n}`).join("  ")}`);
+    console.log(`\nseeded corruption: ${seedsRun} seeds, ${(Date.now() - started) / 1000} s\n${lines.join("\n")}\n`);
+  });
+
+  it.each(VARIANTS.map((v) => v.name))("%s: pristine image reads like its source", (name) => {
+    const info = infos.get(name)!;
+    expect(info.regions.get("dir")?.length ?? 0).toBeGreaterThan(3);
+    if (name !== "no-extents") expect(info.regions.get("extent")?.length ?? 0).toBeGreaterThan(0);
+    else expect(info.regions.get("indirect")?.length ?? 0).toBeGreaterThan(0);
+    expect(info.regions.get("xattr")?.length ?? 0).toBeGreaterThan(0);
+    expect(info.regions.get("gdt")?.length ?? 0).toBeGreaterThan(name === "meta-bg" ? 3 : 0);
+    for (const mountOptions of [undefined, "buffered_iomap"]) {
+      const vol = mount(info.image.slice(), { readOnly: true, mountOptions });
+      try {
+        // The shapes the mutations are meant to hit are really there.
+        expect(vol.inodeOf("/bigdir").flags & INODE_FLAGS.INDEX, "bigdir has an htree").toBeTruthy();
+        if (name === "inline-data") expect(vol.inodeOf("/tiny").flags & INODE_FLAGS.INLINE_DATA, "tiny is inline").toBeTruthy();
+        else expect(info.regions.get("symlink")?.length ?? 0, "slow-link has a block").toBeGreaterThan(0);
+        compareVolumeWithTree(vol, tree, { timePolicy: { keepsNsec: false, range: "wrap32" }, checkAtime: false });
+      } finally {
+        vol.unmount();
+      }
+    }
+  });
+
+  it.each(VARIANTS.map((v) => v.name))("%s: corrupt metadata gives typed errors only", async (name) => {
+    const info = infos.get(name)!;
+    const modes: { label: string; options: MountOptions }[] = [
+      { label: "verify", options: { readOnly: true } },
+      { label: "ignoreChecksums", options: { readOnly: true, ignoreChecksums: true } },
+    ];
+    // The answers of the pristine image, per mode and I/O path.
+    const pristine = new Map<string, WalkResult>();
+    for (const m of modes) {
+      for (const io of ["", "buffered_iomap"]) {
+        const r = walkImage({ image: info.image.slice(), options: { ...m.options, mountOptions: io } });
+        expect({ errors: r.errors, bugs: r.bugs }).toEqual({ errors: {}, bugs: [] });
+        pristine.set(`${m.label}/${io}`, r);
+      }
+    }
+    const failures: string[] = [];
+    if (ONLY && ONLY[1] !== name) return;
+    for (let seed = ONLY ? Number(ONLY[2]) : SEED_FROM; seed < (ONLY ? Number(ONLY[2]) + 1 : SEED_TO); seed++) {
+      const io = seed % 2 === 1 ? "buffered_iomap" : "";
+      const mut = mutate(info, seed);
+      for (const m of modes) {
+        const key = `${name}/${m.label}`;
+        const tally = tallies.get(key) ?? { outcomes: {} };
+        tallies.set(key, tally);
+        const image = mut.image.slice();
+        const out: JobOutcome = await runner.run({ image, options: { ...m.options, mountOptions: io } }, PER_WALK_MS, true);
+        const where = `seed ${seed} ${m.label}${io ? " iomap" : ""} [${mut.category}] ${mut.description}`;
+        let outcome: string;
+        if (out.kind === "hang") { outcome = "HANG"; failures.push(`${where}: no answer within ${out.ms} ms`); }
+        else if (out.kind === "crash") { outcome = "CRASH"; failures.push(`${where}: ${out.message}`); }
+        else {
+          const r = out.result;
+          outcome = !r.mounted ? `refused:${r.mountError ?? "?"}` : Object.keys(r.errors).length ? "walked-with-errors" : "walked-clean";
+          if (r.bugs.length) { outcome = "BUG"; failures.push(`${where}: ${r.bugs.slice(0, 3).join(" || ")}`); }
+          // Silent damage: a checksummed image read without complaint must read as before.
+          const watched = info.variant.csum && m.label === "verify" && CHECKSUMMED.has(mut.category) && keepsCsum(mut.image);
+          if (watched && r.mounted && outcome === "walked-clean" && r.digest !== pristine.get(`${m.label}/${io}`)!.digest) {
+            outcome = "SILENT";
+            failures.push(`${where}: read without error but the answers differ from the pristine image's`);
+          }
+        }
+        tally.outcomes[outcome] = (tally.outcomes[outcome] ?? 0) + 1;
+        if (ONLY) console.log(`${where}\n  -> ${outcome}`, out.kind === "done" ? { ...out.result, digest: undefined } : out);
+        if (ONLY && process.env.FUZZ_DUMP) fs.writeFileSync(process.env.FUZZ_DUMP, mut.image);
+      }
+      seedsRun++;
+    }
+    if (failures.length) console.log(`${name}: ${failures.length} failure(s)\n${failures.join("\n")}`);
+    expect(failures, `${failures.length} seed(s) misbehaved; rerun one with FUZZ_ONLY=${name}:<seed>`).toEqual([]);
+  }, 60_000 + (SEED_TO - SEED_FROM) * 2 * PER_WALK_MS);
+});
+
+// ---- sizes past what the page cache indexes ---------------------------------------
+
+describe("file sizes near the 16 TiB limit", () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ext4wasm-hugefile-"));
+  const runner = new WalkRunner();
+  afterAll(async () => {
+    await runner.close();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it("reads a sparse file claiming 16 TiB as holes, in bounded time, through both paths", async () => {
+    const src = path.join(tmp, "src");
+    fs.mkdirSync(src);
+    fs.writeFileSync(path.join(src, "huge"), "head");
+    const file = path.join(tmp, "img");
+    runSync("mkfs.ext4", ["-q", "-F", "-t", "ext4", "-d", src, file, "8M"], { env: mkfsEnv(tmp) });
+    // 2^44 bytes: page indexes pass 2^31 halfway (signed wasm returns) and the last
+    // block lies past s_maxbytes ((2^32 - 1) blocks).
+    runSync("debugfs", ["-w", "-R", "sif /huge size 0x100000000000", file]);
+    const image = new Uint8Array(fs.readFileSync(file));
+    for (const mountOptions of [undefined, "buffered_iomap"]) {
+      // The walk samples head, middle (8 TiB) and tail of files this large.
+      const out = await runner.run({ image, options: { readOnly: true, mountOptions } }, PER_WALK_MS);
+      expect(out.kind).toBe("done");
+      if (out.kind !== "done") return;
+      expect({ bugs: out.result.bugs, errors: out.result.errors, files: out.result.files }).toEqual({ bugs: [], errors: {}, files: 1 });
+    }
+    const vol = mount(image, { readOnly: true });
+    try {
+      const fd = vol.openSync("/huge");
+      const buf = Buffer.alloc(8192, 0xaa);
+      expect(vol.readSync(fd, buf, 0, buf.length, 2 ** 43 + 5)).toBe(8192);
+      expect(buf.every((b) => b === 0)).toBe(true);
+      // s_maxbytes ends the file one block before i_size.
+      expect(vol.readSync(fd, buf, 0, buf.length, 2 ** 44 - 6000)).toBe(6000 - 4096);
+      expect(vol.readSync(fd, buf, 0, buf.length, 2 ** 44 - 4096)).toBe(0);
+      expect(vol.readSync(fd, buf, 0, 4, 0)).toBe(4);
+      expect(buf.subarray(0, 4).toString()).toBe("head");
+    } finally {
+      vol.unmount();
+    }
+  });
+});
+
+// ---- devices that are too short, empty or failing ------------------------------
+
+describe("bad devices at mount", () => {
+  let image: Uint8Array;
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ext4wasm-baddev-"));
+  beforeAll(() => {
+    const src = path.join(tmp, "src");
+    fs.mkdirSync(src);
+    fs.writeFileSync(path.join(src, "file"), "x".repeat(10_000));
+    const file = path.join(tmp, "img");
+    runSync("mkfs.ext4", ["-q", "-F", "-t", "ext4", "-d", src, file, "8M"], { env: mkfsEnv(tmp) });
+    image = fs.readFileSync(file);
+  });
+  afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  const typed = (fn: () => unknown): string => {
+    try {
+      fn();
+    } catch (e) {
+      expect(e, (e as Error).stack).toBeInstanceOf(Ext4Error);
+      return (e as Ext4Error).code;
+    }
+    return "mounted";
+  };
+
+  it("refuses truncated images and a zero-filled device with typed errors", () => {
+    expect(typed(() => mount(image.slice(0, 2048), { readOnly: true }))).toMatch(/^(EINVAL|EFSCORRUPTED|EIO)$/);
+    expect(typed(() => mount(new Uint8Array(image.length), { readOnly: true }))).toBe("EINVAL");
+    expect(typed(() => mount(new Uint8Array(100), { readOnly: true }))).toBe("EINVAL");
+    // Half the image: read-only mounts may salvage what is there, but every read must fail typed.
+    const half = image.slice(0, image.length / 2);
+    const code = typed(() => {
+      const vol = mount(half, { readOnly: true });
+      try {
+        vol.readFileSync("/file");
+      } finally {
+        vol.unmount();
+      }
+    });
+    expect(["mounted", "EIO", "EFSCORRUPTED"]).toContain(code);
+    expect(typed(() => mount(image.slice(0, image.length / 2)))).toBe("EINVAL");
+  });
+
+  it("turns a device whose read() throws into a typed error", () => {
+    const failing = (failAfter: number): { dev: BlockDevice; reads: () => number } => {
+      let reads = 0;
+      const inner = new MemoryDevice(image, { readOnly: true });
+      const dev: BlockDevice = {
+        size: image.length,
+        readOnly: true,
+        read(pos, dst) {
+          if (reads++ >= failAfter) throw new Error(`simulated media error at ${pos}`);
+          inner.read(pos, dst);
+        },
+        write() { throw new Error("no writes expected"); },
+        flush() {},
+        close() {},
+      };
+      return { dev, reads: () => reads };
+    };
+    const mountAndRead = (dev: BlockDevice) => typed(() => {
+      const vol = mount(dev, { readOnly: true });
+      try {
+        vol.readFileSync("/file");
+      } finally {
+        vol.unmount();
+      }
+    });
+    // How many device reads mount + one file read take, then fail each of them in turn.
+    const healthy = failing(Infinity);
+    expect(mountAndRead(healthy.dev)).toBe("mounted");
+    const needed = healthy.reads();
+    expect(needed).toBeGreaterThan(3);
+    for (let failAfter = 0; failAfter < needed; failAfter++) {
+      const code = mountAndRead(failing(failAfter).dev);
+      expect(code, `read() failing after ${failAfter} calls`).toBe("EIO");
+    }
+  });
+});
