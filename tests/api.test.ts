@@ -260,3 +260,18 @@ describe("inode fields as ext4_iget reads them", () => {
     }
   });
 });
+
+describe("geometry variants", () => {
+  it("finds meta_bg descriptors when sparse_super2 places the backups", () => {
+    const img = path.join(work, "s2.img");
+    execFileSync("mkfs.ext4", ["-q", "-F", "-b", "1024", "-O", "meta_bg,sparse_super2,^resize_inode", "-d", path.join(work, "src"), img, "136000"]);
+    expect(execFileSync("sh", ["-c", `e2fsck -fn ${img} >/dev/null 2>&1; echo $?`], { encoding: "utf8" }).trim()).toBe("0");
+    const v = mount(img, { readOnly: true });
+    try {
+      expect(v.fs.groups.length).toBeGreaterThan(16);
+      expect(Buffer.compare(v.readFileSync("/big.bin") as Buffer, big)).toBe(0);
+    } finally {
+      v.unmount();
+    }
+  });
+});

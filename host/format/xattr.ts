@@ -10,8 +10,11 @@ export const XATTR_BLOCK_HEADER = 32;
 /** Name index -> prefix, as the kernel maps them. */
 export const XATTR_PREFIX: Record<number, string> = {
   1: "user.", 2: "system.posix_acl_access", 3: "system.posix_acl_default", 4: "trusted.",
-  6: "security.", 7: "system.", 8: "system.richacl",
+  6: "security.", 7: "system.", 8: "system.richacl", 10: "gnu.",
 };
+
+/** Indexes the kernel lists and gets (ext4_xattr_handler_map): not 7 (system.data) or 8 (richacl). */
+export const XATTR_VISIBLE = new Set([1, 2, 3, 4, 6, 10]);
 
 export interface XattrEntry {
   nameIndex: number;
@@ -40,7 +43,7 @@ export function parseXattrEntries(b: Uint8Array, start: number, end: number, whe
     const name = b.slice(at + 16, at + 16 + nameLen);
     const prefix = XATTR_PREFIX[nameIndex];
     p += (16 + nameLen + 3) & ~3;
-    // Indexes with no name space here (9 encryption context, 10 hurd, others) are
+    // Indexes with no name space here (9 encryption context, others) are
     // valid on disk but not visible, as the kernel skips them in listxattr.
     if (prefix === undefined && nameIndex !== 0) continue;
     const text = new TextDecoder().decode(name);

@@ -3,7 +3,7 @@
 
 import { corrupted } from "../errors.js";
 import { decodeGroupDesc, GroupDesc } from "../format/group-desc.js";
-import { INCOMPAT, RO_COMPAT } from "../format/features.js";
+import { COMPAT, INCOMPAT, RO_COMPAT } from "../format/features.js";
 import { groupCount, hasIncompat, hasRoCompat, Superblock, SUPERBLOCK_OFFSET } from "../format/superblock.js";
 import type { BufferCache } from "../cache/buffer-cache.js";
 import type { Checksums } from "./csum.js";
@@ -17,6 +17,8 @@ function isPowerOf(n: number, base: number): boolean {
 /** Does group g carry a superblock backup (and so a GDT backup)? */
 export function groupHasSuper(sb: Superblock, g: number): boolean {
   if (g === 0) return true;
+  // sparse_super2: backups only in the (at most two) groups the superblock names.
+  if (sb.featureCompat & COMPAT.SPARSE_SUPER2) return g === sb.backupBgs[0] || g === sb.backupBgs[1];
   if (!hasRoCompat(sb, RO_COMPAT.SPARSE_SUPER)) return true;
   if (g === 1) return true;
   return isPowerOf(g, 3) || isPowerOf(g, 5) || isPowerOf(g, 7);

@@ -10,6 +10,7 @@ import { ReadaheadState } from "../buffered/readahead.js";
 import { selectPath, shouldUseBufferedIomap } from "../buffered/select.js";
 import { corrupted, Ext4Error } from "../errors.js";
 import { FT } from "../format/dirent.js";
+import { XATTR_VISIBLE } from "../format/xattr.js";
 import { Inode, INODE_FLAGS, isDir, isLnk, isReg, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK } from "../format/inode.js";
 import { readDir } from "../fs/dir.js";
 import { readInline } from "../fs/inline.js";
@@ -313,13 +314,13 @@ export class Volume {
 
   listxattr(path: PathLike, opts: { noFollow?: boolean } = {}): string[] {
     return this.op("listxattr", path, () => inodeXattrs(this.fs, resolve(this.fs, path, !opts.noFollow, "listxattr").inode)
-      .filter((x) => x.name !== "system.data").map((x) => x.name));
+      .filter((x) => XATTR_VISIBLE.has(x.nameIndex)).map((x) => x.name));
   }
 
   getxattr(path: PathLike, name: string, opts: { noFollow?: boolean } = {}): Buffer {
     return this.op("getxattr", path, () => {
       const inode = resolve(this.fs, path, !opts.noFollow, "getxattr").inode;
-      for (const x of inodeXattrs(this.fs, inode)) if (x.name === name && x.name !== "system.data") return Buffer.from(x.value);
+      for (const x of inodeXattrs(this.fs, inode)) if (x.name === name && XATTR_VISIBLE.has(x.nameIndex)) return Buffer.from(x.value);
       throw new Ext4Error("ENODATA", `no such attribute '${name}'`);
     });
   }
