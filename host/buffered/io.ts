@@ -23,12 +23,13 @@ export interface BufferedIO {
 const COPY_CHUNK = 2 << 20;
 
 /**
- * filemap_read for either path: `fill(inode, from, to)` is the path's own
- * readahead (it makes [from, to) uptodate and skips what already is).
+ * filemap_read for either path: `fill(inode, from, to, pins)` is the path's
+ * own readahead (it makes [from, to) uptodate and skips what already is); with
+ * `pins` it also pins every folio of the range and lists it there.
  */
 export function bufferedRead(
   fs: Ext4, inode: Inode, pos: number, dst: Uint8Array, ra: ReadaheadState,
-  fill: (inode: Inode, from: number, to: number) => void,
+  fill: (inode: Inode, from: number, to: number, pins?: number[]) => void,
 ): number {
   if (inode.flags & INODE_FLAGS.ENCRYPT) refuseEncrypted(inode);
   // Past s_maxbytes the file ends, whatever a (corrupt) i_size says.
@@ -42,8 +43,18 @@ export function bufferedRead(
   for (let done = 0; done < len; ) {
     const p = pos + done;
     const n = Math.min(len - done, COPY_CHUNK - (p % COPY_CHUNK));
-    if (!rangeUptodate(fs, inode, p, n)) fill(inode, p, p + n);
-    copyFromFolios(fs, inode, p, dst.subarray(done), n);
+    if (rangeUptodate(fs, inode, p, n)) {
+      copyFromFolios(fs, inode, p, dst.subarray(done), n);
+    } else {
+      // The fill pins what it makes uptodate, so its own later allocations cannot reclaim it before the copy.
+      const pins: number[] = [];
+      try {
+        fill(inode, p, p + n, pins);
+        copyFromFolios(fs, inode, p, dst.subarray(done), n);
+      } finally {
+        for (const slot of pins) fs.cache.x.folioUnpin(slot);
+      }
+    }
     done += n;
   }
   if (plan.to > plan.from) fill(inode, plan.from, plan.to);

@@ -5,8 +5,7 @@
 // a mapped block after a hole, discontiguous blocks, partly uptodate) go
 // through block_read_full_folio with buffer heads and one I/O per block.
 
-import { readDevice } from "../../cache/buffer-cache.js";
-import { PAGE_SIZE } from "../../cache/folio-cache.js";
+import { PAGE_SIZE, type FolioCache } from "../../cache/folio-cache.js";
 import { readaheadFolioOrder } from "../folio-order.js";
 import type { Inode } from "../../format/inode.js";
 import { BlockMapping, MapKind } from "../../fs/mapping.js";
@@ -14,7 +13,7 @@ import type { Ext4 } from "../../fs/super.js";
 import { ReadBio } from "../bio.js";
 import { bufferedRead, BufferedIO } from "../io.js";
 import type { ReadaheadState } from "../readahead.js";
-import { BH, BufferHeads } from "./buffer-head.js";
+import { BH, BufferHead, BufferHeads } from "./buffer-head.js";
 
 export class BhBufferedIO implements BufferedIO {
   readonly name = "bh" as const;
@@ -24,11 +23,15 @@ export class BhBufferedIO implements BufferedIO {
   }
 
   read(inode: Inode, pos: number, dst: Uint8Array, ra: ReadaheadState): number {
-    return bufferedRead(this.fs, inode, pos, dst, ra, (i, from, to) => this.readpages(i, from, to));
+    return bufferedRead(this.fs, inode, pos, dst, ra, (i, from, to, pins) => this.readpages(i, from, to, pins));
   }
 
-  /** ext4_mpage_readpages over the folios covering [from, to). */
-  private readpages(inode: Inode, from: number, to: number): void {
+  /**
+   * ext4_mpage_readpages over the folios covering [from, to). Folios are
+   * pinned while their blocks are mapped (mapping reads metadata, which may
+   * reclaim) and, when `pins` is given, until the caller has copied them out.
+   */
+  private readpages(inode: Inode, from: number, to: number, pins?: number[]): void {
     const fs = this.fs;
     const cache = fs.cache;
     const bs = fs.sb.blockSize;
@@ -48,6 +51,7 @@ export class BhBufferedIO implements BufferedIO {
         let slot = cache.lookup(inode.ino, index);
         if (slot >= 0) {
           fpos = cache.index(slot) * PAGE_SIZE + cache.size(slot);
+          hold(cache, slot, pins);
           if (cache.isUptodate(slot, 0, cache.blocks(slot))) continue;
           bio.submit();
           this.readFullFolio(inode, slot);
@@ -55,33 +59,14 @@ export class BhBufferedIO implements BufferedIO {
         }
         // ext4 has large folios for regular files on this path too (since 6.16).
         slot = cache.create(inode.ino, index, readaheadFolioOrder(cache, inode.ino, index, to));
-        const fStart = cache.index(slot) * PAGE_SIZE;
-        fpos = fStart + cache.size(slot);
-        const blocksPerFolio = cache.blocks(slot);
-        const firstLblk = fStart / bs;
-        let firstHole = blocksPerFolio;
-        let firstPblk = -1;
-        let confused = false;
-        for (let i = 0; i < blocksPerFolio; i++) {
-          const lblk = firstLblk + i;
-          if (lblk >= lastBlockInFile) { if (firstHole === blocksPerFolio) firstHole = i; continue; }
-          const m = getMap(lblk);
-          if (m.kind !== MapKind.Mapped) { if (firstHole === blocksPerFolio) firstHole = i; continue; }
-          const pblk = m.pblk + (lblk - m.lblk);
-          // A mapped block after a hole, or a break in contiguity, confuses the fast path.
-          if (firstHole !== blocksPerFolio || (firstPblk >= 0 && pblk !== firstPblk + i)) { confused = true; break; }
-          if (firstPblk < 0) firstPblk = pblk;
+        cache.x.folioPin(slot);
+        try {
+          this.readNewFolio(inode, slot, bio, getMap, lastBlockInFile);
+        } finally {
+          cache.x.folioUnpin(slot);
         }
-        if (confused) {
-          bio.submit();
-          this.readFullFolio(inode, slot);
-          continue;
-        }
-        if (firstHole < blocksPerFolio) {
-          fs.wasm.x.zeroRange(cache.addr(slot) + firstHole * bs, (blocksPerFolio - firstHole) * bs);
-          cache.setUptodate(slot, firstHole, blocksPerFolio - firstHole);
-        }
-        if (firstHole > 0) bio.add(firstPblk * bs, slot, 0, firstHole);
+        hold(cache, slot, pins);
+        fpos = cache.index(slot) * PAGE_SIZE + cache.size(slot);
       }
       bio.submit();
     } finally {
@@ -89,7 +74,41 @@ export class BhBufferedIO implements BufferedIO {
     }
   }
 
-  /** block_read_full_folio: buffer heads, get_block per block, one read per block. */
+  /** One new folio: contiguous mapped blocks join the bio, trailing holes are zeroed, anything else is confused. */
+  private readNewFolio(inode: Inode, slot: number, bio: ReadBio, getMap: (lblk: number) => BlockMapping, lastBlockInFile: number): void {
+    const fs = this.fs;
+    const cache = fs.cache;
+    const bs = fs.sb.blockSize;
+    const blocksPerFolio = cache.blocks(slot);
+    const firstLblk = (cache.index(slot) * PAGE_SIZE) / bs;
+    let firstHole = blocksPerFolio;
+    let firstPblk = -1;
+    for (let i = 0; i < blocksPerFolio; i++) {
+      const lblk = firstLblk + i;
+      if (lblk >= lastBlockInFile) { if (firstHole === blocksPerFolio) firstHole = i; continue; }
+      const m = getMap(lblk);
+      if (m.kind !== MapKind.Mapped) { if (firstHole === blocksPerFolio) firstHole = i; continue; }
+      const pblk = m.pblk + (lblk - m.lblk);
+      // A mapped block after a hole, or a break in contiguity, confuses the fast path.
+      if (firstHole !== blocksPerFolio || (firstPblk >= 0 && pblk !== firstPblk + i)) {
+        bio.submit();
+        this.readFullFolio(inode, slot);
+        return;
+      }
+      if (firstPblk < 0) firstPblk = pblk;
+    }
+    if (firstHole < blocksPerFolio) {
+      fs.wasm.x.zeroRange(cache.addr(slot) + firstHole * bs, (blocksPerFolio - firstHole) * bs);
+      cache.setUptodate(slot, firstHole, blocksPerFolio - firstHole);
+    }
+    if (firstHole > 0) bio.add(firstPblk * bs, slot, 0, firstHole);
+  }
+
+  /**
+   * block_read_full_folio: buffer heads, get_block for one block at a time,
+   * a read per mapped block; reads of adjacent blocks merge into one request,
+   * as the block layer's plug merges the per-buffer bios.
+   */
   private readFullFolio(inode: Inode, slot: number): void {
     const fs = this.fs;
     const cache = fs.cache;
@@ -97,31 +116,40 @@ export class BhBufferedIO implements BufferedIO {
     const lastBlockInFile = Math.ceil(inode.size / bs);
     const firstLblk = (cache.index(slot) * PAGE_SIZE) / bs;
     const bhs = this.buffers.ofFolio(slot);
+    const plug = new ReadBio(fs);
+    const reading: BufferHead[] = [];
     cache.x.folioPin(slot);
     try {
       for (const bh of bhs) {
         if (bh.has(BH.Uptodate) || cache.isUptodate(slot, bh.index, 1)) { bh.set(BH.Uptodate); continue; }
         const lblk = firstLblk + bh.index;
-        const at = cache.addr(slot) + bh.index * bs;
         if (lblk < lastBlockInFile) {
-          // get_block for exactly one block.
           const m = fs.mapBlocks(inode, lblk, 1);
           if (m.kind === MapKind.Mapped) {
             bh.blocknr = m.pblk;
             bh.set(BH.Mapped);
-            readDevice(fs.device, m.pblk * bs, fs.wasm.view(at, bs));
-            cache.setUptodate(slot, bh.index, 1);
-            bh.set(BH.Uptodate);
+            plug.add(m.pblk * bs, slot, bh.index, 1);
+            reading.push(bh);
             continue;
           }
           if (m.kind === MapKind.Unwritten) bh.set(BH.Unwritten);
         }
-        fs.wasm.x.zeroRange(at, bs);
+        fs.wasm.x.zeroRange(cache.addr(slot) + bh.index * bs, bs);
         cache.setUptodate(slot, bh.index, 1);
         bh.set(BH.Uptodate);
       }
+      plug.submit();
+      for (const bh of reading) bh.set(BH.Uptodate);
     } finally {
+      if (plug.pending) plug.abandon();
       cache.x.folioUnpin(slot);
     }
   }
+}
+
+/** Keeps a folio pinned for the caller's copy-out (filemap_get_pages holds a reference). */
+function hold(cache: FolioCache, slot: number, pins: number[] | undefined): void {
+  if (!pins) return;
+  cache.x.folioPin(slot);
+  pins.push(slot);
 }

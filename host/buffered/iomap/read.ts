@@ -17,11 +17,14 @@ export class IomapBufferedIO implements BufferedIO {
   constructor(private readonly fs: Ext4) {}
 
   read(inode: Inode, pos: number, dst: Uint8Array, ra: ReadaheadState): number {
-    return bufferedRead(this.fs, inode, pos, dst, ra, (i, from, to) => this.readahead(i, from, to));
+    return bufferedRead(this.fs, inode, pos, dst, ra, (i, from, to, pins) => this.readahead(i, from, to, pins));
   }
 
-  /** iomap_readahead: makes [from, to) uptodate; new folios are sized to the range. */
-  private readahead(inode: Inode, from: number, to: number): void {
+  /**
+   * iomap_readahead: makes [from, to) uptodate; new folios are sized to the
+   * range. With `pins`, every folio visited stays pinned for the caller's copy.
+   */
+  private readahead(inode: Inode, from: number, to: number, pins?: number[]): void {
     const fs = this.fs;
     const cache = fs.cache;
     const bs = fs.sb.blockSize;
@@ -36,6 +39,10 @@ export class IomapBufferedIO implements BufferedIO {
           const index = Math.floor(pos / PAGE_SIZE);
           let slot = cache.lookup(inode.ino, index);
           if (slot < 0) slot = cache.create(inode.ino, index, readaheadFolioOrder(cache, inode.ino, index, to));
+          if (pins) {
+            cache.x.folioPin(slot);
+            pins.push(slot);
+          }
           const fStart = cache.index(slot) * PAGE_SIZE;
           const fEnd = fStart + cache.size(slot);
           const segEnd = Math.min(mapEnd, fEnd);
