@@ -63,6 +63,16 @@ describe("reading", () => {
     const raw = v.readdirSync("/dir", { encoding: "buffer" }) as Buffer[];
     expect(raw.map((b) => b.toString())).toEqual(["sub"]);
     expect((v.readdirSync("/dir", { recursive: true }) as string[]).sort()).toEqual(["sub", "sub/deep.txt"]);
+    // The same order as node's own readdir of the source tree (sorted; recursive breadth first).
+    const src = path.join(work, "src");
+    expect(v.readdirSync("/").filter((n) => n !== "lost+found")).toEqual(fs.readdirSync(src));
+    // (node's string form of recursive readdir also descends into symlinked directories; we do not.)
+    const rel = (parent: string, name: string, base: string) => path.posix.relative(base, path.posix.join(parent, name));
+    expect(v.readdirSync("/", { recursive: true, withFileTypes: true }).map((d) => rel(d.parentPath, d.name as string, "/"))
+      .filter((n) => !n.startsWith("lost+found")))
+      .toEqual(fs.readdirSync(src, { recursive: true, withFileTypes: true }).map((d) => rel(d.parentPath ?? d.path, d.name, src)));
+    const bufDirents = v.readdirSync("/dir", { withFileTypes: true, encoding: "buffer" });
+    expect(Buffer.isBuffer(bufDirents[0].name)).toBe(true);
     v.unmount();
   });
 

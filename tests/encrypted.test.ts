@@ -25,6 +25,7 @@ describe.skipIf(reason !== null)("fscrypt directories written by the kernel", ()
   let work: string;
   let image: string;
   let kernelNames: string[];
+  let kernelLink: string;
   const sh = (cmd: string) => execFileSync("sh", ["-c", cmd], { encoding: "utf8" });
 
   beforeAll(() => {
@@ -62,6 +63,9 @@ describe.skipIf(reason !== null)("fscrypt directories written by the kernel", ()
           ...fs.readdirSync(path.join(mnt, "enc")).map((n) => `enc/${n}`),
           ...fs.readdirSync(path.join(mnt, "big")).map((n) => `big/${n}`),
         ].sort();
+        const link = fs.readdirSync(path.join(mnt, "enc")).find((n) => fs.lstatSync(path.join(mnt, "enc", n)).isSymbolicLink())!;
+        kernelLink = fs.readlinkSync(path.join(mnt, "enc", link));
+        expect(fs.lstatSync(path.join(mnt, "enc", link)).size).toBe(kernelLink.length);
       } finally {
         sh(`umount ${mnt}`);
       }
@@ -103,7 +107,9 @@ describe.skipIf(reason !== null)("fscrypt directories written by the kernel", ()
           files++;
           if (st.size > 0) expect(() => vol.readFileSync(p)).toThrow(expect.objectContaining({ code: "ENOKEY" }));
         } else if (st.isSymbolicLink()) {
-          expect(() => vol.readlinkSync(p)).toThrow(expect.objectContaining({ code: "ENOKEY" }));
+          expect(vol.readlinkSync(p)).toBe(kernelLink);
+          expect(st.size).toBe(kernelLink.length);
+          expect(() => vol.readFileSync(p)).toThrow(expect.objectContaining({ code: "ENOKEY" }));
         } else if (st.isDirectory()) {
           const inner = vol.readdirSync(p) as string[];
           expect(inner.length).toBe(1);

@@ -11,6 +11,21 @@ const SYMLINK_MAX = 4096;
 
 export function readSymlink(fs: Ext4, inode: Inode): Uint8Array {
   if (inode.flags & INODE_FLAGS.ENCRYPT) throw new Ext4Error("ENOKEY", "symlink target is encrypted; no key is available", { ino: inode.ino });
+  return storedTarget(fs, inode, checkedTarget);
+}
+
+/**
+ * The ciphertext of an encrypted symlink (fscrypt_symlink_data: le16 length,
+ * then that many bytes), for showing as a no-key name.
+ */
+export function encryptedSymlinkCiphertext(fs: Ext4, inode: Inode): Uint8Array {
+  const stored = storedTarget(fs, inode, (b, size) => b.slice(0, size));
+  const len = stored.length >= 2 ? stored[0] | (stored[1] << 8) : -1;
+  if (len <= 0 || 2 + len > stored.length) throw corrupted(`encrypted symlink claims ${len} bytes of ${stored.length - 2} stored`, { ino: inode.ino });
+  return stored.subarray(2, 2 + len);
+}
+
+function storedTarget(fs: Ext4, inode: Inode, checkedTarget: (stored: Uint8Array, size: number, inode: Inode) => Uint8Array): Uint8Array {
   const size = inode.size;
   if (size > SYMLINK_MAX) throw corrupted(`symlink target of ${size} bytes is too long`, { ino: inode.ino });
   // i_size counts only its low word for a symlink (ext4_isize), but a high word is damage

@@ -18,7 +18,8 @@ export interface MountOptions {
 export type ImageSource = string | Uint8Array | BlockDevice;
 
 export interface Dirent {
-  name: string;
+  /** The name: a string, or a Buffer when readdir was given encoding "buffer". */
+  name: string | Uint8Array;
   /** Raw name bytes (ext4 names are bytes, not necessarily UTF-8). */
   rawName: Uint8Array;
   /** Parent directory path, as node's Dirent.parentPath. */

@@ -14,7 +14,7 @@ import { XATTR_VISIBLE } from "../format/xattr.js";
 import { Inode, INODE_FLAGS, isDir, isLnk, isReg, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK } from "../format/inode.js";
 import { readDir } from "../fs/dir.js";
 import { readInline } from "../fs/inline.js";
-import { readSymlink } from "../fs/symlink.js";
+import { encryptedSymlinkCiphertext, readSymlink } from "../fs/symlink.js";
 import type { Ext4 } from "../fs/super.js";
 import { inodeXattrs } from "../fs/xattr.js";
 import { nokeyName, readdirHashVersion } from "./nokey-name.js";
@@ -35,7 +35,8 @@ const S_TO_FT: Record<number, number> = {
 const SLASH = Uint8Array.of(0x2f);
 
 class Ext4Dirent implements Dirent {
-  constructor(readonly name: string, readonly rawName: Uint8Array, readonly parentPath: string, readonly ino: number, private readonly ft: number) {}
+  /** `name` is a string, or a Buffer when readdir was asked for encoding "buffer" (as node's Dirent). */
+  constructor(readonly name: string | Buffer, readonly rawName: Uint8Array, readonly parentPath: string, readonly ino: number, private readonly ft: number) {}
   get path(): string { return this.parentPath; }
   isFile(): boolean { return this.ft === FT.REG; }
   isDirectory(): boolean { return this.ft === FT.DIR; }
@@ -44,6 +45,20 @@ class Ext4Dirent implements Dirent {
   isCharacterDevice(): boolean { return this.ft === FT.CHR; }
   isFIFO(): boolean { return this.ft === FT.FIFO; }
   isSocket(): boolean { return this.ft === FT.SOCK; }
+}
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
+  return a.length - b.length;
+}
+
+/** Name bytes joined with "/". */
+function joinPath(parts: Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  const out: Uint8Array[] = [];
+  parts.forEach((p, i) => (i ? out.push(SLASH, p) : out.push(p)));
+  return Buffer.concat(out);
 }
 
 function decodeName(b: Uint8Array, encoding: Encoding): string | Buffer {
@@ -114,7 +129,17 @@ export class Volume {
     }
   }
 
+  /** A symlink's target; without the key, an encrypted one reads as its no-key name, as the kernel shows it. */
+  private symlinkTarget(inode: Inode): Uint8Array {
+    if (inode.flags & INODE_FLAGS.ENCRYPT) return nokeyName(this.fs, -1, encryptedSymlinkCiphertext(this.fs, inode));
+    return readSymlink(this.fs, inode);
+  }
+
   statOf(inode: Inode, bigint: boolean): Stats | BigIntStats {
+    if (isLnk(inode) && inode.flags & INODE_FLAGS.ENCRYPT) {
+      // fscrypt_symlink_getattr: st_size is the length of what readlink returns.
+      inode = { ...inode, size: this.symlinkTarget(inode).length };
+    }
     const fmt = inode.mode & S_IFMT;
     const rdev = fmt === S_IFCHR || fmt === S_IFBLK ? decodeRdev(inode.iBlock) : 0;
     return bigint ? new BigIntStats(inode, this.fs.sb.blockSize, rdev, this.dev) : new Stats(inode, this.fs.sb.blockSize, rdev, this.dev);
@@ -144,7 +169,7 @@ export class Volume {
     return this.op("readlink", path, () => {
       const inode = resolve(this.fs, path, false, "readlink").inode;
       if (!isLnk(inode)) throw new Ext4Error("EINVAL", "not a symbolic link");
-      return decodeName(readSymlink(this.fs, inode), encodingOf(opts));
+      return decodeName(this.symlinkTarget(inode), encodingOf(opts));
     });
   }
 
@@ -156,27 +181,32 @@ export class Volume {
     return this.op("scandir", path, () => {
       const o = typeof opts === "object" && opts !== null ? opts : { encoding: opts };
       const encoding = o.encoding;
-      const parent = pathText(path);
       const out: (string | Buffer | Dirent)[] = [];
+      const root = resolve(this.fs, path, true, "scandir").inode;
+      if (!isDir(root)) throw new Ext4Error("ENOTDIR", "not a directory");
+      // Breadth first, each listing sorted by name bytes: the order node's
+      // readdirSync gives (libuv sorts scandir with strcmp; recursive walks a queue).
+      const queue: { inode: Inode; rel: Uint8Array[]; parentPath: string }[] = [{ inode: root, rel: [], parentPath: pathText(path) }];
       // A corrupt entry can lead back up the tree: descend into each directory once.
       const entered = new Set<number>();
-      const walk = (dirInode: Inode, rel: string, parentPath: string) => {
-        if (entered.has(dirInode.ino)) throw corrupted(`directory inode ${dirInode.ino} is reached twice (a directory loop)`, { ino: dirInode.ino });
-        entered.add(dirInode.ino);
-        for (const e of this.entries(dirInode)) {
-          const name = decodeName(e.name, encoding);
-          const relName = rel ? `${rel}/${name.toString()}` : name;
-          if (o.withFileTypes) out.push(new Ext4Dirent(name.toString(), e.name, parentPath, e.ino, e.fileType));
-          else out.push(rel ? (encoding === "buffer" ? Buffer.from(relName as string) : relName) : name);
+      for (let q = 0; q < queue.length; q++) {
+        const { inode, rel, parentPath } = queue[q];
+        if (entered.has(inode.ino)) throw corrupted(`directory inode ${inode.ino} is reached twice (a directory loop)`, { ino: inode.ino });
+        entered.add(inode.ino);
+        for (const e of this.entries(inode).sort((x, y) => compareBytes(x.name, y.name))) {
+          const relBytes = [...rel, e.name];
+          if (o.withFileTypes) {
+            out.push(new Ext4Dirent(decodeName(e.name, encoding), e.name, parentPath, e.ino, e.fileType));
+          } else {
+            out.push(decodeName(joinPath(relBytes), encoding));
+          }
           if (o.recursive && e.fileType === FT.DIR) {
             const child = this.fs.inode(e.ino);
-            if (isDir(child)) walk(child, typeof relName === "string" ? relName : relName.toString(), `${parentPath.replace(/\/$/, "")}/${name.toString()}`);
+            const childPath = `${parentPath.replace(/\/$/, "")}/${decodeName(e.name, "utf8") as string}`;
+            if (isDir(child)) queue.push({ inode: child, rel: relBytes, parentPath: childPath });
           }
         }
-      };
-      const dir = resolve(this.fs, path, true, "scandir").inode;
-      if (!isDir(dir)) throw new Ext4Error("ENOTDIR", "not a directory");
-      walk(dir, "", parent);
+      }
       return out;
     });
   }
@@ -204,7 +234,8 @@ export class Volume {
       ? this.op("read", undefined, () => this.readAll(this.fd(path).inode))
       : this.op("open", path, () => {
         const inode = resolve(this.fs, path, true, "open").inode;
-        if (isDir(inode)) throw new Ext4Error("EISDIR", "illegal operation on a directory");
+        // node opens, then fails the read: the error names the read, not the path.
+        if (isDir(inode)) throw new Ext4Error("EISDIR", "illegal operation on a directory", { syscall: "read" });
         return this.readAll(inode);
       });
     return encoding && encoding !== "buffer" ? data.toString(encoding) : data;
