@@ -10,7 +10,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Ext4Error, mount } from "../host/index.js";
 import { WalkRunner } from "./helpers/robust-pool.js";
 import type { WalkResult } from "./helpers/robust-walk.js";
@@ -106,7 +106,9 @@ describe("symlinks e2fsck calls invalid", () => {
     it.skip(skipReason, () => {});
     return;
   }
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ext4wasm-links-"));
+  // Made in beforeAll: a describe body also runs when -t filters every test out.
+  let tmp = "";
+  beforeAll(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ext4wasm-links-")); });
   afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
   // A target with a NUL inside, or of another length than i_size, is not returned as if it were fine.
@@ -137,8 +139,9 @@ describe("e2fsprogs f_* corpus", () => {
   }
   const runner = new WalkRunner();
   const rows: Row[] = [];
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ext4wasm-corpus-"));
+  let tmp = "";
   const started = Date.now();
+  beforeAll(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ext4wasm-corpus-")); });
   afterAll(async () => {
     await runner.close();
     fs.rmSync(tmp, { recursive: true, force: true });

@@ -222,8 +222,9 @@ const keepsCsum = (img: Uint8Array) => (new DataView(img.buffer, img.byteOffset)
 interface ModeTally { outcomes: Record<string, number> }
 
 describe("seeded metadata corruption", () => {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ext4wasm-corrupt-"));
-  const tree = path.join(tmp, "tree");
+  // Temporary files are made in beforeAll: a describe body also runs when -t filters every test out.
+  let tmp = "";
+  let tree = "";
   const infos = new Map<string, ImageInfo>();
   const runner = new WalkRunner();
   const tallies = new Map<string, ModeTally>();
@@ -231,6 +232,8 @@ describe("seeded metadata corruption", () => {
   const started = Date.now();
 
   beforeAll(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ext4wasm-corrupt-"));
+    tree = path.join(tmp, "tree");
     fs.mkdirSync(tree);
     buildTree(tree);
     for (const v of VARIANTS) {
@@ -326,8 +329,9 @@ describe("seeded metadata corruption", () => {
 // ---- sizes past what the page cache indexes ---------------------------------------
 
 describe("file sizes near the 16 TiB limit", () => {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ext4wasm-hugefile-"));
+  let tmp = "";
   const runner = new WalkRunner();
+  beforeAll(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ext4wasm-hugefile-")); });
   afterAll(async () => {
     await runner.close();
     fs.rmSync(tmp, { recursive: true, force: true });
@@ -371,8 +375,9 @@ describe("file sizes near the 16 TiB limit", () => {
 
 describe("bad devices at mount", () => {
   let image: Uint8Array;
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ext4wasm-baddev-"));
+  let tmp = "";
   beforeAll(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ext4wasm-baddev-"));
     const src = path.join(tmp, "src");
     fs.mkdirSync(src);
     fs.writeFileSync(path.join(src, "file"), "x".repeat(10_000));

@@ -3,30 +3,24 @@
 // from inside the thread running it, so the walk lives in a worker that is
 // terminated when its time is up. The worker runs a bundle of the TypeScript
 // sources made here with esbuild (vitest's own transformer does not reach
-// worker threads).
+// worker threads), loaded from a data: URL so no file is left behind.
 
-import * as fs from "node:fs";
-import * as os from "node:os";
-import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { buildSync } from "esbuild";
 import type { WalkJob, WalkResult } from "./robust-walk.js";
 
-let bundled: string | undefined;
+let bundled: URL | undefined;
 
 /** Bundles robust-worker.ts (and the engine sources it imports) once per process. */
-function workerBundle(): string {
+function workerBundle(): URL {
   if (bundled) return bundled;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ext4wasm-robust-"));
-  const out = path.join(dir, "robust-worker.mjs");
-  buildSync({
+  const out = buildSync({
     entryPoints: [fileURLToPath(new URL("./robust-worker.ts", import.meta.url))],
-    bundle: true, platform: "node", format: "esm", target: "node20", outfile: out, logLevel: "error",
+    bundle: true, platform: "node", format: "esm", target: "node20", write: false, logLevel: "error",
   });
-  process.on("exit", () => fs.rmSync(dir, { recursive: true, force: true }));
-  bundled = out;
-  return out;
+  bundled = new URL(`data:text/javascript;base64,${Buffer.from(out.outputFiles[0].contents).toString("base64")}`);
+  return bundled;
 }
 
 export type JobOutcome =

@@ -159,7 +159,7 @@ function walkTree(vol: Volume, alt: Volume | undefined, limits: WalkLimits, r: W
   const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex").slice(0, 16);
 
   const readFile = (v: Volume, p: Buffer, size: number): Uint8Array => {
-    if (size <= limits.readWholeMax) return v.readFileSync(p);
+    if (size <= limits.readWholeMax) return v.readFileSync(p) as Buffer;
     // Sample a huge (usually corrupt) size: head, middle and tail through a descriptor.
     const fd = v.openSync(p);
     try {
