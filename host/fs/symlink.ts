@@ -21,7 +21,8 @@ export function readSymlink(fs: Ext4, inode: Inode): Uint8Array {
 export function encryptedSymlinkCiphertext(fs: Ext4, inode: Inode): Uint8Array {
   const stored = storedTarget(fs, inode, (b, size) => b.slice(0, size));
   const len = stored.length >= 2 ? stored[0] | (stored[1] << 8) : -1;
-  if (len <= 0 || 2 + len > stored.length) throw corrupted(`encrypted symlink claims ${len} bytes of ${stored.length - 2} stored`, { ino: inode.ino });
+  // i_size covers exactly the length word and the ciphertext (e2fsck's check_symlink).
+  if (len <= 0 || 2 + len !== stored.length) throw corrupted(`encrypted symlink claims ${len} bytes, i_size holds ${stored.length - 2}`, { ino: inode.ino });
   return stored.subarray(2, 2 + len);
 }
 
