@@ -285,3 +285,27 @@ describe("geometry variants", () => {
     }
   });
 });
+
+describe("casefolded directories", () => {
+  it("match names case-insensitively, exact names first", () => {
+    const src = path.join(work, "cfsrc");
+    fs.mkdirSync(path.join(src, "cf"), { recursive: true });
+    fs.writeFileSync(path.join(src, "cf", "Readme.TXT"), "case\n");
+    for (let i = 0; i < 300; i++) fs.writeFileSync(path.join(src, "cf", `file-${i}`), `${i}`);
+    const img = path.join(work, "cf.img");
+    execFileSync("mkfs.ext4", ["-q", "-F", "-O", "casefold", "-d", src, img, "16M"]);
+    // +F (with extents) on the directory, then let e2fsck re-index it with folded hashes.
+    execFileSync("debugfs", ["-w", "-R", "sif /cf flags 0x40081000", img], { stdio: "ignore" });
+    execFileSync("sh", ["-c", `e2fsck -fyD ${img} >/dev/null 2>&1; true`]);
+    expect(execFileSync("sh", ["-c", `e2fsck -fn ${img} >/dev/null 2>&1; echo $?`], { encoding: "utf8" }).trim()).toBe("0");
+    const v = mount(img, { readOnly: true });
+    try {
+      for (const p of ["/cf/Readme.TXT", "/cf/readme.txt", "/cf/README.TXT"]) expect(v.readFileSync(p, "utf8")).toBe("case\n");
+      expect(v.readFileSync("/cf/FILE-299", "utf8")).toBe("299");
+      expect(v.existsSync("/cf/readme.txt2")).toBe(false);
+      expect(v.existsSync("/CF/readme.txt")).toBe(false); // the root is not casefolded
+    } finally {
+      v.unmount();
+    }
+  });
+});

@@ -8,6 +8,7 @@ import { DX_ROOT_INFO_OFFSET, dxRootInfo, DIRENT_TAIL_SIZE, hasDirentTail, recLe
 import { COMPAT, INCOMPAT } from "../format/features.js";
 import { Inode, INODE_FLAGS } from "../format/inode.js";
 import { SB_FLAGS } from "../format/superblock.js";
+import { casefoldKey } from "./casefold.js";
 import { inlineDirRegions } from "./inline.js";
 import { MapKind } from "./mapping.js";
 import type { Ext4 } from "./super.js";
@@ -198,7 +199,8 @@ function lookupUncached(fs: Ext4, dir: Inode, name: Uint8Array): number {
     }
     return 0;
   }
-  // Casefolded and encrypted directories hash a transformed name: scan them linearly.
+  if (dir.flags & INODE_FLAGS.CASEFOLD && fs.sb.featureIncompat & INCOMPAT.CASEFOLD) return casefoldLookup(fs, dir, name);
+  // Encrypted directories hash the ciphertext: scan them linearly.
   if (isIndexed(fs, dir) && !(dir.flags & (INODE_FLAGS.CASEFOLD | INODE_FLAGS.ENCRYPT))) {
     try {
       return dxLookup(fs, dir, name);
@@ -208,6 +210,16 @@ function lookupUncached(fs: Ext4, dir: Inode, name: Uint8Array): number {
     }
   }
   return linearLookup(fs, dir, name);
+}
+
+/** A casefolded directory: an exact match first, else the first name equal after folding. */
+function casefoldLookup(fs: Ext4, dir: Inode, name: Uint8Array): number {
+  const exact = linearLookup(fs, dir, name);
+  if (exact) return exact;
+  const want = casefoldKey(name);
+  if (want === null) return 0;
+  for (const e of readDir(fs, dir)) if (casefoldKey(e.name) === want) return e.ino;
+  return 0;
 }
 
 function linearLookup(fs: Ext4, dir: Inode, name: Uint8Array): number {
