@@ -21,6 +21,8 @@ const run = (cmd, args) => {
   if (r.status !== 0) process.exit(r.status ?? 1);
 };
 if (stale || !existsSync(join(root, "host/wasm/binary.generated.ts"))) run("npm", ["run", "build"]);
+// Type-check the sources and the tests together (vitest itself does not).
+run("npx", ["tsc", "-p", "tsconfig.tests.json"]);
 const extra = process.argv.slice(2);
 const r = spawnSync("npx", ["vitest", "run", "--reporter=default", "--reporter=json", "--outputFile.json=build/vitest-report.json", ...extra], { cwd: root, stdio: "inherit" });
 process.exit(r.status ?? 1);

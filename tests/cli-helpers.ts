@@ -28,28 +28,7 @@ export function sh(cmd: string, args: string[], input?: string | Buffer): string
   return r.stdout;
 }
 
-function newestMtime(dir: string): number {
-  let t = 0;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    t = Math.max(t, e.isDirectory() ? newestMtime(p) : fs.statSync(p).mtimeMs);
-  }
-  return t;
-}
-
-/**
- * The tests run the package as users get it (bin/ext4wasm.mjs -> dist/cli.mjs).
- * `npm test` builds first when host/ or assembly/ changed; running this file
- * alone does the same here, so a stale dist/ is never what gets tested.
- */
-export function ensureBuilt(): void {
-  const cli = path.join(ROOT, "dist/cli.mjs");
-  const stale = !fs.existsSync(cli) ||
-    Math.max(newestMtime(path.join(ROOT, "host")), newestMtime(path.join(ROOT, "assembly"))) > fs.statSync(cli).mtimeMs;
-  if (!stale) return;
-  const r = spawnSync("npm", ["run", "build"], { cwd: ROOT, encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`npm run build failed:\n${r.stdout}\n${r.stderr}`);
-}
+export { ensureBuilt } from "./helpers/built-package.js";
 
 export const joinBuf = (a: Buffer, b: Buffer): Buffer => (a.length ? Buffer.concat([a, Buffer.from("/"), b]) : b);
 

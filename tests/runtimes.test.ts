@@ -5,6 +5,7 @@
 // consumers of the published package.
 
 import { execFile, spawnSync } from "node:child_process";
+import { ensureBuilt } from "./helpers/built-package.js";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -15,28 +16,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const SMOKE = path.join(ROOT, "tests/runtime-smoke/smoke.mjs");
 const BIG_FILE_THRESHOLD = 1 << 20; // smoke.mjs re-reads files above this through openSync/readSync
-
-// ---- build -----------------------------------------------------------------
-
-function newestMtime(dir: string): number {
-  let t = 0;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    t = Math.max(t, e.isDirectory() ? newestMtime(p) : fs.statSync(p).mtimeMs);
-  }
-  return t;
-}
-
-/** Runs `npm run build` when dist/ is missing or older than the sources. */
-function ensureBuilt(): void {
-  const outputs = ["dist/index.mjs", "dist/index.cjs", "dist/types/index.d.ts"].map((p) => path.join(ROOT, p));
-  const missing = outputs.some((p) => !fs.existsSync(p));
-  const sources = Math.max(newestMtime(path.join(ROOT, "host")), newestMtime(path.join(ROOT, "assembly")));
-  if (!missing && Math.min(...outputs.map((p) => fs.statSync(p).mtimeMs)) >= sources) return;
-  console.log(`runtimes.test: dist/ is ${missing ? "missing" : "older than host/ or assembly/"}; running npm run build`);
-  const r = spawnSync("npm", ["run", "build"], { cwd: ROOT, encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`npm run build failed (${r.status})\n${r.stdout}\n${r.stderr}`);
-}
 
 // ---- the source tree and its image ------------------------------------------
 

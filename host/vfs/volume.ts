@@ -409,7 +409,11 @@ class FileHandle {
 class VolumePromises {
   constructor(private readonly vol: Volume) {}
   async readFile(path: PathLike, opts?: Encoding | EncOpt) { return this.vol.readFileSync(path, opts); }
-  async readdir(path: PathLike, opts?: Parameters<Volume["readdirSync"]>[1]) { return this.vol.readdirSync(path, opts as never); }
+  readdir(path: PathLike, opts: { withFileTypes: true; encoding?: Encoding; recursive?: boolean }): Promise<Dirent[]>;
+  readdir(path: PathLike, opts?: Encoding | { withFileTypes?: false; encoding?: Encoding; recursive?: boolean }): Promise<(string | Buffer)[]>;
+  async readdir(path: PathLike, opts?: Encoding | { withFileTypes?: boolean; encoding?: Encoding; recursive?: boolean }): Promise<(string | Buffer | Dirent)[]> {
+    return this.vol.readdirSync(path, opts as never);
+  }
   async stat(path: PathLike, opts: { bigint?: boolean } = {}) { return this.vol.statSync(path, opts as never); }
   async lstat(path: PathLike, opts: { bigint?: boolean } = {}) { return this.vol.lstatSync(path, opts as never); }
   async readlink(path: PathLike, opts?: Encoding | EncOpt) { return this.vol.readlinkSync(path, opts); }
