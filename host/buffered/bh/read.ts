@@ -3,7 +3,7 @@
 // mapping block by block through a cached extent answer and merging
 // contiguous folios into one bio; folios it cannot handle that way ("confused":
 // a mapped block after a hole, discontiguous blocks, partly uptodate) go
-// through block_read_full_folio with buffer heads and one I/O per block.
+// through block_read_full_folio: buffer heads, get_block and a read per block.
 
 import { PAGE_SIZE, type FolioCache } from "../../cache/folio-cache.js";
 import { readaheadFolioOrder } from "../folio-order.js";
