@@ -9,6 +9,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Ext4Error } from "../host/errors.js";
+import { MemoryDevice, mount } from "../host/index.js";
 import * as J from "../host/format/jbd2.js";
 import { planRecovery, type JournalLog, type RecoveryPlan } from "../host/journal/recovery.js";
 import * as H from "./helpers/journal-image.js";
@@ -471,6 +472,13 @@ describe("recovery edge cases (hand-built journals)", () => {
 
 // ------------------------------------------------------------------ robustness
 
+/** A device that records writes instead of refusing them, so a stray write cannot hide as an EROFS. */
+class WriteCountingDevice extends MemoryDevice {
+  writes = 0;
+  constructor(bytes: Uint8Array) { super(bytes, { readOnly: true }); }
+  override write(): void { this.writes++; }
+}
+
 describe("robustness: seeded mutations of real journals", () => {
   const sources: Array<{ label: string; image: string }> = [];
 
@@ -533,5 +541,54 @@ describe("robustness: seeded mutations of real journals", () => {
     console.log(`mutation trials: ${trials} over ${sources.map((s) => s.label).join(", ")}; outcomes ${JSON.stringify(outcomes)}; slowest ${worst.toFixed(1)} ms`);
     expect(worst).toBeLessThan(2000);
     expect(Object.keys(outcomes).some((k) => k.endsWith(":EFSCORRUPTED"))).toBe(true);
+  });
+
+  it("mount() of images with damaged journals: typed errors only, read-only never writes", () => {
+    expect(sources.length).toBeGreaterThan(0);
+    const outcomes: Record<string, number> = {};
+    for (const [si, src] of sources.entries()) {
+      const pristine = new Uint8Array(fs.readFileSync(src.image));
+      const bs = H.blockSizeOf(src.image);
+      const phys = H.journalBlocks(src.image);
+      const ld = H.logdump(src.image);
+      const hot = [0, ...ld.headerPositions].filter((j) => j < phys.length);
+      const rand = H.prng(0xd15c + si);
+      const n = Number(process.env.JREC_MOUNT_MUTATIONS) || 40;
+      for (let t = 0; t < n; t++) {
+        const bytes = pristine.slice();
+        for (let k = 1 + Math.floor(rand() * 3); k > 0; k--) {
+          const j = rand() < 0.7 ? hot[Math.floor(rand() * hot.length)] : Math.floor(rand() * phys.length);
+          const off = phys[j] * bs + (rand() < 0.6 ? Math.floor(rand() * 64) : Math.floor(rand() * bs));
+          bytes[off] = rand() < 0.5 ? bytes[off] ^ (1 << Math.floor(rand() * 8)) : Math.floor(rand() * 256);
+        }
+        const watched = new WriteCountingDevice(bytes);
+        let outcome = "walked";
+        try {
+          const vol = mount(watched, { readOnly: true, ignoreChecksums: t % 3 === 2 });
+          try {
+            for (const d of vol.readdirSync("/", { recursive: true, withFileTypes: true })) {
+              const p = `${d.parentPath === "/" ? "" : d.parentPath}/${d.name as string}`;
+              try {
+                const st = vol.lstatSync(p);
+                if (st.isFile() && st.size < 1 << 20) vol.readFileSync(p);
+              } catch (e) {
+                if (!(e instanceof Ext4Error)) throw e;
+                outcome = `walk:${e.code}`;
+              }
+            }
+          } finally {
+            vol.unmount();
+          }
+        } catch (e) {
+          if (!(e instanceof Ext4Error)) throw new Error(`${src.label} trial ${t}: ${String(e)}`, { cause: e });
+          outcome = `mount:${e.code}`;
+        }
+        expect(watched.writes).toBe(0);
+        const key = `${src.label}:${outcome}`;
+        outcomes[key] = (outcomes[key] ?? 0) + 1;
+      }
+    }
+    console.log(`damaged-journal mounts: ${JSON.stringify(outcomes)}`);
+    expect(Object.keys(outcomes).some((k) => k.includes("EFSCORRUPTED"))).toBe(true);
   });
 });
