@@ -16,15 +16,17 @@ export function formatReport(r) {
   const { requestSizes, states, paths } = r.config;
   const names = paths.map((p) => p.name);
   const res = r.results;
+  const withKernel = res.ondisk[requestSizes[0]].kernel !== undefined;
+  const cols = withKernel ? [...names, "kernel"] : names;
   const ratio = (a, b) => (a.median / b.median).toFixed(2);
   const out = [];
   out.push(`## Sequential read, ${r.config.fileBytes / MiB} MiB file, MiB/s: median (min–max) of ${r.config.reps} passes after ${r.config.warmup} warm-up`);
   out.push("");
   out.push(table(
-    ["bs", ...states.flatMap((s) => names.map((n) => `${s} ${n}`)), "memcpy"],
+    ["bs", ...states.flatMap((s) => cols.map((n) => `${s} ${n}`)), "memcpy"],
     requestSizes.map((bs) => [
       bsLabel(bs),
-      ...states.flatMap((s) => names.map((n) => cell(res[s][bs][n]))),
+      ...states.flatMap((s) => cols.map((n) => cell(res[s][bs][n]))),
       cell(res["pre-cache"][bs].memcpy),
     ]),
   ));
@@ -32,10 +34,12 @@ export function formatReport(r) {
   out.push("Ratios of medians, all from this run (references were timed in the same cells, pass by pass):");
   out.push("");
   out.push(table(
-    ["bs", ...states.map((s) => `${s} iomap÷bh`), ...names.map((n) => `pre-cache ${n}÷memcpy`), ...names.map((n) => `ondisk ${n}÷memcpy`)],
+    ["bs", ...states.map((s) => `${s} iomap÷bh`), ...(withKernel ? states.map((s) => `${s} iomap÷kernel`) : []),
+      ...names.map((n) => `pre-cache ${n}÷memcpy`), ...names.map((n) => `ondisk ${n}÷memcpy`)],
     requestSizes.map((bs) => [
       bsLabel(bs),
       ...states.map((s) => ratio(res[s][bs].iomap, res[s][bs].bh)),
+      ...(withKernel ? states.map((s) => ratio(res[s][bs].iomap, res[s][bs].kernel)) : []),
       ...names.map((n) => ratio(res["pre-cache"][bs][n], res["pre-cache"][bs].memcpy)),
       ...names.map((n) => ratio(res.ondisk[bs][n], res.ondisk[bs].memcpy)),
     ]),

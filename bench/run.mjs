@@ -22,6 +22,7 @@ import * as vm from "node:vm";
 import { loadBuiltLibrary } from "./dist.mjs";
 import { buildImage, DATA_FILE, HOLE_FILE } from "./image.mjs";
 import { countingDevice, memcpyPass, mibPerSecond, readPass, summarize } from "./measure.mjs";
+import { kernelPeer } from "./kernel-peer.mjs";
 import { formatReport } from "./report.mjs";
 
 const MiB = 1 << 20;
@@ -143,20 +144,34 @@ const cachedPass = (p) => (bs, warm) => {
 // Reference: plain memcpy of the file's bytes in the same request sizes.
 const memcpy = { name: "memcpy", pass: (bs) => ({ r: memcpyPass(data, buf, bs), deviceBytes: 0 }) };
 
+// Peer: the kernel reading the same image through a loop mount, where the machine allows.
+const kernel = kernelPeer(image);
+if (!kernel.available) log(`kernel peer skipped: ${kernel.reason}`);
+const kernelPass = (file, cold) => (bs, warm) => {
+  if (cold) kernel.dropCaches();
+  return { r: kernel.readPass(file.slice(1), buf, bs, warm), deviceBytes: 0, file };
+};
+if (kernel.available) verify("pre-cache kernel fill", DATA_FILE, kernel.readPass(DATA_FILE.slice(1), buf, MiB, true));
+const kernelIn = (file, cold) => (kernel.available ? [{ name: "kernel", pass: kernelPass(file, cold) }] : []);
+
 const participantsOf = {
-  ondisk: [...PATHS.map((p) => ({ name: p.name, pass: coldPass(p, DATA_FILE) })), memcpy],
-  "pre-cache": [...PATHS.map((p) => ({ name: p.name, pass: cachedPass(p) })), memcpy],
-  hole: PATHS.map((p) => ({ name: p.name, pass: coldPass(p, HOLE_FILE) })),
+  ondisk: [...PATHS.map((p) => ({ name: p.name, pass: coldPass(p, DATA_FILE) })), ...kernelIn(DATA_FILE, true), memcpy],
+  "pre-cache": [...PATHS.map((p) => ({ name: p.name, pass: cachedPass(p) })), ...kernelIn(DATA_FILE, false), memcpy],
+  hole: [...PATHS.map((p) => ({ name: p.name, pass: coldPass(p, HOLE_FILE) })), ...kernelIn(HOLE_FILE, true)],
 };
 
 const results = {};
-for (const state of STATES) {
-  results[state] = {};
-  for (const bs of CONFIG.requestSizes) {
-    results[state][bs] = measureCell(state, bs, participantsOf[state]);
-    const line = Object.entries(results[state][bs]).map(([name, c]) => `${name} ${c.median.toFixed(0)}`).join("  ");
-    log(`${state.padEnd(9)} bs=${String(bs).padStart(7)}  ${line}  MiB/s`);
+try {
+  for (const state of STATES) {
+    results[state] = {};
+    for (const bs of CONFIG.requestSizes) {
+      results[state][bs] = measureCell(state, bs, participantsOf[state]);
+      const line = Object.entries(results[state][bs]).map(([name, c]) => `${name} ${c.median.toFixed(0)}`).join("  ");
+      log(`${state.padEnd(9)} bs=${String(bs).padStart(7)}  ${line}  MiB/s`);
+    }
   }
+} finally {
+  if (kernel.available) kernel.close();
 }
 for (const m of coldMounts.values()) m.vol.unmount();
 const cacheAfterRun = {};
@@ -184,7 +199,7 @@ const report = {
     cpu: os.cpus()[0]?.model, cores: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30),
     os: `${os.type()} ${os.release()}`, node: process.version, v8: process.versions.v8,
   },
-  config: { ...CONFIG, paths: PATHS, states: STATES, timing: "process.hrtime.bigint around each whole-file pass; median of reps after warm-up" },
+  config: { ...CONFIG, paths: PATHS, states: STATES, kernelPeer: kernel.available ? `loop mount of an image file on ${kernel.backing}, node:fs readSync` : `skipped: ${kernel.reason}`, timing: "process.hrtime.bigint around each whole-file pass; median of reps after warm-up" },
   image: { ...layout, expected },
   cache: { afterFill: cacheAfterFill, afterRun: cacheAfterRun },
   units: "MiB/s",
