@@ -7,10 +7,10 @@
 // otherwise the peer is absent, with a reason.
 
 import { execFileSync } from "node:child_process";
-import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { readPass } from "./measure.mjs";
 
 export function kernelPeer(image) {
   if (process.getuid?.() !== 0) return { available: false, reason: "the kernel peer needs root (loop mount)" };
@@ -41,23 +41,9 @@ export function kernelPeer(image) {
   return {
     available: true,
     backing: base === "/dev/shm" ? "tmpfs" : "disk",
-    /** One sequential pass with readSync into the reused buffer; hashed when asked (warm-up). */
+    /** One sequential pass through node:fs, timed like the engine's (same loop, same buffer). */
     readPass(name, buf, bs, hash = false) {
-      const fd = fs.openSync(path.join(mnt, name), "r");
-      const h = hash ? createHash("sha256") : undefined;
-      let bytes = 0;
-      const t0 = process.hrtime.bigint();
-      try {
-        for (;;) {
-          const n = fs.readSync(fd, buf, 0, bs, null);
-          if (n === 0) break;
-          if (h) h.update(buf.subarray(0, n));
-          bytes += n;
-        }
-      } finally {
-        fs.closeSync(fd);
-      }
-      return { ns: Number(process.hrtime.bigint() - t0), bytes, sha256: h?.digest("hex") };
+      return readPass(fs, path.join(mnt, name), buf, bs, hash);
     },
     dropCaches() {
       execFileSync("sync");

@@ -11,6 +11,7 @@ const MiB = 1 << 20;
 
 /**
  * Reads the whole file at `path` front to back with readSync(fd, buf, 0, bs)
+ * through `vol`: a volume, or node:fs itself for the kernel peer (same calls)
  * into the one reused buffer. With `hash`, also returns the sha256 of the
  * bytes read (kept out of timed passes: hashing costs more than the read).
  */

@@ -43,9 +43,7 @@ export function bufferedRead(
   for (let done = 0; done < len; ) {
     const p = pos + done;
     const n = Math.min(len - done, COPY_CHUNK - (p % COPY_CHUNK));
-    if (rangeUptodate(fs, inode, p, n)) {
-      copyFromFolios(fs, inode, p, dst.subarray(done), n);
-    } else {
+    if (!copyIfUptodate(fs, inode, p, dst.subarray(done), n)) {
       // The fill pins what it makes uptodate, so its own later allocations cannot reclaim it before the copy.
       const pins: number[] = [];
       try {
@@ -78,19 +76,28 @@ export function maxBytes(fs: Ext4, inode: Inode): number {
   return blocks * bs;
 }
 
-/** True if every block of [pos, pos+len) is cached and uptodate (the cheap common case). */
-function rangeUptodate(fs: Ext4, inode: Inode, pos: number, len: number): boolean {
+/**
+ * The cheap common case: copies [pos, pos+len) out if every block of it is
+ * cached and uptodate, with one lookup per folio. Returns false at the first
+ * folio that is missing or not uptodate (what was copied so far is rewritten
+ * after the fill).
+ */
+function copyIfUptodate(fs: Ext4, inode: Inode, pos: number, dst: Uint8Array, len: number): boolean {
   const cache = fs.cache;
   const bs = fs.sb.blockSize;
-  for (let p = pos; p < pos + len; ) {
+  const mem = fs.wasm.u8;
+  for (let done = 0; done < len; ) {
+    const p = pos + done;
     const slot = cache.lookup(inode.ino, Math.floor(p / PAGE_SIZE));
     if (slot < 0) return false;
     const fStart = cache.index(slot) * PAGE_SIZE;
-    const fEnd = Math.min(fStart + cache.size(slot), pos + len);
-    const b0 = Math.floor((p - fStart) / bs);
-    const b1 = Math.ceil((fEnd - fStart) / bs);
-    if (!cache.isUptodate(slot, b0, b1 - b0)) return false;
-    p = fEnd;
+    const off = p - fStart;
+    const n = Math.min(len - done, cache.size(slot) - off);
+    const b0 = Math.floor(off / bs);
+    if (!cache.isUptodate(slot, b0, Math.ceil((off + n) / bs) - b0)) return false;
+    const at = cache.addr(slot) + off;
+    dst.set(mem.subarray(at, at + n), done);
+    done += n;
   }
   return true;
 }
