@@ -3,10 +3,11 @@
 // kernel's utf8 "nfdicf" comparison does. Names that are not valid UTF-8 match
 // byte for byte only (the kernel's non-strict mode).
 //
-// JavaScript has no case-fold primitive: upper- then lower-casing gives the
-// full folding for nearly every character (ß -> ss, Kelvin sign -> k), and NFD
-// normalisation matches the kernel's decomposition. Rare characters whose
-// folding differs from this approximation may not match.
+// JavaScript has no case-fold primitive: upper- then lower-casing approximates
+// it (Kelvin sign -> k, ß -> ss), with NFD normalisation as the kernel does.
+// For ASCII and the common alphabets this is exact; for the rare characters
+// where the kernel's utf8data folds differently (full vs simple folding), a
+// lookup may match where the kernel would not, or the other way round.
 
 const strict = new TextDecoder("utf-8", { fatal: true });
 
