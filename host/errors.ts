@@ -50,24 +50,3 @@ export function corrupted(message: string, details: Ext4ErrorDetails = {}): Ext4
     .filter(Boolean).join(", ");
   return new Ext4Error("EFSCORRUPTED", at ? `${message} (${at})` : message, details);
 }
-
-/** Attaches syscall/path to an Ext4Error thrown below the vfs (which knows them). */
-export function withPath<T>(syscall: string, path: string, fn: () => T): T {
-  try {
-    return fn();
-  } catch (e) {
-    if (e instanceof Ext4Error) {
-      if (e.path === undefined) {
-        e.path = path;
-        e.syscall = syscall;
-        e.message = `${e.message}, ${syscall} '${path}'`;
-      }
-      throw e;
-    }
-    if (e instanceof RangeError) {
-      // A bounds failure is always a bug or unchecked corruption; report it typed.
-      throw new Ext4Error("EFSCORRUPTED", `inconsistent metadata: ${e.message}`, { syscall, path, cause: e });
-    }
-    throw e;
-  }
-}

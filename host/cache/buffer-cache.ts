@@ -51,9 +51,6 @@ export class BufferCache {
     return this.cache.wasm.view(this.cache.addr(slot) + off, bs);
   }
 
-  /** Pointer of block `pblk` in wasm memory (after read()). */
-  pointerOf(view: Uint8Array): number { return view.byteOffset; }
-
   /** Reads `pblk` and copies it out (for data that must outlive other cache calls). */
   readCopy(pblk: number, what?: string): Uint8Array {
     return this.read(pblk, what).slice();

@@ -52,7 +52,6 @@ export class FolioCache {
   }
   setUptodate(slot: number, blk: number, n: number): void { this.x.folioSetUptodate(slot, blk, n); }
 
-  dropMapping(mapping: number): void { this.x.folioDropMapping(mapping); }
   dropAll(): void { this.x.folioDropMapping(0xffffffff); }
 
   stats(): { usedBytes: number; folios: number; evictions: number; capacityBytes: number } {

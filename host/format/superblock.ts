@@ -86,7 +86,6 @@ export const SB_FLAGS = { SIGNED_HASH: 0x1, UNSIGNED_HASH: 0x2, TEST_FS: 0x4 } a
 export function hasCompat(sb: Superblock, bit: number): boolean { return (sb.featureCompat & bit) !== 0; }
 export function hasIncompat(sb: Superblock, bit: number): boolean { return (sb.featureIncompat & bit) !== 0; }
 export function hasRoCompat(sb: Superblock, bit: number): boolean { return (sb.featureRoCompat & bit) !== 0; }
-export const hasMetadataCsum = (sb: Superblock) => hasRoCompat(sb, RO_COMPAT.METADATA_CSUM);
 export const is64bit = (sb: Superblock) => hasIncompat(sb, INCOMPAT.BIT64);
 export const hasJournal = (sb: Superblock) => hasCompat(sb, COMPAT.HAS_JOURNAL);
 

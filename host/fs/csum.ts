@@ -79,9 +79,4 @@ export class Checksums {
   xattrBlock(pblk: number, block: Uint8Array): number {
     return this.crcSkipping(this.w.crc32c(this.seed, le64(pblk)), block, 0x10, 4);
   }
-
-  /** Orphan file block tail: crc32c(fs seed, ino, generation, le64 pblk, entries). */
-  orphanBlock(ino: number, gen: number, pblk: number, block: Uint8Array): number {
-    return this.w.crc32c(this.w.crc32c(this.inodeSeed(ino, gen), le64(pblk)), block.subarray(0, block.length - 8));
-  }
 }

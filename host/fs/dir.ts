@@ -4,7 +4,7 @@
 import { corrupted } from "../errors.js";
 import { u16, u32, u8 } from "../format/bytes.js";
 import { dirHash, DX_HASH_TEA } from "../format/dirhash.js";
-import { DX_ROOT_INFO_OFFSET, dxRootInfo, DIRENT_TAIL_SIZE, hasDirentTail, recLenAt } from "../format/dirent.js";
+import { DX_ROOT_INFO_OFFSET, dxRootInfo, DIRENT_TAIL_SIZE, hasDirentTail, recLenAt, dxEntries, type DxEntry } from "../format/dirent.js";
 import { COMPAT, INCOMPAT } from "../format/features.js";
 import { Inode, INODE_FLAGS } from "../format/inode.js";
 import { SB_FLAGS } from "../format/superblock.js";
@@ -242,7 +242,7 @@ function linearLookup(fs: Ext4, dir: Inode, name: Uint8Array): number {
   return 0;
 }
 
-interface Frame { entries: { hash: number; block: number }[]; at: number }
+interface Frame { entries: DxEntry[]; at: number }
 
 function dxLookup(fs: Ext4, dir: Inode, name: Uint8Array): number {
   if (name.length === 1 && name[0] === 0x2e) return dir.ino;
@@ -308,21 +308,16 @@ function advance(fs: Ext4, dir: Inode, frames: Frame[], major: number, nblocks: 
   return true;
 }
 
-function readDxEntries(fs: Ext4, dir: Inode, b: Uint8Array, pblk: number, countOffset: number, nblocks: number): { hash: number; block: number }[] {
+/** An htree node's entries (decoded by format/dirent), checked against the directory. */
+function readDxEntries(fs: Ext4, dir: Inode, b: Uint8Array, pblk: number, countOffset: number, nblocks: number): DxEntry[] {
   const where = { ino: dir.ino, block: pblk };
   const limit = u16(b, countOffset);
   const count = u16(b, countOffset + 2);
   if (count === 0 || count > limit || countOffset + limit * 8 > fs.sb.blockSize) throw badIndexError(`htree node count ${count} / limit ${limit} invalid`, where);
-  const entries: { hash: number; block: number }[] = [];
-  let prev = 0;
-  for (let i = 0; i < count; i++) {
-    const p = countOffset + i * 8;
-    const hash = i === 0 ? 0 : u32(b, p);
-    const block = u32(b, p + 4);
-    if (block >= nblocks) throw corrupted(`htree entry points to block ${block} beyond the directory`, where);
-    if (i > 1 && hash < prev) throw badIndexError("htree hashes out of order", where);
-    prev = hash;
-    entries.push({ hash, block });
+  const { entries } = dxEntries(b, countOffset);
+  for (let i = 0; i < entries.length; i++) {
+    if (entries[i].block >= nblocks) throw corrupted(`htree entry points to block ${entries[i].block} beyond the directory`, where);
+    if (i > 1 && entries[i].hash < entries[i - 1].hash) throw badIndexError("htree hashes out of order", where);
   }
   return entries;
 }

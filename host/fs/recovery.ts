@@ -6,7 +6,7 @@
 import { corrupted, Ext4Error } from "../errors.js";
 import { setU32 } from "../format/bytes.js";
 import { INCOMPAT } from "../format/features.js";
-import { SB_CHECKSUM_OFFSET, SUPERBLOCK_OFFSET } from "../format/superblock.js";
+import { encodeSuperblockCounts, SB_CHECKSUM_OFFSET, SUPERBLOCK_OFFSET } from "../format/superblock.js";
 import { JournalLog, planRecovery } from "../journal/recovery.js";
 import { MapKind } from "./mapping.js";
 import type { Ext4 } from "./super.js";
@@ -81,18 +81,16 @@ export function recoverOnMount(fs: Ext4): RecoveryReport {
   // the group descriptors (jbd2 does not journal the superblock's counters).
   fs.replaceDevice(fs.device);
   const now = readSuperblock(fs.device);
-  const raw = now.raw;
   let freeClusters = 0;
   let freeInodes = 0;
   for (const g of fs.groups) {
     freeClusters += g.freeBlocks;
     freeInodes += g.freeInodes;
   }
-  const freeBlocks = freeClusters * (now.clusterSize / now.blockSize);
-  setU32(raw, 0x60, now.featureIncompat & ~INCOMPAT.RECOVER);
-  setU32(raw, 0x0c, freeBlocks >>> 0);
-  if (now.featureIncompat & INCOMPAT.BIT64) setU32(raw, 0x158, Math.floor(freeBlocks / 0x100000000));
-  setU32(raw, 0x10, freeInodes);
+  now.freeBlocksCount = freeClusters * (now.clusterSize / now.blockSize);
+  now.freeInodesCount = freeInodes;
+  now.featureIncompat &= ~INCOMPAT.RECOVER;
+  const raw = encodeSuperblockCounts(now);
   if (fs.metadataCsum) setU32(raw, SB_CHECKSUM_OFFSET, fs.csum.superblock(raw));
   fs.device.write(SUPERBLOCK_OFFSET, raw);
   fs.device.flush();

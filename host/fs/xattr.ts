@@ -1,7 +1,7 @@
 // Extended attributes of an inode: in-inode entries and the xattr block,
 // values inline or (ea_inode) stored in their own inode.
 
-import { corrupted, Ext4Error } from "../errors.js";
+import { corrupted } from "../errors.js";
 import { u32 } from "../format/bytes.js";
 import type { Inode } from "../format/inode.js";
 import { GOOD_OLD_INODE_SIZE, INODE_FLAGS } from "../format/inode.js";
@@ -70,9 +70,4 @@ function eaInodeValue(fs: Ext4, ino: number, size: number, owner: number): Uint8
     lblk += m.len;
   }
   return out;
-}
-
-export function getXattr(fs: Ext4, inode: Inode, name: string): Uint8Array {
-  for (const x of inodeXattrs(fs, inode)) if (x.name === name) return x.value;
-  throw new Ext4Error("ENODATA", `no such attribute '${name}'`);
 }

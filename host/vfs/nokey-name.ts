@@ -49,4 +49,3 @@ export function nokeyName(fs: Ext4, hashVersion: number, cipher: Uint8Array): Ui
   return new Uint8Array(Buffer.from(body.toString("base64url"), "latin1"));
 }
 
-export const isEncryptedDir = (dir: Inode) => (dir.flags & INODE_FLAGS.ENCRYPT) !== 0;
