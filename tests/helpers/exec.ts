@@ -50,30 +50,40 @@ export function runSync(cmd: string, args: string[], opts: RunOptions = {}): Run
   }
 }
 
-let attrTools = false;
-/**
- * setfattr/getfattr come from Debian's `attr` package, which minimal images
- * lack: CI needs `apt-get install -y attr`. Installs it here if missing.
- */
-export function ensureAttrTools(): void {
-  if (attrTools) return;
-  const have = (): boolean => {
+const toolCache = new Map<string, boolean>();
+function haveTool(name: string): boolean {
+  let ok = toolCache.get(name);
+  if (ok === undefined) {
     try {
-      execFileSync("getfattr", ["--version"], { stdio: "ignore" });
-      execFileSync("setfattr", ["--version"], { stdio: "ignore" });
-      return true;
+      execFileSync("sh", ["-c", `command -v ${name}`], { stdio: "ignore" });
+      ok = true;
     } catch {
-      return false;
+      ok = false;
     }
-  };
-  if (!have()) {
-    try {
-      execFileSync("apt-get", ["install", "-y", "attr"], { stdio: "ignore" });
-    } catch {
-      execFileSync("apt-get", ["update"], { stdio: "ignore" });
-      execFileSync("apt-get", ["install", "-y", "attr"], { stdio: "ignore" });
-    }
-    if (!have()) throw new Error("setfattr/getfattr missing: apt-get install -y attr");
+    toolCache.set(name, ok);
   }
-  attrTools = true;
+  return ok;
+}
+
+/**
+ * Why a suite that needs these host tools cannot run here, or null when all are
+ * present. Tests install nothing themselves (.ci/run and the README do): a suite
+ * whose tools are missing skips and prints this reason.
+ */
+export function missingTools(tools: string[], pkg: string): string | null {
+  const missing = tools.filter((t) => !haveTool(t));
+  if (!missing.length) return null;
+  const reason = `skipped: ${missing.join(", ")} not installed (Debian package ${pkg}; see README, "Tests")`;
+  console.log(reason);
+  return reason;
+}
+
+/** setfattr/getfattr (Debian's `attr`): xattrs on the host trees the images are made from. */
+export function attrToolsMissing(): string | null {
+  return missingTools(["setfattr", "getfattr"], "attr");
+}
+
+/** For helpers that need the attr tools: a suite should have skipped already (attrToolsMissing). */
+export function ensureAttrTools(): void {
+  if (!haveTool("setfattr") || !haveTool("getfattr")) throw new Error("setfattr/getfattr missing: install Debian's attr package (see README, \"Tests\")");
 }

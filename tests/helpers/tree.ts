@@ -3,7 +3,7 @@
 // names survive; the manifest says what was made so tests can assert coverage.
 //
 // Host tools used: coreutils (touch, mkfifo, mknod) and setfattr from the `attr`
-// package. CI must `apt-get install -y attr` (ensureAttrTools() tries it).
+// package, which .ci/run installs; suites skip without it (attrToolsMissing).
 
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
