@@ -538,6 +538,11 @@ const verdictCases: VerdictCase[] = [
     damage: (s) => { const b = s.blocks[t2(s).revoke!]; J.setBe32(b, 12, 8); J.setBlockTail(s.seed, b, s.bs); },
   },
   { label: "revoke honoured", incompat: V3, revokeInT2: true, applied: 3, skip: [2] },
+  // A revoke byte count past the block: the kernel's revoke pass fails (EINVAL) before any replay.
+  {
+    label: "revoke count beyond the block", incompat: V3, revokeInT2: true, fails: "EFSCORRUPTED", applied: 0,
+    damage: (s) => { const b = s.blocks[t2(s).revoke!]; J.setBe32(b, 12, 5000); J.setBlockTail(s.seed, b, s.bs); },
+  },
   // COMPAT_CHECKSUM (v1): the commit's crc32 covers descriptors and data.
   { label: "v1 good", mkfs: NOCSUM, incompat: I.REVOKE, compat: J.JBD2_COMPAT.CHECKSUM, applied: 3 },
   { label: "v1 commit crc", mkfs: NOCSUM, incompat: I.REVOKE, compat: J.JBD2_COMPAT.CHECKSUM, damage: flipAt((s) => t2(s).data[0], 9), fails: "EFSCORRUPTED", applied: 1 },
@@ -646,6 +651,46 @@ describe("journal load verdicts, case by case (crafted logs; the kernel asked wh
         for (let i = 0; i < 8; i++) expect(H.readBlock(kern, F[i], bs).equals(H.readBlock(ours, F[i], bs))).toBe(true);
       }
       for (const f of [orig, ours, kern]) fs.rmSync(f, { force: true });
+    });
+  }
+});
+
+describe("replay keeps the superblock's error info (ext4_load_journal)", () => {
+  const why = H.loopUnavailableReason();
+  // The log holds an older copy of the superblock without the errors recorded since.
+  for (const failing of [false, true]) {
+    it(failing ? "when the load then fails" : "when recovery succeeds", () => {
+      const orig = path.join(tmp, `errinfo-${failing}.img`);
+      const cr = H.craftJournalImage({
+        image: orig, sizeMiB: 32, mkfs: ["-b", "4096"], incompat: V3, sequence: 5,
+        txns: (F) => [
+          // As the kernel journals it: with needs_recovery set.
+          { tid: 5, blocks: [{ fsBlock: 0, data: (H.debugfsScript(orig, ["feature needs_recovery"]), new Uint8Array(H.readBlock(orig, 0, 4096))) }, { fsBlock: F[0], data: filled(4096, 1) }] },
+          { tid: 6, blocks: [{ fsBlock: F[1], data: filled(4096, 2) }] },
+        ],
+        damage: failing ? flipAt((s) => s.layout[1].data[0], 7) : undefined,
+      });
+      H.debugfsScript(orig, ["ssv error_count 3", "ssv state 3"]);
+      const errors = (image: string) => {
+        const b = H.readBlock(image, 0, 4096);
+        return { count: b.readUInt32LE(1024 + 0x194), errorFs: (b.readUInt16LE(1024 + 0x3a) & 2) !== 0 };
+      };
+      expect(errors(orig)).toEqual({ count: 3, errorFs: true });
+      const ours = path.join(tmp, `errinfo-${failing}-ours.img`);
+      H.copySparse(orig, ours);
+      const rw = (() => { try { mount(ours).unmount(); return undefined; } catch (e) { return e; } })();
+      expect((rw as Ext4Error | undefined)?.code).toBe(failing ? "EFSBADCRC" : undefined);
+      expect(errors(ours)).toEqual({ count: 3, errorFs: true });
+      expect(H.readBlock(ours, cr.free[0], 4096)[0]).toBe(1);
+      expect(fsRecoverFlag(ours)).toBe(failing);
+
+      if (why) { console.warn(`kernel comparison skipped (${why})`); return; }
+      const kern = path.join(tmp, `errinfo-${failing}-kernel.img`);
+      H.copySparse(orig, kern);
+      expect(H.kernelMountVerdict(kern).mounted).toBe(!failing);
+      expect(errors(kern)).toEqual({ count: 3, errorFs: true });
+      // Beyond the superblock (where the kernel also stamps s_wtime / s_kbytes_written) the images agree.
+      if (failing) expect([...H.differingBlocks(kern, ours, 4096)].filter((b) => b !== 0)).toEqual([]);
     });
   }
 });
