@@ -1,8 +1,9 @@
 // jbd2 recovery planning checked against the real tools: journals written by
 // the Linux kernel (loop-mounted crash snapshots) and by debugfs's journal
 // writer, replayed by debugfs journal_run and by e2fsck, and walked by
-// debugfs logdump. Plus codec unit checks, hand-built edge cases and a
-// seeded mutation run for robustness.
+// debugfs logdump. Plus codec unit checks, hand-built edge cases, crafted
+// damaged logs whose mount verdict the kernel confirms, and a seeded mutation
+// run for robustness.
 
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -518,6 +519,8 @@ const t3 = (s: SynthJournal) => s.layout[2];
 const verdictCases: VerdictCase[] = [
   // A data block failing its tag checksum: skipped, everything else replayed, load fails.
   { label: "v3 data tag checksum", incompat: V3, damage: flipAt((s) => t2(s).data[1], 100), fails: "EFSBADCRC", applied: 3, skip: [5] },
+  // ... but a revoked block is dropped before its checksum is looked at.
+  { label: "bad data block that a later transaction revokes", incompat: V3, revokeInT2: true, damage: flipAt((s) => s.layout[0].data[2], 100), applied: 3 },
   { label: "v2 data tag checksum", incompat: I.CSUM_V2 | I.BIT64 | I.REVOKE, damage: flipAt((s) => t2(s).data[1], 100), fails: "EFSBADCRC", applied: 3, skip: [5] },
   // A bad commit block, sync: the transactions before it replayed, load fails (j_failed_commit).
   { label: "v3 commit checksum", incompat: V3, damage: flipAt((s) => t2(s).commit, 0x3a), fails: "EFSCORRUPTED", applied: 1 },
