@@ -1,13 +1,15 @@
 // Journal recovery at mount: replay what the journal committed but did not
 // checkpoint. A read-write mount writes the replayed blocks home and marks the
 // journal clean; a read-only mount serves them from an in-memory overlay and
-// never writes a byte.
+// never writes a byte. Where the kernel's journal load fails, the mount fails
+// with its error: a read-write mount first writes what the kernel writes
+// (the replay, never the clean journal superblock), a read-only one nothing.
 
 import { corrupted, Ext4Error } from "../errors.js";
 import { setU32 } from "../format/bytes.js";
 import { INCOMPAT } from "../format/features.js";
 import { encodeSuperblockCounts, SB_CHECKSUM_OFFSET, SUPERBLOCK_OFFSET } from "../format/superblock.js";
-import { JournalLog, planRecovery } from "../journal/recovery.js";
+import { JournalLog, planRecovery, type RecoveryPlan } from "../journal/recovery.js";
 import { MapKind } from "./mapping.js";
 import type { Ext4 } from "./super.js";
 import { readSuperblock } from "./superblock-io.js";
@@ -52,15 +54,21 @@ export function recoverOnMount(fs: Ext4): RecoveryReport {
   const none: RecoveryReport = { needed: false, mode: "none", transactions: 0, blocks: 0, warnings: [] };
   if (!fs.hasJournal || !(sb.featureIncompat & INCOMPAT.RECOVER)) return none;
   if (fs.config.options.noRecovery) return { ...none, needed: true, mode: "skipped" };
-  const plan = planRecovery(journalLog(fs), { ignoreChecksums: !fs.verifyChecksums, fsBlockCount: sb.blocksCount });
+  let plan: RecoveryPlan;
+  try {
+    plan = planRecovery(journalLog(fs), { ignoreChecksums: !fs.verifyChecksums, fsBlockCount: sb.blocksCount });
+  } catch (e) {
+    // Where the kernel's load fails before replaying anything (and where we refuse a log).
+    if (e instanceof Ext4Error) throw loadFailed(e, "nothing was written");
+    throw e;
+  }
   const report: RecoveryReport = {
     needed: plan.needed, mode: "none", transactions: plan.transactions, blocks: plan.blocks.size, warnings: [...plan.warnings],
   };
-  if (plan.failedCommit !== undefined) {
-    // As the kernel: replay what precedes the damaged commit and say so.
-    report.warnings.push(`journal transaction ${plan.failedCommit} is corrupt; replay stopped before it`);
-  }
   if (fs.readOnly) {
+    // The kernel writes its replay home even on a ro mount; ours never writes, and
+    // a load the kernel fails fails here too.
+    if (plan.loadError) throw loadFailed(plan.loadError, "nothing was written (read-only mount)");
     if (plan.needed) {
       fs.overlay(plan.blocks);
       report.mode = "overlay";
@@ -69,11 +77,20 @@ export function recoverOnMount(fs: Ext4): RecoveryReport {
   }
   const bs = fs.sb.blockSize;
   const jsbBlock = journalBlockToDevice(fs, 0);
+  const before = sb.raw.slice();
   for (const [pblk, data] of plan.blocks) {
     if (pblk >= fs.sb.blocksCount) throw corrupted(`journal replays block ${pblk} beyond the filesystem`, { block: pblk });
     fs.device.write(pblk * bs, data);
   }
   fs.device.flush();
+  if (plan.loadError) {
+    // As jbd2_journal_recover, then jbd2_journal_load: the replay is on disk, the
+    // journal superblock and needs_recovery stay, so the next mount (or e2fsck)
+    // recovers again. ext4_load_journal still puts back the error info.
+    const now = readSuperblock(fs.device).raw;
+    if (restoreErrorInfo(now, before)) writeSuperblock(fs, now);
+    throw loadFailed(plan.loadError, "the replayed blocks were written home and the journal still needs recovery");
+  }
   fs.device.write(jsbBlock * bs, plan.cleanSuperblock);
   fs.device.flush();
   // Reload from the replayed image, then write the superblock as the kernel
@@ -91,10 +108,44 @@ export function recoverOnMount(fs: Ext4): RecoveryReport {
   now.freeInodesCount = freeInodes;
   now.featureIncompat &= ~INCOMPAT.RECOVER;
   const raw = encodeSuperblockCounts(now);
-  if (fs.metadataCsum) setU32(raw, SB_CHECKSUM_OFFSET, fs.csum.superblock(raw));
-  fs.device.write(SUPERBLOCK_OFFSET, raw);
-  fs.device.flush();
+  restoreErrorInfo(raw, before);
+  writeSuperblock(fs, raw);
   fs.replaceDevice(fs.device);
   report.mode = plan.needed ? "disk" : "none";
   return report;
+}
+
+// s_error_count .. s_mount_opts (EXT4_S_ERR_START/END) and s_state's ERROR_FS bit.
+const S_ERR_START = 0x194;
+const S_ERR_END = 0x200;
+const S_STATE = 0x3a;
+const EXT4_ERROR_FS = 0x2;
+
+/**
+ * ext4_load_journal keeps the error info the replay may have rolled back (a
+ * journaled superblock copy older than the last recorded error). Changes `raw`
+ * in place; true if anything changed.
+ */
+function restoreErrorInfo(raw: Uint8Array, before: Uint8Array): boolean {
+  let changed = false;
+  for (let i = S_ERR_START; i < S_ERR_END; i++) {
+    if (raw[i] !== before[i]) { raw[i] = before[i]; changed = true; }
+  }
+  if ((before[S_STATE] & EXT4_ERROR_FS) && !(raw[S_STATE] & EXT4_ERROR_FS)) {
+    raw[S_STATE] |= EXT4_ERROR_FS;
+    changed = true;
+  }
+  return changed;
+}
+
+function writeSuperblock(fs: Ext4, raw: Uint8Array): void {
+  if (fs.metadataCsum) setU32(raw, SB_CHECKSUM_OFFSET, fs.csum.superblock(raw));
+  fs.device.write(SUPERBLOCK_OFFSET, raw);
+  fs.device.flush();
+}
+
+/** The plan's load error, with what this mount did and the way to look anyway. */
+function loadFailed(e: Ext4Error, done: string): Ext4Error {
+  const detail = e.message.replace(/^[A-Z]+: /, "");
+  return new Ext4Error(e.code, `journal recovery failed: ${detail}; ${done}. Mount with noload,ro to read the unrecovered image`, { block: e.block, cause: e });
 }

@@ -4,11 +4,18 @@
 // transaction, REVOKE collects revocations, REPLAY gathers the tagged blocks.
 // Unlike the C code every walk is bounded by the log size, and every bad
 // field is an Ext4Error naming the journal block.
+//
+// Where the kernel's journal load fails, it fails in one of two ways, and the
+// plan says which: before anything is replayed (a bad descriptor or revoke
+// block checksum in a committed transaction: planRecovery throws EFSBADCRC),
+// or after the replay has been written home (a data block failing its tag
+// checksum, EFSBADCRC; a failed commit block, EFSCORRUPTED: `loadError`).
+// In both the journal is left needing recovery. docs/design.md has the table.
 
 import { Ext4Error } from "../errors.js";
 import {
   BLOCKTYPE, JBD2_COMPAT, JBD2_INCOMPAT, JBD2_KNOWN_INCOMPAT, JBD2_KNOWN_RO_COMPAT, JBD2_MAGIC,
-  JBD2_MIN_JOURNAL_BLOCKS, CHKSUM_TYPE, CRC32_CHKSUM_SIZE, JOURNAL_SUPERBLOCK_SIZE, REVOKE_HEADER_SIZE,
+  JBD2_MIN_JOURNAL_BLOCKS, CHKSUM_TYPE, CRC32_CHKSUM_SIZE, JOURNAL_SUPERBLOCK_SIZE,
   BLOCK_TAIL_SIZE, TAG_FLAG, be32, commitChecksum, commitChecksumHeaderOnly, crc32Be, dataBlockChecksum,
   decodeCommit, decodeDescriptorTags, decodeHeader, decodeJournalSuperblock, decodeRevoke, fastCommitBlocks,
   hasCsumV2or3, journalCsumSeed, setBe32, setJournalSuperblockChecksum, tagChecksumMatches, tidGeq, tidGt,
@@ -42,10 +49,18 @@ export interface RecoveryPlan {
    * When `needed` is false this is block 0 unchanged.
    */
   cleanSuperblock: Uint8Array;
-  /** e.g. a tag checksum mismatch that caused a block to be skipped. */
+  /** Things worth telling that do not fail the load (e.g. fast commits not replayed). */
   warnings: string[];
-  /** tid of a commit block whose checksum failed (replay stopped before it); the kernel refuses to mount then. */
+  /** tid of a commit block whose checksum failed (replay stopped before it); the kernel's j_failed_commit. */
   failedCommit?: number;
+  /**
+   * Set when the kernel's journal load fails after the replay: jbd2 writes
+   * `blocks` home, then fails the load (EFSBADCRC for data blocks that failed
+   * their tag checksum, which are left out of `blocks`; EFSCORRUPTED for a
+   * failed commit), so the journal stays as it is and still needs recovery.
+   * The caller must not write `cleanSuperblock` then.
+   */
+  loadError?: Ext4Error;
   /** Revocation records seen (block -> highest revoking tid). */
   revoked: Map<number, number>;
 }
@@ -97,12 +112,25 @@ export function planRecovery(log: JournalLog, opts: RecoveryOptions = {}): Recov
   walker.run(Pass.Revoke);
   walker.run(Pass.Replay);
 
-  const end = walker.endTid!;
+  const end = walker.endTid;
   const warnings = walker.warnings;
-  if (walker.failedCommit !== undefined) {
-    warnings.push(`journal transaction ${walker.failedCommit} has a bad commit checksum: replay stops before it`);
-  }
   if (g.incompat & JBD2_INCOMPAT.FAST_COMMIT) noteFastCommits(log, g, end, warnings);
+
+  // jbd2_journal_recover's error first (the bad data blocks), then
+  // jbd2_journal_load's j_failed_commit check.
+  let loadError: Ext4Error | undefined;
+  const bad = walker.badData;
+  if (bad.length) {
+    const b = bad[0];
+    loadError = new Ext4Error("EFSBADCRC",
+      `journal block ${b.at}: data for fs block ${b.fsBlock} in transaction ${b.tid} fails its checksum` +
+      (bad.length > 1 ? ` (and ${bad.length - 1} more)` : "") +
+      "; the kernel replays every other block and then fails the journal load", { block: b.at });
+  } else if (walker.failedCommit !== undefined) {
+    loadError = new Ext4Error("EFSCORRUPTED",
+      `journal transaction ${walker.failedCommit} is corrupt (bad commit block); the kernel replays the transactions before it and then fails the journal load`,
+      { block: walker.failedCommitAt });
+  }
 
   const clean = sbBlock.slice();
   setBe32(clean, 0x1c, 0);
@@ -120,6 +148,7 @@ export function planRecovery(log: JournalLog, opts: RecoveryOptions = {}): Recov
     cleanSuperblock: clean,
     warnings,
     failedCommit: walker.failedCommit,
+    loadError,
     revoked: walker.revoked,
   };
 }
@@ -174,8 +203,18 @@ function checkSuperblock(log: JournalLog, block: Uint8Array, opts: RecoveryOptio
 
 /** One walk of the log per pass; state that SCAN finds bounds the later passes. */
 class LogWalker {
-  endTid: number | undefined;
+  /**
+   * The first tid not to replay. 0 means "not found yet", as in the kernel's
+   * recovery_info, quirks included: a bad commit at tid 0 does not end the
+   * scan (async_commit) and is no j_failed_commit (the kernel mounts).
+   */
+  endTid = 0;
+  /** Journal block of the commit that set endTid. */
+  private endAt = 0;
   failedCommit: number | undefined;
+  failedCommitAt: number | undefined;
+  /** Data blocks that failed their tag checksum in REPLAY (skipped, as the kernel does). */
+  readonly badData: Array<{ at: number; fsBlock: number; tid: number }> = [];
   readonly blocks = new Map<number, Uint8Array>();
   readonly revoked = new Map<number, number>();
   readonly warnings: string[] = [];
@@ -205,7 +244,7 @@ class LogWalker {
     let lastCommitTime = 0n;
 
     walk: for (;;) {
-      if (pass !== Pass.Scan && tidGeq(tid, this.endTid!)) break;
+      if (pass !== Pass.Scan && tidGeq(tid, this.endTid)) break;
       if (consumed > this.areaLen) {
         throw badJournal(pos, `the log runs past its own start (transaction ${tid})`);
       }
@@ -220,7 +259,7 @@ class LogWalker {
         case BLOCKTYPE.DESCRIPTOR: {
           if (g.csum23 && check && !verifyBlockTail(g.seed, blk, g.bs)) {
             // Lazy journal init can leave stale blocks; SCAN only decides at the commit.
-            if (pass !== Pass.Scan) throw badJournal(here, `descriptor checksum mismatch (transaction ${tid})`);
+            if (pass !== Pass.Scan) throw badCrc(here, `descriptor checksum mismatch (transaction ${tid})`);
             staleSuspect ??= here;
           }
           const tags = decodeDescriptorTags(blk, g.bs, g.incompat);
@@ -232,7 +271,7 @@ class LogWalker {
               consumed++;
               this.replayBlock(tag, data, tid, at);
             }
-          } else if (pass === Pass.Scan && g.csumV1 && check && staleSuspect === undefined && this.endTid === undefined) {
+          } else if (pass === Pass.Scan && g.csumV1 && check && staleSuspect === undefined && !this.endTid) {
             crc1 = crc32Be(crc1, blk);
             for (let i = 0; i < tags.length; i++) {
               crc1 = crc32Be(crc1, this.read(pos));
@@ -250,15 +289,17 @@ class LogWalker {
           if (pass !== Pass.Scan) { tid = (tid + 1) >>> 0; continue; }
           const c = decodeCommit(blk);
           if (staleSuspect !== undefined) {
-            // A bad descriptor/revoke checksum: stale log if time went backwards, else real damage.
+            // A bad descriptor/revoke checksum: stale log if time went backwards, else real
+            // damage, and the load fails before anything is replayed.
             if (c.commitSec >= lastCommitTime) {
-              throw badJournal(staleSuspect, `checksum mismatch in committed transaction ${tid}`);
+              throw badCrc(staleSuspect, `checksum mismatch in committed transaction ${tid}; nothing was replayed`);
             }
             break walk;
           }
           let ok = true;
           if (g.csumV1) {
-            if (this.endTid !== undefined) { this.failedCommit = this.endTid; break walk; }
+            // async_commit: a commit after a failed one means the failed one was real.
+            if (this.endTid) { this.setFailedCommit(this.endTid, this.endAt); break walk; }
             const found = c.chksum[0];
             const match = (crc1 === found && c.chksumType === CHKSUM_TYPE.CRC32 && c.chksumSize === CRC32_CHKSUM_SIZE) ||
               (c.chksumType === 0 && c.chksumSize === 0 && found === 0);
@@ -271,7 +312,9 @@ class LogWalker {
           if (!ok) {
             if (c.commitSec < lastCommitTime) break walk; // stale: end quietly
             this.endTid = tid;
-            if (!g.async) { this.failedCommit = tid; break walk; }
+            this.endAt = here;
+            if (!g.async) { this.setFailedCommit(tid, here); break walk; }
+            this.warnings.push(`journal transaction ${tid} has a bad commit block (async_commit): replay ends before it`);
           }
           lastCommitTime = c.commitSec;
           tid = (tid + 1) >>> 0;
@@ -285,9 +328,9 @@ class LogWalker {
           if (pass !== Pass.Revoke) continue;
           const rev = decodeRevoke(blk, g.bs, g.incompat);
           const room = g.bs - (g.csum23 ? BLOCK_TAIL_SIZE : 0);
-          if (rev.count > room || rev.count < REVOKE_HEADER_SIZE) {
-            throw badJournal(here, `revoke block byte count ${rev.count} out of range`);
-          }
+          // The kernel fails the load here (EINVAL) before replaying; a count below
+          // the header just holds no records.
+          if (rev.count > room) throw badJournal(here, `revoke block byte count ${rev.count} out of range`);
           for (const b of rev.blocks) {
             if (b === null) { this.warnings.push(`journal block ${here}: revoke record beyond 2^53 ignored`); continue; }
             const prev = this.revoked.get(b);
@@ -302,10 +345,20 @@ class LogWalker {
     }
 
     if (pass === Pass.Scan) {
-      this.endTid ??= tid;
+      if (!this.endTid) this.endTid = tid;
     } else if (tid !== this.endTid) {
       throw badJournal(pos, `recovery pass ${Pass[pass]} ended at transaction ${tid}, the scan at ${this.endTid}`);
     }
+  }
+
+  private setFailedCommit(tid: number, at: number): void {
+    if (tid === 0) {
+      // The kernel keeps j_failed_commit = 0, which reads as "none": it mounts.
+      this.warnings.push("journal transaction 0 has a bad commit block: replay ends before it (the kernel does not fail the load for tid 0)");
+      return;
+    }
+    this.failedCommit = tid;
+    this.failedCommitAt = at;
   }
 
   private replayBlock(tag: ReturnType<typeof decodeDescriptorTags>[number], data: Uint8Array, tid: number, at: number): void {
@@ -316,7 +369,7 @@ class LogWalker {
     if (rev !== undefined && !tidGt(tid, rev)) return; // revoked by this or a later transaction
     if (g.csum23 && !this.opts.ignoreChecksums &&
         !tagChecksumMatches(g.incompat, tag, dataBlockChecksum(g.seed, tid, data))) {
-      this.warnings.push(`journal block ${at}: data for fs block ${fsBlock} in transaction ${tid} fails its checksum; not replayed`);
+      this.badData.push({ at, fsBlock, tid });
       return;
     }
     if (this.opts.fsBlockCount !== undefined && fsBlock >= this.opts.fsBlockCount) {
@@ -347,6 +400,11 @@ function noteFastCommits(log: JournalLog, g: Geometry, endTid: number, warnings:
  */
 function badJournal(j: number, what: string): Ext4Error {
   return new Ext4Error("EFSCORRUPTED", `journal block ${j}: ${what}`, { block: j });
+}
+
+/** EFSBADCRC (the kernel's EBADMSG for a bad checksum) naming the journal block. */
+function badCrc(j: number, what: string): Ext4Error {
+  return new Ext4Error("EFSBADCRC", `journal block ${j}: ${what}`, { block: j });
 }
 
 function readLogBlock(log: JournalLog, j: number, limit: number): Uint8Array {

@@ -6,7 +6,9 @@
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import * as J from "../../host/format/jbd2.js";
 import type { JournalLog } from "../../host/journal/recovery.js";
+import { synthJournal, type SynthJournal, type SynthTxn } from "./journal-synth.js";
 
 export function sh(cmd: string, args: string[], input?: string): string {
   const r = spawnSync(cmd, args, { encoding: "utf8", input, maxBuffer: 256 << 20 });
@@ -226,4 +228,82 @@ export function withLoopMount<T>(image: string, mountOpts: string, work: (dir: s
 export function fsyncFile(file: string): void {
   const fd = fs.openSync(file, "r");
   try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
+}
+
+/** Writes `data` at fs block `block` of an image file. */
+export function writeBlock(image: string, block: number, data: Uint8Array): void {
+  const fd = fs.openSync(image, "r+");
+  try { fs.writeSync(fd, data, 0, data.length, block * data.length); } finally { fs.closeSync(fd); }
+}
+
+export interface CraftedImage {
+  image: string;
+  bs: number;
+  /** Physical blocks of the journal inode. */
+  phys: number[];
+  synth: SynthJournal;
+  /** The fs blocks the log names, in the order the txns callback was given them. */
+  free: number[];
+}
+
+/**
+ * A fresh filesystem whose journal holds a hand-built log (synthJournal over
+ * the journal inode's own blocks, with its UUID) and needs recovery: s_start
+ * set in the journal superblock, needs_recovery in the filesystem's. The log
+ * names free blocks only, so a replay touches nothing the filesystem uses.
+ * `damage` runs on the log before it is written.
+ */
+export function craftJournalImage(o: {
+  image: string; sizeMiB: number; mkfs: string[]; incompat: number; compat?: number; sequence: number;
+  txns: (free: number[]) => SynthTxn[]; damage?: (s: SynthJournal) => void;
+}): CraftedImage {
+  mkfs(o.image, o.sizeMiB, o.mkfs);
+  const bs = blockSizeOf(o.image);
+  const phys = journalBlocks(o.image);
+  const [lo, hi] = freeRanges(o.image).reduce((a, r) => (r[1] - r[0] > a[1] - a[0] ? r : a));
+  const free = Array.from({ length: Math.min(64, hi - lo - 16) }, (_, i) => lo + 8 + i);
+  const jsb = new Uint8Array(readBlock(o.image, phys[0], bs));
+  const synth = synthJournal({
+    bs, length: phys.length, incompat: o.incompat, compat: o.compat, sequence: o.sequence,
+    uuid: jsb.slice(0x30, 0x40), txns: o.txns(free),
+  });
+  o.damage?.(synth);
+  // The real superblock, with the log's start and the features the log was written with.
+  J.setBe32(jsb, 0x18, o.sequence >>> 0);
+  J.setBe32(jsb, 0x1c, 1);
+  J.setBe32(jsb, 0x24, o.compat ?? 0);
+  J.setBe32(jsb, 0x28, o.incompat);
+  jsb[0x50] = J.hasCsumV2or3(o.incompat) ? J.CHKSUM_TYPE.CRC32C : 0;
+  if (J.hasCsumV2or3(o.incompat)) J.setJournalSuperblockChecksum(jsb);
+  const fd = fs.openSync(o.image, "r+");
+  try {
+    fs.writeSync(fd, jsb, 0, bs, phys[0] * bs);
+    for (let j = 1; j < phys.length; j++) fs.writeSync(fd, synth.blocks[j], 0, bs, phys[j] * bs);
+  } finally {
+    fs.closeSync(fd);
+  }
+  debugfsScript(o.image, ["feature needs_recovery"]);
+  return { image: o.image, bs, phys, synth, free };
+}
+
+/**
+ * The kernel's verdict on an image: loop-mount it read-write, unmount at once.
+ * Returns whether the mount succeeded and mount's message; always detaches.
+ */
+export function kernelMountVerdict(image: string): { mounted: boolean; message: string } {
+  const dir = fs.mkdtempSync(path.join(path.dirname(image), "kmnt-"));
+  let loop: string | undefined;
+  try {
+    loop = sh("losetup", ["--find", "--show", image]).trim();
+    const m = spawnSync("mount", ["-t", "ext4", loop, dir], { encoding: "utf8" });
+    if (m.status === 0) {
+      const u = spawnSync("umount", [dir]);
+      if (u.status !== 0) spawnSync("umount", ["-l", dir]);
+      return { mounted: true, message: "" };
+    }
+    return { mounted: false, message: (m.stderr || m.stdout).trim() };
+  } finally {
+    if (loop) spawnSync("losetup", ["-d", loop]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -14,9 +14,21 @@ export interface SynthTxn {
   commitSec?: bigint;
 }
 
+/** Where each transaction's blocks landed (journal block numbers), to damage them afterwards. */
+export interface SynthLayout {
+  tid: number;
+  descriptor?: number;
+  data: number[];
+  revoke?: number;
+  commit?: number;
+}
+
 export interface SynthJournal {
   bs: number;
   blocks: Uint8Array[];
+  layout: SynthLayout[];
+  /** The journal's checksum seed (v2/v3), to re-seal a block after changing it. */
+  seed: number;
   log(): JournalLog;
 }
 
@@ -45,8 +57,13 @@ export function synthJournal(opts: {
   blocks[0].set(sbBytes);
 
   let pos = start;
-  const put = (b: Uint8Array) => { blocks[pos] = b; pos = pos + 1 >= length ? 1 : pos + 1; };
+  const put = (b: Uint8Array) => { const at = pos; blocks[pos] = b; pos = pos + 1 >= length ? 1 : pos + 1; return at; };
+  const v1 = ((opts.compat ?? 0) & J.JBD2_COMPAT.CHECKSUM) !== 0;
+  const layout: SynthLayout[] = [];
   for (const t of opts.txns) {
+    const lay: SynthLayout = { tid: t.tid, data: [] };
+    layout.push(lay);
+    let crc = 0xffffffff; // v1: crc32_be over descriptors and data as logged (not revoke blocks)
     if (t.blocks?.length) {
       const desc = new Uint8Array(bs);
       J.encodeHeader(desc, { blocktype: J.BLOCKTYPE.DESCRIPTOR, sequence: t.tid });
@@ -62,28 +79,35 @@ export function synthJournal(opts: {
         datas.push(data);
       });
       if (csum23) J.setBlockTail(seed, desc, bs);
-      put(desc);
-      for (const d of datas) put(d);
+      lay.descriptor = put(desc);
+      if (v1) crc = J.crc32Be(crc, desc);
+      for (const d of datas) {
+        lay.data.push(put(d));
+        if (v1) crc = J.crc32Be(crc, d);
+      }
     }
     if (t.revokes?.length) {
       const rb = new Uint8Array(bs);
       J.encodeRevoke(rb, bs, incompat, t.tid, t.revokes);
       if (csum23) J.setBlockTail(seed, rb, bs);
-      put(rb);
+      lay.revoke = put(rb);
     }
     if (t.commit !== false) {
       const cb = new Uint8Array(bs);
       J.encodeCommit(cb, {
-        header: { sequence: t.tid }, chksumType: 0, chksumSize: 0, chksum: [],
+        header: { sequence: t.tid },
+        chksumType: v1 ? J.CHKSUM_TYPE.CRC32 : 0, chksumSize: v1 ? J.CRC32_CHKSUM_SIZE : 0, chksum: v1 ? [crc] : [],
         commitSec: t.commitSec ?? 1_700_000_000n, commitNsec: 0,
       });
       if (csum23) J.setCommitChecksum(seed, cb, bs);
-      put(cb);
+      lay.commit = put(cb);
     }
   }
   return {
     bs,
     blocks,
+    layout,
+    seed,
     log: () => ({ blockSize: bs, length, readBlock: (j: number) => blocks[j] }),
   };
 }
