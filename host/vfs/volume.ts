@@ -10,7 +10,8 @@ import { ReadaheadState } from "../buffered/readahead.js";
 import { selectPath, shouldUseBufferedIomap } from "../buffered/select.js";
 import { corrupted, Ext4Error } from "../errors.js";
 import { FT } from "../format/dirent.js";
-import { XATTR_VISIBLE } from "../format/xattr.js";
+import { aclFromDisk, aclToXattr } from "../format/acl.js";
+import { XATTR_INDEX_POSIX_ACL_ACCESS, XATTR_INDEX_POSIX_ACL_DEFAULT, XATTR_VISIBLE } from "../format/xattr.js";
 import { Inode, INODE_FLAGS, isDir, isLnk, isReg, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK } from "../format/inode.js";
 import { readDir } from "../fs/dir.js";
 import { readInline } from "../fs/inline.js";
@@ -351,8 +352,15 @@ export class Volume {
   getxattr(path: PathLike, name: string, opts: { noFollow?: boolean } = {}): Buffer {
     return this.op("getxattr", path, () => {
       const inode = resolve(this.fs, path, !opts.noFollow, "getxattr").inode;
-      for (const x of inodeXattrs(this.fs, inode)) if (x.name === name && XATTR_VISIBLE.has(x.nameIndex)) return Buffer.from(x.value);
-      throw new Ext4Error("ENODATA", `no such attribute '${name}'`);
+      for (const x of inodeXattrs(this.fs, inode)) {
+        if (x.name !== name || !XATTR_VISIBLE.has(x.nameIndex)) continue;
+        if (x.nameIndex !== XATTR_INDEX_POSIX_ACL_ACCESS && x.nameIndex !== XATTR_INDEX_POSIX_ACL_DEFAULT) return Buffer.from(x.value);
+        // getxattr(2) hands out ACLs in the xattr encoding, not ext4's on-disk one.
+        const acl = aclFromDisk(x.value, { ino: inode.ino });
+        if (acl) return Buffer.from(aclToXattr(acl));
+        break; // a header without entries is no ACL
+      }
+      throw new Ext4Error("ENODATA", "no data available");
     });
   }
 
