@@ -8,6 +8,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mount } from "../host/index.js";
 import { ensureBuilt, runCli } from "./cli-helpers.js";
+import { loopMountSupport, withLoopMountSync } from "./helpers/kernel.js";
 
 const have = (tool: string) => spawnSync("sh", ["-c", `command -v ${tool}`]).status === 0;
 const missing = ["setfacl", "getfacl", "getfattr"].filter((t) => !have(t));
@@ -104,5 +105,40 @@ describe("POSIX ACLs", () => {
     expect(facl(path.join(dst, "d"))).toMatch(/default:user:77:rwx/);
     // The mode's group bits are the mask, as on the source.
     expect(fs.statSync(path.join(dst, "f")).mode & 0o7777).toBe(fs.statSync(path.join(src, "f")).mode & 0o7777);
+  });
+
+  it("ACLs the kernel wrote (setfacl on a loop mount) read back as getfattr showed them there", ({ skip }) => {
+    if (reason) skip(reason);
+    const loop = loopMountSupport();
+    if (!loop.ok) skip(`loop mounts unavailable: ${loop.reason}`);
+    const img = path.join(work, "kernel.img");
+    execFileSync("mkfs.ext4", ["-q", "-F", "-I", "256", img, "8M"]);
+    // A short ACL (in the inode), one with many named users (too big for the inode: an xattr block), and a default ACL.
+    const many = Array.from({ length: 40 }, (_, i) => `u:${2000 + i}:r`).join(",") + ",g:300:rw";
+    const want = withLoopMountSync(img, (mnt) => {
+      fs.writeFileSync(path.join(mnt, "short"), "s");
+      fs.writeFileSync(path.join(mnt, "many"), "m");
+      fs.mkdirSync(path.join(mnt, "dir"));
+      execFileSync("setfacl", ["-m", "u:1000:rwx,g:100:r", path.join(mnt, "short")]);
+      execFileSync("setfacl", ["-m", many, path.join(mnt, "many")]);
+      execFileSync("setfacl", ["-d", "-m", "u:5:rx", path.join(mnt, "dir")]);
+      return {
+        short: hostAcl(path.join(mnt, "short"), "system.posix_acl_access"),
+        many: hostAcl(path.join(mnt, "many"), "system.posix_acl_access"),
+        dirDefault: hostAcl(path.join(mnt, "dir"), "system.posix_acl_default"),
+      };
+    });
+    expect(want.many!.length).toBe(4 + 8 * 45); // 41 named entries and the 4 short ones
+    const v = mount(img, { readOnly: true });
+    try {
+      expect({
+        short: v.getxattr("/short", "system.posix_acl_access"),
+        many: v.getxattr("/many", "system.posix_acl_access"),
+        dirDefault: v.getxattr("/dir", "system.posix_acl_default"),
+      }).toEqual(want);
+      expect(v.inodeOf("/many").fileAcl, "the big ACL lives in an xattr block").not.toBe(0);
+    } finally {
+      v.unmount();
+    }
   });
 });
