@@ -31,6 +31,8 @@ beforeAll(() => {
   fs.symlinkSync("hello.txt", path.join(src, "link"));
   fs.symlinkSync("loop2", path.join(src, "loop1"));
   fs.symlinkSync("loop1", path.join(src, "loop2"));
+  fs.symlinkSync("dir/sub", path.join(src, "dirlink"));
+  fs.symlinkSync("/nowhere", path.join(src, "dangling"));
   execFileSync("mkfifo", [path.join(src, "fifo")]);
   const img = path.join(work, "a.img");
   execFileSync("mkfs.ext4", ["-q", "-F", "-d", src, img, "8M"]);
@@ -85,6 +87,10 @@ const ERROR_CASES: [string, string, (f: typeof fs | Volume, p: string) => unknow
   ["readFile missing", "/missing", (f, p) => f.readFileSync(p)],
   ["open missing", "/missing", (f, p) => f.openSync(p, "r")],
   ["realpath missing", "/dir/missing", (f, p) => f.realpathSync(p)],
+  ["realpath under a missing directory", "/missing/x", (f, p) => f.realpathSync(p)],
+  ["realpath through a file", "/hello.txt/x", (f, p) => f.realpathSync(p)],
+  ["realpath a symlink loop", "/loop1", (f, p) => f.realpathSync(p)],
+  ["realpath a dangling symlink", "/dirlink/../dangling", (f, p) => f.realpathSync(p)],
   ["access missing", "/missing", (f, p) => f.accessSync(p)],
   ["access X_OK without x bits", "/noexec.txt", (f, p) => f.accessSync(p, fs.constants.X_OK)],
   ["name too long", `/${"n".repeat(300)}`, (f, p) => f.statSync(p)],
@@ -94,6 +100,16 @@ describe("errors as node:fs words them", () => {
   it.each(ERROR_CASES)("%s", (_what, p, call) => {
     const want = hostErr(() => call(fs, host(p.slice(1))));
     expect(caught(() => call(ro, p))).toEqual(want);
+  });
+
+  it("realpath resolves as node's does (\"..\" lexically, trailing slashes dropped)", () => {
+    const real = fs.realpathSync(src);
+    for (const p of ["/", "/link", "/link/", "/dirlink", "/dirlink/deep.txt", "/dirlink/..", "/dir/./sub//deep.txt", "/dirlink/../dir/a"]) {
+      const want = fs.realpathSync(host(p.slice(1)) + (p.endsWith("/") ? "/" : "")).slice(real.length) || "/";
+      expect(ro.realpathSync(p), p).toBe(want);
+    }
+    expect(ro.realpathSync(Buffer.from("/dirlink"), "buffer")).toEqual(Buffer.from("/dir/sub"));
+    expect(ro.realpathSync("/../hello.txt")).toBe("/hello.txt"); // ".." at the root stays there, as path.resolve says
   });
 
   it("fd errors: EBADF for read, fstat, close", () => {

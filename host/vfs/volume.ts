@@ -65,6 +65,28 @@ function joinPath(parts: Uint8Array[]): Uint8Array {
   return Buffer.concat(out);
 }
 
+/** Components of the joined paths with "." and "//" dropped and ".." taken lexically, as path.resolve from "/". */
+function lexicalParts(pieces: Uint8Array[]): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (const piece of pieces) {
+    let start = 0;
+    for (let i = 0; i <= piece.length; i++) {
+      if (i < piece.length && piece[i] !== 0x2f) continue;
+      const n = piece.subarray(start, i);
+      start = i + 1;
+      if (n.length === 0 || (n.length === 1 && n[0] === 0x2e)) continue;
+      if (n.length === 2 && n[0] === 0x2e && n[1] === 0x2e) out.pop();
+      else out.push(n);
+    }
+  }
+  return out;
+}
+
+/** "/" followed by the components joined with "/". */
+function absolute(parts: Uint8Array[]): Buffer {
+  return Buffer.concat(parts.length ? parts.flatMap((p) => [SLASH, p]) : [SLASH]);
+}
+
 function decodeName(b: Uint8Array, encoding: Encoding): string | Buffer {
   const buf = Buffer.from(b.buffer, b.byteOffset, b.length);
   if (encoding === "buffer") return Buffer.from(buf);
@@ -159,15 +181,27 @@ export class Volume {
     }
   }
 
+  /**
+   * node's realpathSync, step for step: ".." taken lexically first, then each
+   * prefix lstat'ed and each symlink stat'ed and substituted, so results and
+   * errors (syscall lstat or stat, the prefix as path) are node's.
+   */
   realpathSync(path: PathLike, opts?: Encoding | EncOpt): string | Buffer {
-    // node's realpathSync walks with lstat, and its errors name lstat.
-    return this.op("lstat", path, () => {
-      const r = resolve(this.fs, path, true, "lstat");
-      const parts: Uint8Array[] = [];
-      for (const n of r.real) parts.push(SLASH, n);
-      const p = Buffer.concat(parts.length ? parts : [SLASH]);
-      return decodeName(p, encodingOf(opts));
-    });
+    this.check("lstat", path);
+    let parts = lexicalParts([pathBytes(path)]);
+    const hard = new Set<string>(); // prefixes known not to be symlinks
+    for (let i = 0, substitutions = 0; i < parts.length; ) {
+      const base = absolute(parts.slice(0, i + 1));
+      const key = Buffer.from(base).toString("latin1");
+      if (hard.has(key)) { i++; continue; }
+      if (!this.lstatSync(base).isSymbolicLink()) { hard.add(key); i++; continue; }
+      this.statSync(base); // a dangling or looping link fails here, as node's stat does
+      if (++substitutions > 4096) throw new Ext4Error("ELOOP", "too many symbolic links encountered", { syscall: "stat", path: pathText(base) });
+      const target = this.symlinkTarget(this.inodeOf(base));
+      parts = lexicalParts(target[0] === 0x2f ? [target, ...parts.slice(i + 1)] : [...parts.slice(0, i), target, ...parts.slice(i + 1)]);
+      i = 0;
+    }
+    return decodeName(absolute(parts), encodingOf(opts));
   }
 
   readlinkSync(path: PathLike, opts?: Encoding | EncOpt): string | Buffer {
