@@ -20,12 +20,23 @@ export { OffsetDevice } from "./device/block-device.js";
 export { Volume } from "./vfs/volume.js";
 export { Stats, BigIntStats } from "./vfs/stats.js";
 export type { MountOptions, ImageSource, Dirent } from "./vfs/types.js";
+export type { Dir } from "./vfs/opendir.js";
+export type { VolumeReadStream, ReadStreamOptions } from "./vfs/read-stream.js";
+export type { Callback } from "./vfs/volume.js";
+export type { PathLike } from "./vfs/path-walk.js";
 
 function isBlockDevice(x: unknown): x is BlockDevice {
   return typeof x === "object" && x !== null && typeof (x as BlockDevice).read === "function" && typeof (x as BlockDevice).size === "number";
 }
 
-/** Mounts an ext4 filesystem from a file path, bytes in memory, or a BlockDevice. */
+/**
+ * Mounts an ext4 filesystem from a file path, bytes in memory, or a BlockDevice.
+ *
+ * Read-write by default, as the kernel mounts: if the journal needs recovery,
+ * the replay is written into the image (file, bytes or device) and the journal
+ * marked clean. To inspect an image without changing a byte, pass
+ * `{ readOnly: true }`: the replay then goes to an in-memory overlay.
+ */
 export function mount(image: ImageSource, opts: MountOptions = {}): Volume {
   const options = parseMountOptions(opts.mountOptions, opts.readOnly);
   let device: BlockDevice;

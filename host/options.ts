@@ -3,6 +3,7 @@
 import { Ext4Error } from "./errors.js";
 
 export interface ParsedOptions {
+  /** False by default, as a kernel mount: a needed journal replay is then written into the image. */
   readOnly: boolean;
   /** Which buffered I/O path regular files take (subject to the fallback rules). */
   bufferedIomap: boolean;
@@ -23,6 +24,7 @@ const NO_EFFECT = new Set([
   "noblock_validity", "init_itable", "noinit_itable", "i_version", "noquota", "defaults", "async",
 ]);
 
+/** Parses `mountOptions`; without "ro" or readOnly the mount is read-write (journal replay written to the image), as the kernel's. */
 export function parseMountOptions(text: string | undefined, readOnlyOpt: boolean | undefined): ParsedOptions {
   const o: ParsedOptions = {
     readOnly: readOnlyOpt ?? false, bufferedIomap: false, noRecovery: false, data: "ordered",

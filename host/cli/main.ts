@@ -1,6 +1,7 @@
 // The `ext4wasm` command line: picks the subcommand, parses its options, runs
 // it, and turns any failure into one line on stderr and an exit status.
 
+import { readFileSync } from "node:fs";
 import { helpText, parseArgs, type CommandSpec, type ParsedArgs } from "./args.js";
 import * as cat from "./commands/cat.js";
 import * as demo from "./commands/demo.js";
@@ -30,9 +31,22 @@ function usage(): string {
     "",
     "Options come after the command name; `ext4wasm <command> --help` lists them.",
     "Common: -o OPTS (mount options), --offset BYTES (filesystem inside a disk image), --json.",
-    "Set EXT4WASM_DEBUG=1 to see stack traces.",
+    "Set EXT4WASM_DEBUG=1 to see stack traces. `ext4wasm --version` prints the version.",
     "",
   ].join("\n");
+}
+
+/** package.json's version: beside dist/ when built, two levels up from host/cli/ in the source tree. */
+export function version(): string {
+  for (const rel of ["../package.json", "../../package.json"]) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), "utf8")) as { name?: string; version?: string };
+      if (pkg.name === "ext4wasm" && pkg.version) return pkg.version;
+    } catch {
+      // not at this level
+    }
+  }
+  return "unknown";
 }
 
 export function main(argv: string[]): number {
@@ -42,6 +56,11 @@ export function main(argv: string[]): number {
     if (name === undefined) {
       writeStderr(usage());
       return EXIT_USAGE;
+    }
+    if (name === "--version" || name === "-V") {
+      out.write(`ext4wasm ${version()}\n`);
+      out.flush();
+      return EXIT_OK;
     }
     if (name === "-h" || name === "--help" || name === "help") {
       out.write(usage());

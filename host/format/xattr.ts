@@ -13,6 +13,9 @@ export const XATTR_PREFIX: Record<number, string> = {
   6: "security.", 7: "system.", 8: "system.richacl", 10: "gnu.",
 };
 
+export const XATTR_INDEX_POSIX_ACL_ACCESS = 2;
+export const XATTR_INDEX_POSIX_ACL_DEFAULT = 3;
+
 /** Indexes the kernel lists and gets (ext4_xattr_handler_map): not 7 (system.data) or 8 (richacl). */
 export const XATTR_VISIBLE = new Set([1, 2, 3, 4, 6, 10]);
 

@@ -14,17 +14,60 @@ const NAME_MAX = 255;
 const PATH_MAX = 4096;
 const enc = new TextEncoder();
 
-export type PathLike = string | Uint8Array;
+export type PathLike = string | Uint8Array | URL;
 
-export function pathBytes(p: PathLike): Uint8Array {
-  if (typeof p === "string") return enc.encode(p);
-  if (p instanceof Uint8Array) return p;
-  if (p && typeof (p as URL).href === "string") throw new Ext4Error("EINVAL", "URL paths are not supported inside an image");
-  throw new Ext4Error("EINVAL", `path must be a string or Buffer (got ${typeof p})`);
+/** node's isURL: a URL object, or one that looks like it (href and protocol strings). */
+function isUrl(p: unknown): p is URL {
+  return typeof p === "object" && p !== null && typeof (p as URL).href === "string" && typeof (p as URL).protocol === "string";
 }
 
+function typeError(code: string, message: string): TypeError {
+  return Object.assign(new TypeError(message), { code });
+}
+
+/** A file: URL's path as bytes, percent escapes decoded (node's fileURLToPath, but byte-exact for names that are not UTF-8). */
+function fileUrlBytes(u: URL): Uint8Array {
+  if (u.protocol !== "file:") throw typeError("ERR_INVALID_URL_SCHEME", "The URL must be of scheme file");
+  if (u.hostname !== "") throw typeError("ERR_INVALID_FILE_URL_HOST", 'File URL host must be "localhost" or empty on linux');
+  const s = u.pathname;
+  if (/%2f/i.test(s)) throw typeError("ERR_INVALID_FILE_URL_PATH", "File URL path must not include encoded / characters");
+  const raw = enc.encode(s);
+  const out: number[] = [];
+  for (let i = 0; i < raw.length; i++) {
+    const hex = raw[i] === 0x25 && i + 2 < raw.length ? String.fromCharCode(raw[i + 1], raw[i + 2]) : "";
+    if (/^[0-9a-fA-F]{2}$/.test(hex)) { out.push(parseInt(hex, 16)); i += 2; } else out.push(raw[i]);
+  }
+  return Uint8Array.from(out);
+}
+
+/** A path as node's util.inspect shows it in argument errors. */
+function shown(p: PathLike): string {
+  if (typeof p === "string") return `'${p.replace(/[\x00-\x1f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`)}'`;
+  if (p instanceof Uint8Array) return `<Buffer ${[...p.subarray(0, 50)].map((c) => c.toString(16).padStart(2, "0")).join(" ")}${p.length > 50 ? ` ... ${p.length - 50} more bytes` : ""}>`;
+  return String(p.href);
+}
+
+/** Path bytes from a string (UTF-8), a Buffer/Uint8Array, or a file: URL, as node:fs takes them. */
+export function pathBytes(p: PathLike): Uint8Array {
+  const b = typeof p === "string" ? enc.encode(p) : p instanceof Uint8Array ? p : isUrl(p) ? fileUrlBytes(p) : null;
+  if (b) {
+    if (b.includes(0)) {
+      throw typeError("ERR_INVALID_ARG_VALUE", `The argument 'path' must be a string, Uint8Array, or URL without null bytes. Received ${shown(p)}`);
+    }
+    return b;
+  }
+  const got = p === null ? "null" : typeof p === "object" ? "an instance of Object" : `type ${typeof p} (${String(p)})`;
+  throw typeError("ERR_INVALID_ARG_TYPE", `The "path" argument must be of type string or an instance of Buffer or URL. Received ${got}`);
+}
+
+/** The path as text for messages and error.path. */
 export function pathText(p: PathLike): string {
-  return typeof p === "string" ? p : new TextDecoder().decode(p);
+  if (typeof p === "string") return p;
+  if (p instanceof Uint8Array) return new TextDecoder().decode(p);
+  if (isUrl(p)) {
+    try { return new TextDecoder().decode(fileUrlBytes(p)); } catch { return p.href; }
+  }
+  return String(p);
 }
 
 function splitComponents(b: Uint8Array): Uint8Array[] {

@@ -5,7 +5,11 @@ import type { BlockDevice } from "../device/block-device.js";
 export interface MountOptions {
   /** Comma-separated ext4 mount options: "ro", "buffered_iomap", "nobuffered_iomap", "noload", "norecovery", "errors=..." ... */
   mountOptions?: string;
-  /** Never write the image (journal replay goes to an in-memory overlay). Default false. */
+  /**
+   * Never write the image: a journal that needs recovery is replayed into an
+   * in-memory overlay. Default false: like the kernel, mount() opens read-write
+   * and writes the replay into the image. Pass true to inspect an image.
+   */
   readOnly?: boolean;
   /** Byte offset of the filesystem inside the image (a partition of a disk image). */
   offset?: number;

@@ -2,7 +2,7 @@
 // that knows paths and the only one users call.
 
 import { Buffer } from "node:buffer";
-import { Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import { BhBufferedIO } from "../buffered/bh/read.js";
 import type { BufferedIO } from "../buffered/io.js";
 import { IomapBufferedIO } from "../buffered/iomap/read.js";
@@ -10,7 +10,8 @@ import { ReadaheadState } from "../buffered/readahead.js";
 import { selectPath, shouldUseBufferedIomap } from "../buffered/select.js";
 import { corrupted, Ext4Error } from "../errors.js";
 import { FT } from "../format/dirent.js";
-import { XATTR_VISIBLE } from "../format/xattr.js";
+import { aclFromDisk, aclToXattr } from "../format/acl.js";
+import { XATTR_INDEX_POSIX_ACL_ACCESS, XATTR_INDEX_POSIX_ACL_DEFAULT, XATTR_VISIBLE } from "../format/xattr.js";
 import { Inode, INODE_FLAGS, isDir, isLnk, isReg, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK } from "../format/inode.js";
 import { readDir } from "../fs/dir.js";
 import { readInline } from "../fs/inline.js";
@@ -18,7 +19,10 @@ import { encryptedSymlinkCiphertext, readSymlink } from "../fs/symlink.js";
 import type { Ext4 } from "../fs/super.js";
 import { inodeXattrs } from "../fs/xattr.js";
 import { nokeyName, readdirHashVersion } from "./nokey-name.js";
-import { PathLike, pathText, resolve } from "./path-walk.js";
+import { Dir } from "./opendir.js";
+import { PathLike, pathBytes, pathText, resolve } from "./path-walk.js";
+import { accessMode, checkAccess, F_OK, R_OK, W_OK, X_OK } from "./permission.js";
+import { VolumeReadStream, type ReadStreamOptions } from "./read-stream.js";
 import { BigIntStats, decodeRdev, Stats } from "./stats.js";
 import type { Dirent } from "./types.js";
 
@@ -59,6 +63,28 @@ function joinPath(parts: Uint8Array[]): Uint8Array {
   const out: Uint8Array[] = [];
   parts.forEach((p, i) => (i ? out.push(SLASH, p) : out.push(p)));
   return Buffer.concat(out);
+}
+
+/** Components of the joined paths with "." and "//" dropped and ".." taken lexically, as path.resolve from "/". */
+function lexicalParts(pieces: Uint8Array[]): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (const piece of pieces) {
+    let start = 0;
+    for (let i = 0; i <= piece.length; i++) {
+      if (i < piece.length && piece[i] !== 0x2f) continue;
+      const n = piece.subarray(start, i);
+      start = i + 1;
+      if (n.length === 0 || (n.length === 1 && n[0] === 0x2e)) continue;
+      if (n.length === 2 && n[0] === 0x2e && n[1] === 0x2e) out.pop();
+      else out.push(n);
+    }
+  }
+  return out;
+}
+
+/** "/" followed by the components joined with "/". */
+function absolute(parts: Uint8Array[]): Buffer {
+  return Buffer.concat(parts.length ? parts.flatMap((p) => [SLASH, p]) : [SLASH]);
 }
 
 function decodeName(b: Uint8Array, encoding: Encoding): string | Buffer {
@@ -155,14 +181,27 @@ export class Volume {
     }
   }
 
+  /**
+   * node's realpathSync, step for step: ".." taken lexically first, then each
+   * prefix lstat'ed and each symlink stat'ed and substituted, so results and
+   * errors (syscall lstat or stat, the prefix as path) are node's.
+   */
   realpathSync(path: PathLike, opts?: Encoding | EncOpt): string | Buffer {
-    return this.op("realpath", path, () => {
-      const r = resolve(this.fs, path, true, "realpath");
-      const parts: Uint8Array[] = [];
-      for (const n of r.real) parts.push(SLASH, n);
-      const p = Buffer.concat(parts.length ? parts : [SLASH]);
-      return decodeName(p, encodingOf(opts));
-    });
+    this.check("lstat", path);
+    let parts = lexicalParts([pathBytes(path)]);
+    const hard = new Set<string>(); // prefixes known not to be symlinks
+    for (let i = 0, substitutions = 0; i < parts.length; ) {
+      const base = absolute(parts.slice(0, i + 1));
+      const key = Buffer.from(base).toString("latin1");
+      if (hard.has(key)) { i++; continue; }
+      if (!this.lstatSync(base).isSymbolicLink()) { hard.add(key); i++; continue; }
+      this.statSync(base); // a dangling or looping link fails here, as node's stat does
+      if (++substitutions > 4096) throw new Ext4Error("ELOOP", "too many symbolic links encountered", { syscall: "stat", path: pathText(base) });
+      const target = this.symlinkTarget(this.inodeOf(base));
+      parts = lexicalParts(target[0] === 0x2f ? [target, ...parts.slice(i + 1)] : [...parts.slice(0, i), target, ...parts.slice(i + 1)]);
+      i = 0;
+    }
+    return decodeName(absolute(parts), encodingOf(opts));
   }
 
   readlinkSync(path: PathLike, opts?: Encoding | EncOpt): string | Buffer {
@@ -297,7 +336,7 @@ export class Volume {
       }
       if (off < 0 || len < 0 || off + len > buffer.length) throw new Ext4Error("ERR_OUT_OF_RANGE", "offset/length out of the buffer's range");
       const usePos = pos === null || pos === undefined || pos === -1 || pos === -1n ? f.pos : Number(pos);
-      if (isDir(f.inode)) throw new Ext4Error("EISDIR", "illegal operation on a directory", { path: f.path });
+      if (isDir(f.inode)) throw new Ext4Error("EISDIR", "illegal operation on a directory");
       const n = this.readInode(f.inode, usePos, buffer.subarray(off, off + len), f.ra);
       if (pos === null || pos === undefined || pos === -1 || pos === -1n) f.pos += n;
       return n;
@@ -314,31 +353,11 @@ export class Volume {
     });
   }
 
-  createReadStream(path: PathLike, opts: { start?: number; end?: number; highWaterMark?: number } = {}): Readable {
-    const fd = this.openSync(path);
-    let pos = opts.start ?? 0;
-    const end = opts.end ?? Infinity; // inclusive, as node's
-    const chunk = opts.highWaterMark ?? 64 * 1024;
-    const stream: Readable = new Readable({
-      highWaterMark: chunk,
-      read: (size) => {
-        try {
-          const want = Math.min(Math.max(size, 1), end - pos + 1);
-          if (want <= 0) return void stream.push(null);
-          const buf = Buffer.allocUnsafe(want);
-          const n = this.readSync(fd, buf, 0, want, pos);
-          pos += n;
-          stream.push(n === 0 ? null : buf.subarray(0, n));
-        } catch (e) {
-          stream.destroy(e as Error);
-        }
-      },
-      destroy: (err, cb) => {
-        try { if (this.files.has(fd)) this.closeSync(fd); } catch { /* already closed */ }
-        cb(err);
-      },
-    });
-    return stream;
+  /** As node's: opens lazily (an open failure is an 'error' event), emits 'open' and 'ready'; takes fd, start, end (inclusive). */
+  createReadStream(path: PathLike | null, opts: ReadStreamOptions | BufferEncoding = {}): VolumeReadStream & Readable {
+    const o = typeof opts === "string" ? { encoding: opts } : opts;
+    if (o.fd === undefined || path !== null) pathBytes(path as PathLike); // a bad path type throws now, as node's does
+    return new VolumeReadStream(this, path ?? undefined, o);
   }
 
   // ---- xattrs ------------------------------------------------------------
@@ -351,8 +370,15 @@ export class Volume {
   getxattr(path: PathLike, name: string, opts: { noFollow?: boolean } = {}): Buffer {
     return this.op("getxattr", path, () => {
       const inode = resolve(this.fs, path, !opts.noFollow, "getxattr").inode;
-      for (const x of inodeXattrs(this.fs, inode)) if (x.name === name && XATTR_VISIBLE.has(x.nameIndex)) return Buffer.from(x.value);
-      throw new Ext4Error("ENODATA", `no such attribute '${name}'`);
+      for (const x of inodeXattrs(this.fs, inode)) {
+        if (x.name !== name || !XATTR_VISIBLE.has(x.nameIndex)) continue;
+        if (x.nameIndex !== XATTR_INDEX_POSIX_ACL_ACCESS && x.nameIndex !== XATTR_INDEX_POSIX_ACL_DEFAULT) return Buffer.from(x.value);
+        // getxattr(2) hands out ACLs in the xattr encoding, not ext4's on-disk one.
+        const acl = aclFromDisk(x.value, { ino: inode.ino });
+        if (acl) return Buffer.from(aclToXattr(acl));
+        break; // a header without entries is no ACL
+      }
+      throw new Ext4Error("ENODATA", "no data available");
     });
   }
 
@@ -374,9 +400,117 @@ export class Volume {
     this.fs.unmount();
   }
 
+  // ---- access, opendir ----------------------------------------------------
+
+  /** access(2) for this process: F_OK, or R_OK/W_OK/X_OK as Linux decides them (EROFS for W_OK on a read-only mount). */
+  accessSync(path: PathLike, mode: number = F_OK): void {
+    const want = accessMode(mode);
+    this.op("access", path, () => checkAccess(this.fs, resolve(this.fs, path, true, "access").inode, want));
+  }
+
+  /** A Dir over the directory's entries in on-disk order (node's opendir; readdir sorts, this does not). */
+  opendirSync(path: PathLike, opts: { encoding?: Encoding; bufferSize?: number } = {}): Dir {
+    return this.op("opendir", path, () => {
+      const dir = resolve(this.fs, path, true, "opendir").inode;
+      if (!isDir(dir)) throw new Ext4Error("ENOTDIR", "not a directory");
+      const parentPath = pathText(path);
+      return new Dir(parentPath, this.entries(dir).map((e) => new Ext4Dirent(decodeName(e.name, opts.encoding), e.name, parentPath, e.ino, e.fileType)));
+    });
+  }
+
+  // ---- callback forms (node's fs.x(args, cb)) ---------------------------------
+  // The work is done at once; the callback runs on a later turn with (err) or
+  // (null, result). Only argument errors (node's own TypeErrors) are thrown.
+
+  readonly constants = Object.freeze({ F_OK, R_OK, W_OK, X_OK, O_RDONLY: 0, S_IFMT, S_IFREG, S_IFDIR, S_IFCHR, S_IFBLK, S_IFIFO, S_IFLNK, S_IFSOCK });
+
+  readFile(path: PathLike | number, cb: Callback<string | Buffer>): void;
+  readFile(path: PathLike | number, opts: Encoding | (EncOpt & { flag?: string }), cb: Callback<string | Buffer>): void;
+  readFile(path: PathLike | number, ...a: unknown[]): void { later(a, (opts) => [this.readFileSync(path, opts as Encoding)]); }
+
+  stat(path: PathLike, cb: Callback<Stats>): void;
+  stat(path: PathLike, opts: { bigint?: boolean }, cb: Callback<Stats | BigIntStats>): void;
+  stat(path: PathLike, ...a: unknown[]): void { later(a, (opts) => [this.statSync(path, (opts ?? {}) as never)]); }
+
+  lstat(path: PathLike, cb: Callback<Stats>): void;
+  lstat(path: PathLike, opts: { bigint?: boolean }, cb: Callback<Stats | BigIntStats>): void;
+  lstat(path: PathLike, ...a: unknown[]): void { later(a, (opts) => [this.lstatSync(path, (opts ?? {}) as never)]); }
+
+  fstat(fd: number, cb: Callback<Stats>): void;
+  fstat(fd: number, opts: { bigint?: boolean }, cb: Callback<Stats | BigIntStats>): void;
+  fstat(fd: number, ...a: unknown[]): void { later(a, (opts) => [this.fstatSync(fd, (opts ?? {}) as never)]); }
+
+  readdir(path: PathLike, cb: Callback<string[]>): void;
+  readdir(path: PathLike, opts: Encoding | { withFileTypes?: boolean; encoding?: Encoding; recursive?: boolean }, cb: Callback<(string | Buffer | Dirent)[]>): void;
+  readdir(path: PathLike, ...a: unknown[]): void { later(a, (opts) => [this.readdirSync(path, opts as never)]); }
+
+  readlink(path: PathLike, cb: Callback<string>): void;
+  readlink(path: PathLike, opts: Encoding | EncOpt, cb: Callback<string | Buffer>): void;
+  readlink(path: PathLike, ...a: unknown[]): void { later(a, (opts) => [this.readlinkSync(path, opts as Encoding)]); }
+
+  realpath(path: PathLike, cb: Callback<string>): void;
+  realpath(path: PathLike, opts: Encoding | EncOpt, cb: Callback<string | Buffer>): void;
+  realpath(path: PathLike, ...a: unknown[]): void { later(a, (opts) => [this.realpathSync(path, opts as Encoding)]); }
+
+  access(path: PathLike, cb: (err: Error | null) => void): void;
+  access(path: PathLike, mode: number, cb: (err: Error | null) => void): void;
+  access(path: PathLike, ...a: unknown[]): void { later(a, (mode) => (this.accessSync(path, mode as number), [])); }
+
+  /** node's deprecated fs.exists: the callback gets only a boolean. */
+  exists(path: PathLike, cb: (exists: boolean) => void): void {
+    if (typeof cb !== "function") throw badCallback(cb);
+    const yes = this.existsSync(path);
+    defer(() => cb(yes));
+  }
+
+  open(path: PathLike, cb: Callback<number>): void;
+  open(path: PathLike, flags: string | number, cb: Callback<number>): void;
+  open(path: PathLike, flags: string | number, mode: number, cb: Callback<number>): void;
+  open(path: PathLike, ...a: unknown[]): void { later(a, (flags) => [this.openSync(path, (flags ?? "r") as string)]); }
+
+  /** read(fd, buffer, offset, length, position, cb), read(fd, buffer[, options], cb) or read(fd[, options], cb); cb(err, bytesRead, buffer). */
+  read(fd: number, buffer: Uint8Array, offset: number, length: number, position: number | bigint | null, cb: ReadCallback): void;
+  read(fd: number, buffer: Uint8Array, opts: { offset?: number; length?: number; position?: number | bigint | null }, cb: ReadCallback): void;
+  read(fd: number, buffer: Uint8Array, cb: ReadCallback): void;
+  read(fd: number, opts: { buffer?: Uint8Array; offset?: number; length?: number; position?: number | bigint | null }, cb: ReadCallback): void;
+  read(fd: number, cb: ReadCallback): void;
+  read(fd: number, ...a: unknown[]): void {
+    later(a, (...args) => {
+      let [buffer, offset, length, position] = args as [unknown, unknown, unknown, unknown];
+      if (!(buffer instanceof Uint8Array)) {
+        const o = (buffer ?? {}) as { buffer?: Uint8Array; offset?: number; length?: number; position?: number | null };
+        buffer = o.buffer ?? Buffer.alloc(16384);
+        offset = { offset: o.offset, length: o.length, position: o.position };
+      }
+      const buf = buffer as Uint8Array;
+      const n = typeof offset === "object" && offset !== null
+        ? this.readSync(fd, buf, offset as { offset?: number })
+        : this.readSync(fd, buf, offset as number | undefined, length as number | undefined, position as number | null | undefined);
+      return [n, buf];
+    });
+  }
+
+  close(fd: number, cb: (err: Error | null) => void = () => {}): void { later([cb], () => (this.closeSync(fd), [])); }
+
+  opendir(path: PathLike, cb: Callback<Dir>): void;
+  opendir(path: PathLike, opts: { encoding?: Encoding; bufferSize?: number }, cb: Callback<Dir>): void;
+  opendir(path: PathLike, ...a: unknown[]): void { later(a, (opts) => [this.opendirSync(path, (opts ?? {}) as never)]); }
+
   /** Summary of the mount for `info`. */
   get recovery() { return this.fs.recovery; }
 }
+
+/**
+ * libuv's texts for the codes node:fs users match on: node words these errors
+ * `${code}: ${text}, ${syscall} '${path}'`, and so do we. Codes that carry
+ * our own detail (EFSCORRUPTED, EIO, EOPNOTSUPP ...) keep it.
+ */
+const UV_MESSAGE: Record<string, string> = {
+  ENOENT: "no such file or directory", ENOTDIR: "not a directory", EISDIR: "illegal operation on a directory",
+  ELOOP: "too many symbolic links encountered", EINVAL: "invalid argument", ENAMETOOLONG: "name too long",
+  EBADF: "bad file descriptor", EROFS: "read-only file system", EACCES: "permission denied",
+  EPERM: "operation not permitted", EEXIST: "file already exists", ENODATA: "no data available",
+};
 
 /** Adds syscall and path to errors thrown below the vfs; types stray bounds failures. */
 function annotate(e: unknown, syscall: string, path: string | undefined): unknown {
@@ -386,12 +520,49 @@ function annotate(e: unknown, syscall: string, path: string | undefined): unknow
       if (path !== undefined) e.path = path;
       e.message = `${e.message}, ${syscall}${path !== undefined ? ` '${path}'` : ""}`;
     }
+    const uv = UV_MESSAGE[e.code];
+    if (uv !== undefined) e.message = `${e.code}: ${uv}, ${e.syscall}${e.path !== undefined ? ` '${e.path}'` : ""}`;
     return e;
   }
+  if (isArgumentError(e)) return e; // node's own argument TypeErrors pass through as they are
   if (e instanceof RangeError || e instanceof TypeError) {
     return new Ext4Error("EFSCORRUPTED", `inconsistent metadata: ${(e as Error).message}`, { syscall, path, cause: e });
   }
   return e;
+}
+
+export type Callback<T> = (err: Error | null, result?: T) => void;
+type ReadCallback = (err: Error | null, bytesRead?: number, buffer?: Uint8Array) => void;
+
+function defer(fn: () => void): void {
+  if (typeof setImmediate === "function") setImmediate(fn);
+  else setTimeout(fn, 0);
+}
+
+function badCallback(cb: unknown): TypeError {
+  const got = cb === undefined ? "undefined" : cb === null ? "null" : typeof cb === "object" ? "an instance of Object" : `type ${typeof cb} (${String(cb)})`;
+  return Object.assign(new TypeError(`The "cb" argument must be of type function. Received ${got}`), { code: "ERR_INVALID_ARG_TYPE" });
+}
+
+/** node's argument validation errors, which its callback forms throw rather than pass on. */
+function isArgumentError(e: unknown): boolean {
+  const code = (e as { code?: unknown })?.code;
+  return (e instanceof TypeError || e instanceof RangeError) && typeof code === "string" && code.startsWith("ERR_");
+}
+
+/** Takes the callback off the end of args, runs fn with the rest, and calls back on a later turn. */
+function later(args: unknown[], fn: (...rest: unknown[]) => unknown[]): void {
+  const cb = args.pop();
+  if (typeof cb !== "function") throw badCallback(cb);
+  let out: unknown[];
+  try {
+    out = fn(...args);
+  } catch (e) {
+    if (isArgumentError(e)) throw e;
+    defer(() => cb(e));
+    return;
+  }
+  defer(() => cb(null, ...out));
 }
 
 class FileHandle {
@@ -418,7 +589,8 @@ class VolumePromises {
   async lstat(path: PathLike, opts: { bigint?: boolean } = {}) { return this.vol.lstatSync(path, opts as never); }
   async readlink(path: PathLike, opts?: Encoding | EncOpt) { return this.vol.readlinkSync(path, opts); }
   async realpath(path: PathLike, opts?: Encoding | EncOpt) { return this.vol.realpathSync(path, opts); }
-  async access(path: PathLike) { this.vol.statSync(path); }
+  async access(path: PathLike, mode: number = F_OK) { this.vol.accessSync(path, mode); }
+  async opendir(path: PathLike, opts: { encoding?: Encoding; bufferSize?: number } = {}) { return this.vol.opendirSync(path, opts); }
   async open(path: PathLike, flags: string | number = "r") { return new FileHandle(this.vol, this.vol.openSync(path, flags)); }
   async listxattr(path: PathLike) { return this.vol.listxattr(path); }
   async getxattr(path: PathLike, name: string) { return this.vol.getxattr(path, name); }

@@ -3,7 +3,8 @@
 
 import { Ext4Error } from "../../errors.js";
 import { HELP_OPTION, IMAGE_OPTIONS, type CommandSpec, type ParsedArgs } from "../args.js";
-import { EXIT_OK } from "../errors.js";
+import { CliError, EXIT_OK } from "../errors.js";
+import { fileTypeText, majorMinor } from "../format.js";
 import { imageOptions, withImage } from "../image.js";
 import { writeAllSync, type Output } from "../output.js";
 
@@ -22,7 +23,13 @@ const CHUNK = 1 << 20;
 export function run(args: ParsedArgs, out: Output): number {
   const path = args.positionals[1];
   withImage(args.positionals[0], imageOptions(args), (vol) => {
-    if (vol.statSync(path).isDirectory()) throw new Ext4Error("EISDIR", "illegal operation on a directory", { syscall: "read", path });
+    const st = vol.statSync(path);
+    if (st.isDirectory()) throw new Ext4Error("EISDIR", "illegal operation on a directory", { syscall: "read", path });
+    // A device, FIFO or socket has no contents in the image: say what it is rather than print nothing.
+    if (!st.isFile()) {
+      const dev = st.isCharacterDevice() || st.isBlockDevice() ? ` ${majorMinor(st.rdev).major}, ${majorMinor(st.rdev).minor}` : "";
+      throw new CliError("EINVAL", `'${path}' is a ${fileTypeText(st.mode)}${dev}: the image holds no data for it, cat`);
+    }
     const fd = vol.openSync(path);
     try {
       out.flush();

@@ -122,7 +122,7 @@ export function run(args: ParsedArgs, out: Output): number {
     const top = entryOf(vol, start, start);
     const followTop = top.st.isSymbolicLink() && !long && vol.statSync(start, { throwIfNoEntry: false })?.isDirectory() === true;
     if (!top.st.isDirectory() && !followTop) {
-      if (json) jsonOut.push(jsonEntry(top));
+      if (json) jsonOut.push(jsonEntry({ ...top, name: baseName(start) })); // name as in a listing; path as given
       else if (long) writeLong(out, [top], false);
       else out.line(start);
       if (json) out.line(toJson(jsonOut));
@@ -152,4 +152,13 @@ export function run(args: ParsedArgs, out: Output): number {
 function dotEntry(vol: Volume, dir: Buffer, name: "." | ".."): Entry {
   const p = name === "." ? dir : joinPath(dir, Buffer.from(".."));
   return { name: Buffer.from(name), path: p, st: vol.statSync(p, { bigint: true }) };
+}
+
+/** The last component of a path ("/" for the root), trailing slashes ignored. */
+function baseName(p: Buffer): Buffer {
+  let end = p.length;
+  while (end > 1 && p[end - 1] === 0x2f) end--;
+  const slash = p.lastIndexOf(0x2f, end - 1);
+  const b = p.subarray(slash + 1, end);
+  return b.length ? b : p.subarray(0, 1);
 }

@@ -16,7 +16,7 @@ import type { Volume } from "../../vfs/volume.js";
 import { CliError } from "../errors.js";
 import { joinPath, majorMinor } from "../format.js";
 import { copyFileData } from "./file-data.js";
-import { NodeMaker, restoreXattrs, type XattrJob } from "./host-tools.js";
+import { isPosixAcl, NodeMaker, restoreXattrs, type XattrJob } from "./host-tools.js";
 import type { Progress } from "./progress.js";
 import { utimesArg } from "./times.js";
 
@@ -51,6 +51,7 @@ export class TreeCopier {
   private readonly firstNameOf = new Map<bigint, Buffer>();
   private readonly fixups: Fixup[] = [];
   private readonly xattrJobs: XattrJob[] = [];
+  private readonly aclJobs: XattrJob[] = [];
   private readonly nodes: NodeMaker;
   private readonly root = isRoot();
   private skipped = { devices: 0, sockets: 0, xattrsOnSpecial: 0, otherNamespaces: new Set<string>() };
@@ -71,6 +72,8 @@ export class TreeCopier {
     const warnings: string[] = [];
     const xattrProblem = restoreXattrs(this.xattrJobs);
     if (xattrProblem) warnings.push(`user.* xattrs not copied (${this.xattrJobs.length} in all): ${xattrProblem}`);
+    const aclProblem = restoreXattrs(this.aclJobs); // before chmod, which then sets the mask as the mode says
+    if (aclProblem) warnings.push(`POSIX ACLs not copied (${this.aclJobs.length} in all): ${aclProblem}`);
     for (const f of this.fixups) this.applyMetadata(f);
     if (this.skipped.devices) warnings.push(`${this.skipped.devices} device node(s) not created: mknod needs root`);
     if (this.skipped.sockets) warnings.push(`${this.skipped.sockets} socket(s) skipped: a socket cannot be copied`);
@@ -152,6 +155,10 @@ export class TreeCopier {
 
   private collectXattrs(src: Buffer, dst: Buffer, canHoldUser: boolean): void {
     for (const name of this.vol.listxattr(src, { noFollow: true })) {
+      if (isPosixAcl(name)) {
+        this.aclJobs.push({ path: dst, name, value: this.vol.getxattr(src, name, { noFollow: true }) });
+        continue;
+      }
       if (!name.startsWith("user.")) {
         this.skipped.otherNamespaces.add(name.slice(0, name.indexOf(".") + 1) + "*");
         continue;

@@ -105,3 +105,8 @@ export function restoreXattrs(jobs: XattrJob[]): string | null {
   const r = runTool(tool, ["--restore=-"], Buffer.from(parts.join("\n"), "latin1"));
   return r.ok ? null : `setfattr: ${r.error}`;
 }
+
+/** POSIX ACL xattrs: the owner (or root) may set them where the host filesystem takes ACLs. */
+export function isPosixAcl(name: string): boolean {
+  return name === "system.posix_acl_access" || name === "system.posix_acl_default";
+}
