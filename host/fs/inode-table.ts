@@ -1,7 +1,7 @@
 // Reading inodes from the inode tables, checksums verified.
 
 import { corrupted } from "../errors.js";
-import { u16 } from "../format/bytes.js";
+import { u16, u32 } from "../format/bytes.js";
 import { BG_FLAGS } from "../format/group-desc.js";
 import { INCOMPAT, RO_COMPAT } from "../format/features.js";
 import { decodeInode, Inode, INODE_CSUM_HI, INODE_CSUM_LO } from "../format/inode.js";
@@ -53,7 +53,10 @@ export function readInodeRaw(fs: Ext4, ino: number): Inode {
       throw corrupted(`inode checksum mismatch (stored 0x${(stored >>> 0).toString(16)}, computed 0x${(want >>> 0).toString(16)})`, { ino, block: loc.block });
     }
   }
-  return decodeInode(ino, raw, ctx);
+  const inode = decodeInode(ino, raw, ctx);
+  // __ext4_iget: i_size is a signed loff_t; with bit 63 set it is negative and the inode is refused.
+  if (inode.size >= 2 ** 63) throw corrupted(`bad i_size value (0x${u32(raw, 0x6c).toString(16)}${u32(raw, 0x4).toString(16).padStart(8, "0")}: negative)`, { ino, block: loc.block });
+  return inode;
 }
 
 function isAllZero(b: Uint8Array): boolean {
