@@ -428,15 +428,24 @@ describe("file sizes near the 16 TiB limit", () => {
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 
-  it("reads a sparse file claiming 16 TiB as holes, in bounded time, through both paths", async () => {
+  it("reads a sparse file of s_maxbytes (16 TiB less a block) as holes, in bounded time, through both paths; refuses one a byte larger", async () => {
     const src = path.join(tmp, "src");
     fs.mkdirSync(src);
     fs.writeFileSync(path.join(src, "huge"), "head");
     const file = path.join(tmp, "img");
     runSync("mkfs.ext4", ["-q", "-F", "-t", "ext4", "-d", src, file, "8M"], { env: mkfsEnv(tmp) });
-    // 2^44 bytes: page indexes pass 2^31 halfway (signed wasm returns) and the last
-    // block lies past s_maxbytes ((2^32 - 1) blocks).
-    runSync("debugfs", ["-w", "-R", "sif /huge size 0x100000000000", file]);
+    // s_maxbytes, (2^32 - 1) blocks: page indexes pass 2^31 halfway (signed wasm returns).
+    // One byte more and __ext4_iget refuses the inode (bad i_size value), as we must.
+    const over = path.join(tmp, "over");
+    fs.copyFileSync(file, over);
+    runSync("debugfs", ["-w", "-R", "sif /huge size 0xffffffff001", over]);
+    const overVol = mount(new Uint8Array(fs.readFileSync(over)), { readOnly: true });
+    try {
+      expect(() => overVol.lstatSync("/huge")).toThrow(expect.objectContaining({ code: "EFSCORRUPTED" }));
+    } finally {
+      overVol.unmount();
+    }
+    runSync("debugfs", ["-w", "-R", "sif /huge size 0xffffffff000", file]);
     const image = new Uint8Array(fs.readFileSync(file));
     for (const mountOptions of [undefined, "buffered_iomap"]) {
       // The walk samples head, middle (8 TiB) and tail of files this large.
@@ -451,7 +460,7 @@ describe("file sizes near the 16 TiB limit", () => {
       const buf = Buffer.alloc(8192, 0xaa);
       expect(vol.readSync(fd, buf, 0, buf.length, 2 ** 43 + 5)).toBe(8192);
       expect(buf.every((b) => b === 0)).toBe(true);
-      // s_maxbytes ends the file one block before i_size.
+      // The file ends at s_maxbytes, 2^44 - 4096.
       expect(vol.readSync(fd, buf, 0, buf.length, 2 ** 44 - 6000)).toBe(6000 - 4096);
       expect(vol.readSync(fd, buf, 0, buf.length, 2 ** 44 - 4096)).toBe(0);
       expect(vol.readSync(fd, buf, 0, 4, 0)).toBe(4);

@@ -230,6 +230,39 @@ describe("inode checks at iget (__ext4_iget)", () => {
   });
 });
 
+describe("i_size against maxbytes (__ext4_iget, ext4_max_size / ext4_max_bitmap_size)", () => {
+  // Largest sizes the kernel takes, by mapping and geometry (checked against the kernel below).
+  const CASES = [
+    { what: "extents, 4 KiB, huge_file", args: ["-b", "4096"], max: 2 ** 44 - 4096 },
+    { what: "extents, 1 KiB, no huge_file", args: ["-b", "1024", "-O", "^huge_file"], max: 2199023254528 },
+    { what: "block-mapped, 4 KiB, huge_file", args: ["-b", "4096", "-O", "^extent,^64bit"], max: 4402345721856 },
+    { what: "block-mapped, 1 KiB, huge_file", args: ["-b", "1024", "-O", "^extent,^64bit"], max: 17247252480 },
+  ];
+  it.each(CASES)("$what: a size of maxbytes reads, one byte more is refused", async ({ args, max, what }) => {
+    const src = path.join(tmp, "max-src");
+    fs.mkdirSync(src, { recursive: true });
+    fs.writeFileSync(path.join(src, "f"), "head");
+    for (const [size, ok] of [[max, true], [max + 1, false]] as const) {
+      const file = path.join(tmp, `max-${size}.img`);
+      runSync("mkfs.ext4", ["-q", "-F", "-t", "ext4", ...args, "-d", src, file, "8M"], { env: mkfsEnv(tmp) });
+      runSync("debugfs", ["-w", "-R", `sif /f size ${size}`, file]);
+      const vol = mount(new Uint8Array(fs.readFileSync(file)), { readOnly: true });
+      try {
+        if (ok) expect(Number(vol.lstatSync("/f", { bigint: true }).size)).toBe(size);
+        else expect(() => vol.lstatSync("/f")).toThrow(expect.objectContaining({ code: "EFSCORRUPTED" }));
+      } finally {
+        vol.unmount();
+      }
+      const why = kernelReason();
+      if (why) { console.log(`structure: kernel verdict for "${what}" skipped: ${why}`); continue; }
+      const k = await withLoopMount(file, (mnt) => {
+        try { return fs.statSync(path.join(mnt, "f")).size; } catch (e) { return errnoName(e as NodeJS.ErrnoException); }
+      }, { readOnly: true, options: "noload" });
+      expect(k, `the kernel on ${size}`).toEqual(ok ? size : "EUCLEAN");
+    }
+  });
+});
+
 describe("htree index checks (dx_probe): a bad index is searched linearly", () => {
   /** Block 0 of a directory: the dx root. */
   const rootOf = (dir: string) => bmap(ino.get(dir)!, 0);
