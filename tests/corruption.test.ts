@@ -26,12 +26,18 @@ import { compareVolumeWithTree } from "./helpers/compare.js";
 import { ensureAttrTools, runSync } from "./helpers/exec.js";
 import { mkfsEnv } from "./helpers/images.js";
 import { WalkRunner, type JobOutcome } from "./helpers/robust-pool.js";
+import { compareWithKernel, kernelWalk } from "./helpers/robust-kernel.js";
 import { walkImage, type WalkResult } from "./helpers/robust-walk.js";
+import { loopMountSupport } from "./helpers/kernel.js";
+import { Recsum } from "./helpers/recsum.js";
 
 const SEED_RANGE = /^(\d+)-(\d+)$/.exec(process.env.FUZZ_SEEDS ?? "");
 const [SEED_FROM, SEED_TO] = SEED_RANGE ? [Number(SEED_RANGE[1]), Number(SEED_RANGE[2])] : [0, Number(process.env.FUZZ_SEEDS ?? 50)];
-const ONLY = /^([\w-]+):(\d+)$/.exec(process.env.FUZZ_ONLY ?? "");
+const ONLY = /^([\w+-]+):(\d+)$/.exec(process.env.FUZZ_ONLY ?? "");
 const PER_WALK_MS = 10_000;
+// Mutants whose checksums are rewritten (metadata_csum variants), and how many of them the kernel also reads.
+const RESUM_SEEDS = Number(process.env.FUZZ_RESUM_SEEDS ?? 24);
+const KERNEL_SAMPLE = Number(process.env.FUZZ_KERNEL ?? 6);
 const IMAGE_MIB = 16;
 
 interface Variant { name: string; args: string[]; csum: boolean }
@@ -79,8 +85,12 @@ function buildTree(dir: string): void {
 
 type Category = "superblock" | "gdt" | "bitmap" | "inode" | "dir" | "extent" | "indirect" | "xattr" | "symlink";
 
-/** A byte range of the image that holds metadata of one category. */
-interface Region { category: Category; start: number; len: number; label: string }
+/**
+ * A byte range of the image that holds metadata of one category, with what its checksum needs:
+ * the owning inode (inodes, extent and directory blocks), a directory block's logical number,
+ * a descriptor block's first group.
+ */
+interface Region { category: Category; start: number; len: number; label: string; owner?: number; lblk?: number; firstGroup?: number }
 
 interface ImageInfo {
   variant: Variant;
@@ -109,8 +119,8 @@ function discoverMetadata(variant: Variant, file: string): ImageInfo {
   const descPerBlock = blockSize / (num(/^Group descriptor size:\s+(\d+)/m) || 32);
   const regions = new Map<Category, Region[]>();
   const add = (r: Region) => { if (!regions.has(r.category)) regions.set(r.category, []); regions.get(r.category)!.push(r); };
-  const addBlocks = (category: Category, from: number, to: number, label: string) => {
-    for (let b = from; b <= to; b++) add({ category, start: b * blockSize, len: blockSize, label: `${label} block ${b}` });
+  const addBlocks = (category: Category, from: number, to: number, label: string, extra: (b: number) => Partial<Region> = () => ({})) => {
+    for (let b = from; b <= to; b++) add({ category, start: b * blockSize, len: blockSize, label: `${label} block ${b}`, ...extra(b) });
   };
   add({ category: "superblock", start: 1024, len: 1024, label: "primary superblock" });
   const used: number[] = [];
@@ -118,10 +128,10 @@ function discoverMetadata(variant: Variant, file: string): ImageInfo {
   for (const g of dump.split(/^Group /m).slice(1)) {
     const n = Number(/^(\d+):/.exec(g)?.[1]);
     const gdt = /Primary superblock at \d+, Group descriptors at (\d+)-(\d+)/.exec(g);
-    if (gdt) addBlocks("gdt", Number(gdt[1]), Number(gdt[2]), "group descriptor");
+    if (gdt) addBlocks("gdt", Number(gdt[1]), Number(gdt[2]), "group descriptor", (b) => ({ firstGroup: (b - Number(gdt[1])) * descPerBlock }));
     // meta_bg: the primary descriptor block of each meta group sits in its first group.
     const metaGdt = /Group descriptor at (\d+)/.exec(g);
-    if (metaGdt && n % descPerBlock === 0) addBlocks("gdt", Number(metaGdt[1]), Number(metaGdt[1]), `meta_bg descriptor (group ${n})`);
+    if (metaGdt && n % descPerBlock === 0) addBlocks("gdt", Number(metaGdt[1]), Number(metaGdt[1]), `meta_bg descriptor (group ${n})`, () => ({ firstGroup: n }));
     for (const m of g.matchAll(/(Block|Inode) bitmap at (\d+)/g)) addBlocks("bitmap", Number(m[2]), Number(m[2]), `${m[1].toLowerCase()} bitmap`);
     tables[n] = Number(/Inode table at (\d+)-/.exec(g)?.[1]);
     const free = parseRanges(/Free inodes: ?([^\n]*)/.exec(g)?.[1] ?? "");
@@ -130,7 +140,7 @@ function discoverMetadata(variant: Variant, file: string): ImageInfo {
   }
   const inodeRegion = (ino: number, label: string): Region => {
     const g = Math.floor((ino - 1) / ipg);
-    return { category: "inode", start: tables[g] * blockSize + ((ino - 1) % ipg) * inodeSize, len: inodeSize, label: `inode ${ino} (${label})` };
+    return { category: "inode", start: tables[g] * blockSize + ((ino - 1) % ipg) * inodeSize, len: inodeSize, label: `inode ${ino} (${label})`, owner: ino };
   };
   // Inodes the read path reaches: the root and everything from 11 on (not the journal or resize inode).
   const reachable = used.filter((i) => i === 2 || i >= 11);
@@ -144,11 +154,11 @@ function discoverMetadata(variant: Variant, file: string): ImageInfo {
     const acl = Number(/File ACL: (\d+)/.exec(chunk)?.[1] ?? 0);
     if (acl) addBlocks("xattr", acl, acl, `xattr of inode ${ino}`);
     for (const m of chunk.matchAll(/\((ETB\d+|IND|DIND|TIND)\):(\d+)/g)) {
-      addBlocks(m[1].startsWith("ETB") ? "extent" : "indirect", Number(m[2]), Number(m[2]), `${m[1]} of inode ${ino}`);
+      addBlocks(m[1].startsWith("ETB") ? "extent" : "indirect", Number(m[2]), Number(m[2]), `${m[1]} of inode ${ino}`, () => ({ owner: ino }));
     }
-    const data: [number, number][] = [];
-    for (const m of chunk.matchAll(/\((\d+)(?:-(\d+))?\):(\d+)(?:-(\d+))?/g)) data.push([Number(m[3]), Number(m[4] ?? m[3])]);
-    if (type === "directory") for (const [a, b] of data) addBlocks("dir", a, b, `directory ${ino}`);
+    const data: [number, number, number][] = [];
+    for (const m of chunk.matchAll(/\((\d+)(?:-(\d+))?\):(\d+)(?:-(\d+))?/g)) data.push([Number(m[3]), Number(m[4] ?? m[3]), Number(m[1])]);
+    if (type === "directory") for (const [a, b, l] of data) addBlocks("dir", a, b, `directory ${ino}`, (p) => ({ owner: ino, lblk: l + p - a }));
     if (type === "symlink") for (const [a, b] of data) addBlocks("symlink", a, b, `symlink ${ino}`);
     const interesting = ino === 2 || type !== "regular" || acl !== 0 || /Size of inline data|Extended attributes/.test(chunk) || data.length > 4;
     if (interesting) keyInodes.push(r);
@@ -171,11 +181,29 @@ function prng(seed: number): () => number {
 
 interface Mutation { image: Uint8Array; category: Category; description: string }
 
-function mutate(info: ImageInfo, seed: number): Mutation {
-  const rand = prng(seed * 7919 + info.variant.name.length * 104729);
+/**
+ * Rewrites the checksum of the structure in `region` of `img` (laid out like the pristine image):
+ * the mutant then has valid checksums and only its structure is wrong.
+ */
+function resum(info: ImageInfo, region: Region, img: Uint8Array): void {
+  const rs = new Recsum(info.image, img);
+  const pblk = Math.floor(region.start / info.blockSize);
+  switch (region.category) {
+    case "superblock": rs.superblock(); break;
+    case "gdt": rs.gdtBlock(pblk, region.firstGroup!); break;
+    case "inode": rs.inode(region.owner!); break;
+    case "extent": rs.extentBlock(pblk, region.owner!); break;
+    case "dir": rs.dirBlock(pblk, region.owner!, region.lblk === 0); break;
+    case "xattr": rs.xattrBlock(pblk); break;
+    default: break;
+  }
+}
+
+function mutate(info: ImageInfo, seed: number, resummed = false): Mutation {
+  const rand = prng(seed * 7919 + info.variant.name.length * 104729 + (resummed ? 0x5eed : 0));
   const int = (n: number) => Math.floor(rand() * n);
   const pick = <T>(xs: T[]): T => xs[int(xs.length)];
-  const category = pick([...info.regions.keys()]);
+  const category = pick([...info.regions.keys()].filter((c) => !resummed || CHECKSUMMED.has(c)));
   const region = category === "inode" && rand() < 0.7 && info.keyInodes.length ? pick(info.keyInodes) : pick(info.regions.get(category)!);
   const img = info.image.slice();
   const dv = new DataView(img.buffer, img.byteOffset, img.byteLength);
@@ -208,7 +236,8 @@ function mutate(info: ImageInfo, seed: number): Mutation {
       edits.push(`u32@+${hex(rel)}=${hex(v)}`);
     }
   }
-  return { image: img, category, description: `${region.label}: ${edits.join(" ")}` };
+  if (resummed) resum(info, region, img);
+  return { image: img, category, description: `${region.label}: ${edits.join(" ")}${resummed ? " (checksum rewritten)" : ""}` };
 }
 
 /** Metadata metadata_csum protects (block-map indirect blocks, bitmaps as read here, symlink data are not). */
@@ -324,6 +353,68 @@ describe("seeded metadata corruption", () => {
     if (failures.length) console.log(`${name}: ${failures.length} failure(s)\n${failures.join("\n")}`);
     expect(failures, `${failures.length} seed(s) misbehaved; rerun one with FUZZ_ONLY=${name}:<seed>`).toEqual([]);
   }, 60_000 + (SEED_TO - SEED_FROM) * 2 * PER_WALK_MS);
+
+  const CSUM_VARIANTS = VARIANTS.filter((v) => v.csum).map((v) => v.name);
+
+  it.each(CSUM_VARIANTS)("%s: rewriting the pristine checksums changes nothing", (name) => {
+    const info = infos.get(name)!;
+    const img = info.image.slice();
+    for (const regions of info.regions.values()) for (const r of regions) resum(info, r, img);
+    expect(Buffer.compare(img, info.image), "the rewriter agrees with every checksum e2fsprogs wrote").toBe(0);
+  });
+
+  // Valid checksums, bad structure: what the kernel's structural checks are for. Every failure must be
+  // typed, and on a sample the kernel reads the same image: where it reads a file we read the same
+  // bytes or fail typed; where it refuses a file (or the mount) we must not return bytes either.
+  it.each(CSUM_VARIANTS)("%s: mutants with rewritten checksums give typed errors and never more than the kernel", async (name) => {
+    const info = infos.get(name)!;
+    const loop = loopMountSupport();
+    if (!loop.ok) console.log(`seeded corruption: kernel comparison for ${name} skipped: ${loop.reason}`);
+    const failures: string[] = [];
+    const findings: string[] = [];
+    const tally = tallies.get(`${name}/resummed`) ?? { outcomes: {} };
+    tallies.set(`${name}/resummed`, tally);
+    const step = Math.max(1, Math.floor(RESUM_SEEDS / Math.max(1, KERNEL_SAMPLE)));
+    let compared = 0;
+    let agreed = 0;
+    for (let seed = 0; seed < RESUM_SEEDS; seed++) {
+      if (ONLY && (ONLY[1] !== `${name}+` || Number(ONLY[2]) !== seed)) continue;
+      const io = seed % 2 === 1 ? "buffered_iomap" : "";
+      const mut = mutate(info, seed, true);
+      const withKernel = loop.ok && (ONLY !== null || (seed % step === 0 && compared < KERNEL_SAMPLE));
+      const file = path.join(tmp, `${name}-resummed-${seed}.img`);
+      if (withKernel) fs.writeFileSync(file, mut.image);
+      const out = await runner.run({ image: mut.image.slice(), options: { readOnly: true, mountOptions: io }, collectFiles: withKernel }, PER_WALK_MS, true);
+      const where = `seed ${seed}${io ? " iomap" : ""} [${mut.category}] ${mut.description}`;
+      let outcome: string;
+      if (out.kind === "hang") { outcome = "HANG"; failures.push(`${where}: no answer within ${out.ms} ms`); }
+      else if (out.kind === "crash") { outcome = "CRASH"; failures.push(`${where}: ${out.message}`); }
+      else {
+        const r = out.result;
+        outcome = !r.mounted ? `refused:${r.mountError ?? "?"}` : Object.keys(r.errors).length ? "walked-with-errors" : "walked-clean";
+        if (r.bugs.length) { outcome = "BUG"; failures.push(`${where}: ${r.bugs.slice(0, 3).join(" || ")}`); }
+        if (withKernel) {
+          const k = kernelWalk(file);
+          const c = compareWithKernel(r, k);
+          compared++;
+          agreed += c.agree;
+          for (const d of c.differ) failures.push(`${where}: different bytes from the kernel's: ${d}`);
+          for (const d of c.oursOnly) findings.push(`${where}: ${d}`);
+          if (ONLY) console.log({ kernel: k, ours: r.fileOutcomes, comparison: c });
+        }
+      }
+      if (withKernel) fs.rmSync(file, { force: true });
+      tally.outcomes[outcome] = (tally.outcomes[outcome] ?? 0) + 1;
+      if (ONLY) console.log(`${where}\n  -> ${outcome}`, out.kind === "done" ? { ...out.result, digest: undefined, fileOutcomes: undefined } : out);
+      if (ONLY && process.env.FUZZ_DUMP) fs.writeFileSync(process.env.FUZZ_DUMP, mut.image);
+      seedsRun++;
+    }
+    if (loop.ok && !ONLY) console.log(`${name}: ${compared} checksummed mutants compared with the kernel, ${agreed} files read alike, ${findings.length} read by us only`);
+    if (findings.length) console.log(`${name}: bytes we returned where the kernel returned none:\n${findings.join("\n")}`);
+    if (failures.length) console.log(`${name}: ${failures.length} failure(s)\n${failures.join("\n")}`);
+    expect(failures, `rerun one with FUZZ_ONLY=${name}+:<seed>`).toEqual([]);
+    expect(findings, `rerun one with FUZZ_ONLY=${name}+:<seed>`).toEqual([]);
+  }, 60_000 + RESUM_SEEDS * (PER_WALK_MS + 5_000));
 });
 
 // ---- sizes past what the page cache indexes ---------------------------------------
@@ -337,15 +428,24 @@ describe("file sizes near the 16 TiB limit", () => {
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 
-  it("reads a sparse file claiming 16 TiB as holes, in bounded time, through both paths", async () => {
+  it("reads a sparse file of s_maxbytes (16 TiB less a block) as holes, in bounded time, through both paths; refuses one a byte larger", async () => {
     const src = path.join(tmp, "src");
     fs.mkdirSync(src);
     fs.writeFileSync(path.join(src, "huge"), "head");
     const file = path.join(tmp, "img");
     runSync("mkfs.ext4", ["-q", "-F", "-t", "ext4", "-d", src, file, "8M"], { env: mkfsEnv(tmp) });
-    // 2^44 bytes: page indexes pass 2^31 halfway (signed wasm returns) and the last
-    // block lies past s_maxbytes ((2^32 - 1) blocks).
-    runSync("debugfs", ["-w", "-R", "sif /huge size 0x100000000000", file]);
+    // s_maxbytes, (2^32 - 1) blocks: page indexes pass 2^31 halfway (signed wasm returns).
+    // One byte more and __ext4_iget refuses the inode (bad i_size value), as we must.
+    const over = path.join(tmp, "over");
+    fs.copyFileSync(file, over);
+    runSync("debugfs", ["-w", "-R", "sif /huge size 0xffffffff001", over]);
+    const overVol = mount(new Uint8Array(fs.readFileSync(over)), { readOnly: true });
+    try {
+      expect(() => overVol.lstatSync("/huge")).toThrow(expect.objectContaining({ code: "EFSCORRUPTED" }));
+    } finally {
+      overVol.unmount();
+    }
+    runSync("debugfs", ["-w", "-R", "sif /huge size 0xffffffff000", file]);
     const image = new Uint8Array(fs.readFileSync(file));
     for (const mountOptions of [undefined, "buffered_iomap"]) {
       // The walk samples head, middle (8 TiB) and tail of files this large.
@@ -360,7 +460,7 @@ describe("file sizes near the 16 TiB limit", () => {
       const buf = Buffer.alloc(8192, 0xaa);
       expect(vol.readSync(fd, buf, 0, buf.length, 2 ** 43 + 5)).toBe(8192);
       expect(buf.every((b) => b === 0)).toBe(true);
-      // s_maxbytes ends the file one block before i_size.
+      // The file ends at s_maxbytes, 2^44 - 4096.
       expect(vol.readSync(fd, buf, 0, buf.length, 2 ** 44 - 6000)).toBe(6000 - 4096);
       expect(vol.readSync(fd, buf, 0, buf.length, 2 ** 44 - 4096)).toBe(0);
       expect(vol.readSync(fd, buf, 0, 4, 0)).toBe(4);

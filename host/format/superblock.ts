@@ -193,7 +193,8 @@ function validateGeometry(sb: Superblock): void {
   if (sb.inodesPerGroup > sb.blockSize * 8) bad(`inodes per group ${sb.inodesPerGroup} exceeds one bitmap block`);
   if (sb.inodeSize < 128 || sb.inodeSize > sb.blockSize || (sb.inodeSize & (sb.inodeSize - 1)) !== 0) bad(`inode size ${sb.inodeSize}`);
   if (sb.firstDataBlock > 1) bad(`first data block ${sb.firstDataBlock}`);
-  if (is64bit(sb) && (sb.descSize < 32 || sb.descSize > 1024 || (sb.descSize & (sb.descSize - 1)) !== 0)) bad(`descriptor size ${sb.descSize}`);
+  // ext4_fill_super: with 64bit the descriptors are EXT4_MIN_DESC_SIZE_64BIT (64) bytes or more.
+  if (is64bit(sb) && (sb.descSize < 64 || sb.descSize > 1024 || (sb.descSize & (sb.descSize - 1)) !== 0)) bad(`descriptor size ${sb.descSize}`);
   const groups = groupCount(sb);
   if (Math.ceil(sb.inodesCount / sb.inodesPerGroup) > groups || sb.inodesCount > groups * sb.inodesPerGroup) {
     bad(`inode count ${sb.inodesCount} does not fit ${groups} groups of ${sb.inodesPerGroup}`);

@@ -110,7 +110,9 @@ function verifyDxNode(fs: Ext4, dir: Inode, b: Uint8Array, pblk: number, countOf
   const limit = u16(b, countOffset);
   const count = u16(b, countOffset + 2);
   const tail = countOffset + limit * 8;
-  if (tail + 8 > fs.sb.blockSize || count > limit) throw corrupted("htree node has no room for its checksum", { ino: dir.ino, block: pblk });
+  // ext4_dx_csum_verify sums `count` entries without checking them against `limit` (dx_probe does that
+  // later, as a bad index); a count running off the block is past anything it could sum.
+  if (tail + 8 > fs.sb.blockSize || countOffset + count * 8 > fs.sb.blockSize) throw corrupted("htree node has no room for its checksum", { ino: dir.ino, block: pblk });
   if (u32(b, tail + 4) !== fs.csum.dxNode(fs.inodeSeed(dir), b, countOffset, count, tail)) {
     throw corrupted("htree node checksum mismatch", { ino: dir.ino, block: pblk });
   }
@@ -176,8 +178,21 @@ function verifyDxRoot(fs: Ext4, dir: Inode, b: Uint8Array, pblk: number): { leve
   const countOffset = DX_ROOT_INFO_OFFSET + info.infoLength;
   verifyDxNode(fs, dir, b, pblk, countOffset);
   const maxLevels = fs.sb.featureIncompat & INCOMPAT.LARGEDIR ? 3 : 2;
+  if (info.flags & 1) throw badIndexError(`htree root has unimplemented hash flags 0x${info.flags.toString(16)}`, where);
   if (info.indirectLevels >= maxLevels) throw badIndexError(`htree depth ${info.indirectLevels + 1} too large`, where);
+  const limit = u16(b, countOffset);
+  if (limit !== dxRootLimit(fs, info.infoLength)) throw badIndexError(`htree root limit ${limit}, expected ${dxRootLimit(fs, info.infoLength)}`, where);
   return { levels: info.indirectLevels, hashVersion: info.hashVersion, countOffset };
+}
+
+/** dx_root_limit: entries that fit the root after "." and "..", the root info and (metadata_csum) the dx tail. */
+function dxRootLimit(fs: Ext4, infoLength: number): number {
+  return Math.floor((fs.sb.blockSize - 12 - 12 - infoLength - (fs.metadataCsum ? 8 : 0)) / 8);
+}
+
+/** dx_node_limit: entries that fit an interior node after its fake dirent and (metadata_csum) the dx tail. */
+function dxNodeLimit(fs: Ext4): number {
+  return Math.floor((fs.sb.blockSize - 8 - (fs.metadataCsum ? 8 : 0)) / 8);
 }
 
 /** Looks `name` up in a directory through the dentry cache; returns the inode number or 0. */
@@ -251,7 +266,9 @@ function dxLookup(fs: Ext4, dir: Inode, name: Uint8Array): number {
   if (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e) return u32(rootBlk.b, 12);
   const root = verifyDxRoot(fs, dir, rootBlk.b, rootBlk.pblk);
   let version = root.hashVersion;
-  if (version > DX_HASH_TEA && version !== 6) throw badIndexError(`unknown htree hash version ${version}`, { ino: dir.ino, block: rootBlk.pblk });
+  // dx_probe: legacy, half_md4 and tea, or siphash where the hash is in the dirent (casefolded and
+  // encrypted, never looked up here); anything else is a bad index, searched linearly.
+  if (version > DX_HASH_TEA) throw badIndexError(`htree hash version ${version} unusable here`, { ino: dir.ino, block: rootBlk.pblk });
   if (version <= DX_HASH_TEA && fs.sb.flags & SB_FLAGS.UNSIGNED_HASH) version += 3;
   const seed = fs.sb.hashSeed.some((w) => w !== 0) ? fs.sb.hashSeed : null;
   const { major } = dirHash(name, version, seed);
@@ -266,11 +283,16 @@ function dxLookup(fs: Ext4, dir: Inode, name: Uint8Array): number {
     const entries = readDxEntries(fs, dir, node, nodePblk, countOffset, nblocks);
     const at = searchDx(entries, major);
     frames.push({ entries, at });
+    // dx_probe: an entry naming a block already on the path (the root is block 0) is a cycle.
+    if (entries[at].block === 0 || frames.slice(0, -1).some((f) => f.entries[f.at].block === entries[at].block)) {
+      throw badIndexError(`htree cycle: block ${entries[at].block} points back up the tree`, { ino: dir.ino, block: nodePblk });
+    }
     if (level === root.levels) break;
     const child = readDirBlock(fs, dir, entries[at].block);
     if (!child) throw corrupted("htree index points at a hole", { ino: dir.ino });
     if (!isDxNode(fs, child.b)) throw corrupted("htree interior node expected", { ino: dir.ino, block: child.pblk });
     verifyDxNode(fs, dir, child.b, child.pblk, 8);
+    if (u16(child.b, 8) !== dxNodeLimit(fs)) throw badIndexError(`htree node limit ${u16(child.b, 8)}, expected ${dxNodeLimit(fs)}`, { ino: dir.ino, block: child.pblk });
     node = child.b.slice();
     nodePblk = child.pblk;
     countOffset = 8;
@@ -313,7 +335,7 @@ function readDxEntries(fs: Ext4, dir: Inode, b: Uint8Array, pblk: number, countO
   const where = { ino: dir.ino, block: pblk };
   const limit = u16(b, countOffset);
   const count = u16(b, countOffset + 2);
-  if (count === 0 || count > limit || countOffset + limit * 8 > fs.sb.blockSize) throw badIndexError(`htree node count ${count} / limit ${limit} invalid`, where);
+  if (count === 0 || count > limit || countOffset + count * 8 > fs.sb.blockSize) throw badIndexError(`htree node count ${count} / limit ${limit} invalid`, where);
   const { entries } = dxEntries(b, countOffset);
   for (let i = 0; i < entries.length; i++) {
     if (entries[i].block >= nblocks) throw corrupted(`htree entry points to block ${entries[i].block} beyond the directory`, where);

@@ -53,6 +53,8 @@ function validateNode(b: Uint8Array, nodeBytes: number, inode: Inode, pblk: numb
   if (h.max === 0 || h.entries > h.max || 12 + h.max * 12 > nodeBytes) throw corrupted(`bad extent header (entries ${h.entries}, max ${h.max})`, where);
   if (expectDepth >= 0 && h.depth !== expectDepth) throw corrupted(`extent node depth ${h.depth}, expected ${expectDepth}`, where);
   if (h.depth > MAX_DEPTH) throw corrupted(`extent tree depth ${h.depth} too large`, where);
+  // __ext4_ext_check: only a leaf may be empty (an index node with no entries maps nothing, it is damage).
+  if (h.entries === 0 && h.depth > 0) throw corrupted("extent index node has no entries", where);
 }
 
 function loadLeaf(fs: Ext4, inode: Inode, lblk: number): LeafCache {
@@ -78,8 +80,12 @@ function loadLeaf(fs: Ext4, inode: Inode, lblk: number): LeafCache {
       }
       return { start, end, extents };
     }
-    // Index node: descend into entry i (or the first, for a block before every entry).
-    if (h.entries === 0) return { start, end, extents: [] };
+    // Index node (never empty, validateNode saw to it): the kernel checks every entry's block
+    // before it uses any, then descends into entry i (or the first, for a block before every entry).
+    for (let j = 0; j < h.entries; j++) {
+      const b = indexAt(node, j).leaf;
+      if (b <= fs.sb.firstDataBlock || b >= fs.sb.blocksCount) throw corrupted(`extent index entry ${j} points outside the filesystem (block ${b})`, { ino: inode.ino, block: nodePblk });
+    }
     const k = i < 0 ? 0 : i;
     const idx = indexAt(node, k);
     if (i >= 0) start = Math.max(start, idx.lblk);
@@ -89,6 +95,9 @@ function loadLeaf(fs: Ext4, inode: Inode, lblk: number): LeafCache {
     const child = fs.bcache.read(idx.leaf, "extent tree block");
     validateNode(child, fs.sb.blockSize, inode, idx.leaf, depth - 1);
     verifyExtentBlock(fs, inode, child, idx.leaf);
+    // ext4_valid_extent_entries: a child's first entry starts where its parent's index entry says.
+    const first = extentHeader(child).entries > 0 ? u32(child, 12) : idx.lblk;
+    if (first !== idx.lblk) throw corrupted(`extent node starts at logical block ${first}, its index entry says ${idx.lblk}`, { ino: inode.ino, block: idx.leaf });
     node = child;
     nodePblk = idx.leaf;
     depth--;
@@ -106,7 +115,8 @@ function checkLeafEntry(fs: Ext4, e: LeafExtent, prev: LeafExtent | undefined, i
   const where = { ino: inode.ino, block: pblk };
   if (e.len === 0) throw corrupted(`zero-length extent at logical block ${e.lblk}`, where);
   if (e.lblk + e.len - 1 > MAX_LBLK) throw corrupted(`extent at ${e.lblk} runs past the largest logical block`, where);
-  if (e.pblk < fs.sb.firstDataBlock || e.pblk + e.len > fs.sb.blocksCount) {
+  // ext4_sb_block_valid: the block at s_first_data_block (the superblock's) is never file data.
+  if (e.pblk <= fs.sb.firstDataBlock || e.pblk + e.len > fs.sb.blocksCount) {
     throw corrupted(`extent ${e.lblk}+${e.len} points outside the filesystem (block ${e.pblk})`, where);
   }
   if (prev && prev.lblk + prev.len > e.lblk) throw corrupted(`overlapping extents at logical block ${e.lblk}`, where);

@@ -1,10 +1,10 @@
 // Reading inodes from the inode tables, checksums verified.
 
 import { corrupted } from "../errors.js";
-import { u16 } from "../format/bytes.js";
+import { u16, u32 } from "../format/bytes.js";
 import { BG_FLAGS } from "../format/group-desc.js";
 import { INCOMPAT, RO_COMPAT } from "../format/features.js";
-import { decodeInode, Inode, INODE_CSUM_HI, INODE_CSUM_LO } from "../format/inode.js";
+import { decodeInode, Inode, INODE_CSUM_HI, INODE_CSUM_LO, INODE_FLAGS } from "../format/inode.js";
 import { hasRoCompat } from "../format/superblock.js";
 import type { Ext4 } from "./super.js";
 
@@ -53,7 +53,58 @@ export function readInodeRaw(fs: Ext4, ino: number): Inode {
       throw corrupted(`inode checksum mismatch (stored 0x${(stored >>> 0).toString(16)}, computed 0x${(want >>> 0).toString(16)})`, { ino, block: loc.block });
     }
   }
-  return decodeInode(ino, raw, ctx);
+  const inode = decodeInode(ino, raw, ctx);
+  checkSize(fs, inode, loc.block);
+  return inode;
+}
+
+/**
+ * __ext4_iget: i_size is a signed loff_t no larger than the inode's maxbytes (s_maxbytes for
+ * extent-mapped inodes, s_bitmap_maxbytes for block-mapped ones); anything else is refused.
+ */
+function checkSize(fs: Ext4, inode: Inode, block: number): void {
+  const raw = inode.raw;
+  const hi = inode.size >= 2 ** 32 ? u32(raw, 0x6c) : 0;
+  const size = (BigInt(hi) << 32n) | BigInt(u32(raw, 0x4));
+  if (size <= 0xffffffffn) return;
+  const huge = hasRoCompat(fs.sb, RO_COMPAT.HUGE_FILE);
+  const bits = BigInt(fs.sb.logBlockSize + 10);
+  const max = inode.flags & INODE_FLAGS.EXTENTS ? maxExtentSize(bits, huge) : maxBitmapSize(bits, huge);
+  if (size >= 1n << 63n) throw corrupted(`bad i_size value 0x${size.toString(16)} (negative)`, { ino: inode.ino, block });
+  if (size > max) throw corrupted(`bad i_size value ${size} (the largest for this inode is ${max})`, { ino: inode.ino, block });
+}
+
+const MAX_LFS_FILESIZE = (1n << 63n) - 1n;
+
+/** ext4_max_size: ee_block is 32 bits (one block kept back for ee_len), capped by i_blocks without huge_file. */
+function maxExtentSize(bits: bigint, huge: boolean): bigint {
+  const upper = huge ? MAX_LFS_FILESIZE : ((((1n << 32n) - 1n) >> (bits - 9n)) << bits);
+  const res = ((1n << 32n) - 1n) << bits;
+  return res > upper ? upper : res;
+}
+
+/** ext4_max_bitmap_size: what the block tree addresses, less its own metadata blocks, within the i_blocks limit. */
+function maxBitmapSize(bits: bigint, huge: boolean): bigint {
+  const ppb = 1n << (bits - 2n);
+  const div = (a: bigint, b: bigint) => (a + b - 1n) / b;
+  let upper = huge ? (1n << 48n) - 1n : ((1n << 32n) - 1n) >> (bits - 9n);
+  let res = 12n + ppb + ppb * ppb + ppb * ppb * ppb;
+  let meta = 1n + (1n + ppb) + (1n + ppb + ppb * ppb);
+  if (res + meta > upper) {
+    res = upper;
+    upper -= 12n + ppb;
+    meta = 1n;
+    if (upper < ppb * ppb) {
+      meta += 1n + div(upper, ppb);
+    } else {
+      meta += 1n + ppb;
+      upper -= ppb * ppb;
+      meta += 1n + div(upper, ppb) + div(upper, ppb * ppb);
+    }
+    res -= meta;
+  }
+  res <<= bits;
+  return res > MAX_LFS_FILESIZE ? MAX_LFS_FILESIZE : res;
 }
 
 function isAllZero(b: Uint8Array): boolean {

@@ -69,6 +69,8 @@ export interface WalkResult {
   resolved: Record<string, number>;
   /** sha256 over everything observed: equal digests mean equal answers. */
   digest: string;
+  /** With WalkJob.collectFiles: per path (latin1), a file's data digest (see dataDigest) or "!CODE" where lstat or the read failed. */
+  fileOutcomes?: Record<string, string>;
   writes: number;
   peakRssGrowth: number;
   ms: number;
@@ -80,7 +82,17 @@ export interface WalkJob {
   /** Re-read every file through a second mount with these options and compare the bytes. */
   crossCheck?: MountOptions;
   limits?: Partial<WalkLimits>;
+  /** Fill WalkResult.fileOutcomes (for comparing with the kernel's reads of the same image). */
+  collectFiles?: boolean;
 }
+
+/** The offsets a file larger than readWholeMax is sampled at (64 KiB each), so two readers sample alike. */
+export function sampleOffsets(size: number): number[] {
+  return [0, Math.floor(size / 2), Math.max(0, size - 65536)];
+}
+
+/** Short digest of file data as both walks record it. */
+export const dataDigest = (b: Uint8Array): string => createHash("sha256").update(b).digest("hex").slice(0, 16);
 
 const SLASH = 0x2f;
 
@@ -91,6 +103,7 @@ export function walkImage(job: WalkJob): WalkResult {
   const r: WalkResult = {
     mounted: false, files: 0, dirs: 0, symlinks: 0, others: 0, bytes: 0, xattrs: 0, ops: 0, truncated: false,
     errors: {}, samples: [], bugs: [], resolved: {}, digest: "", writes: 0, peakRssGrowth: 0, ms: 0,
+    ...(job.collectFiles ? { fileOutcomes: {} } : {}),
   };
   const sampleRss = () => { r.peakRssGrowth = Math.max(r.peakRssGrowth, process.memoryUsage().rss - rss0); };
   const record: string[] = [];
@@ -156,7 +169,9 @@ type Attempt = <T>(what: string, fn: () => T) => T | undefined;
 function walkTree(vol: Volume, alt: Volume | undefined, limits: WalkLimits, r: WalkResult, record: string[], attempt: Attempt, sampleRss: () => void): void {
   const visitedDirs = new Set<number>();
   const show = (p: Buffer) => JSON.stringify(p.toString("latin1"));
-  const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex").slice(0, 16);
+  const sha = dataDigest;
+  const outcomes = r.fileOutcomes;
+  const lastCode = () => /\t!(\S+)$/.exec(record[record.length - 1] ?? "")?.[1] ?? "?";
 
   const readFile = (v: Volume, p: Buffer, size: number): Uint8Array => {
     if (size <= limits.readWholeMax) return v.readFileSync(p) as Buffer;
@@ -164,7 +179,7 @@ function walkTree(vol: Volume, alt: Volume | undefined, limits: WalkLimits, r: W
     const fd = v.openSync(p);
     try {
       const parts: Uint8Array[] = [];
-      for (const at of [0, Math.floor(size / 2), Math.max(0, size - 65536)]) {
+      for (const at of sampleOffsets(size)) {
         const buf = Buffer.alloc(65536);
         const n = v.readSync(fd, buf, 0, buf.length, at);
         parts.push(buf.subarray(0, n));
@@ -179,7 +194,7 @@ function walkTree(vol: Volume, alt: Volume | undefined, limits: WalkLimits, r: W
     if (r.ops >= limits.maxOps) { r.truncated = true; return; }
     const where = isRoot ? "/" : show(p);
     const st = attempt(`lstat ${where}`, () => vol.lstatSync(p, { bigint: true }));
-    if (!st) return;
+    if (!st) { if (outcomes) outcomes[p.toString("latin1")] = `!${lastCode()}`; return; }
     const kind = st.isFile() ? "file" : st.isDirectory() ? "dir" : st.isSymbolicLink() ? "symlink" : "other";
     record.push(`${where}\t${kind}\t${st.mode}\t${st.uid}\t${st.gid}\t${st.nlink}\t${st.size}\t${st.mtimeNs}\t${st.ctimeNs}\t${st.ino}`);
     const size = Number(st.size);
@@ -187,6 +202,7 @@ function walkTree(vol: Volume, alt: Volume | undefined, limits: WalkLimits, r: W
     if (kind === "file") {
       r.files++;
       const data = attempt(`readFile ${where}`, () => readFile(vol, p, size));
+      if (outcomes) outcomes[p.toString("latin1")] = data ? sha(data) : `!${lastCode()}`;
       if (data) {
         const want = size <= limits.readWholeMax ? size : -1;
         if (want >= 0 && data.length !== want) r.bugs.push(`readFile ${where}: ${data.length} bytes for a size of ${size}`);
