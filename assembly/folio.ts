@@ -2,10 +2,11 @@
 //
 // A folio is 2^order contiguous 4 KiB pages caching bytes of one mapping
 // (mapping 0 = the block device, for metadata; mapping N = inode N) at page
-// index `index` (aligned to 2^order). The arena is carved by a buddy
-// allocator; a folio's id ("slot") is the arena page number of its head.
-// Per-block uptodate and dirty bits live in two arena-wide bitmaps, so a
-// folio of any order costs no extra allocation. Lookups go through a hash of
+// index `index` (aligned to 2^order). Indexes are u64, so devices and files
+// past 16 TiB index exactly; the host passes them as f64 (exact below 2^53).
+// The arena is carved by a buddy allocator; a folio's id ("slot") is the
+// arena page number of its head. Per-block uptodate and dirty bits live in
+// two arena-wide bitmaps, so a folio of any order costs no extra allocation. Lookups go through a hash of
 // (mapping, index, order); a lookup by any page index probes each order that
 // is present. Reclaim walks an LRU list from the cold end, skipping folios
 // that are pinned or dirty. Memory grows lazily, one top-level chunk at a time,
@@ -28,7 +29,7 @@ let hashMask: u32 = 0;
 
 // Per-page arrays (indexed by arena page number).
 let aMapping: usize = 0; // u32
-let aIndex: usize = 0; // u32
+let aIndex: usize = 0; // u64
 let aOrder: usize = 0; // u8 (folio order, or free-block order)
 let aFlags: usize = 0; // u8
 let aFree: usize = 0; // u8: 1 if head of a free buddy block
@@ -52,6 +53,8 @@ let evictions: u32 = 0;
 
 @inline function u32at(base: usize, i: u32): u32 { return load<u32>(base + (<usize>i << 2)); }
 @inline function setU32(base: usize, i: u32, v: u32): void { store<u32>(base + (<usize>i << 2), v); }
+@inline function u64at(base: usize, i: u32): u64 { return load<u64>(base + (<usize>i << 3)); }
+@inline function setU64(base: usize, i: u32, v: u64): void { store<u64>(base + (<usize>i << 3), v); }
 @inline function u8at(base: usize, i: u32): u8 { return load<u8>(base + <usize>i); }
 @inline function setU8(base: usize, i: u32, v: u8): void { store<u8>(base + <usize>i, v); }
 
@@ -76,7 +79,7 @@ function alignUp(v: usize, a: usize): usize { return (v + a - 1) & ~(a - 1); }
 /** Bytes of metadata the cache needs for a budget of `pages` pages. */
 function metaBytes(pages: u32, hashSize: u32): usize {
   const p = <usize>pages;
-  return p * (4 * 6 + 1 * 3 + 2) + <usize>hashSize * 4 + (p * 2) /* bitmaps, worst case 1k blocks: 4 bits/page each */ + 4 * (MAX_ORDER + 1) * 2 + 64;
+  return p * (8 + 4 * 5 + 1 * 3 + 2) + <usize>hashSize * 4 + (p * 2) /* bitmaps, worst case 1k blocks: 4 bits/page each */ + 4 * (MAX_ORDER + 1) * 2 + 64;
 }
 
 /**
@@ -95,8 +98,8 @@ export function folioInit(base: usize, budgetBytes: u32, bshift: u32): usize {
   hashMask = hs - 1;
   metaBase = alignUp(base, 8);
   let p = metaBase;
+  aIndex = p; p += <usize>pages * 8;
   aMapping = p; p += <usize>pages * 4;
-  aIndex = p; p += <usize>pages * 4;
   aGen = p; p += <usize>pages * 4;
   aNext = p; p += <usize>pages * 4;
   aPrev = p; p += <usize>pages * 4;
@@ -181,29 +184,30 @@ function buddyFree(pfn: u32, order: u32): void {
 
 // ---- hash index -----------------------------------------------------------
 
-@inline function hashOf(mapping: u32, index: u32, order: u32): u32 {
-  let h = mapping * 0x9E3779B1 ^ (index * 0x85EBCA77) ^ (order * 0xC2B2AE3D);
+@inline function hashOf(mapping: u32, index: u64, order: u32): u32 {
+  // Hash the high word too, so indexes past 2^32 spread like low ones.
+  let h = mapping * 0x9E3779B1 ^ (<u32>index * 0x85EBCA77) ^ (<u32>(index >>> 32) * 0x27D4EB2F) ^ (order * 0xC2B2AE3D);
   h ^= h >>> 15;
   return h & hashMask;
 }
 
-function hashFind(mapping: u32, index: u32, order: u32): u32 {
+function hashFind(mapping: u32, index: u64, order: u32): u32 {
   let s = u32at(hashHeads, hashOf(mapping, index, order));
   while (s != NIL) {
-    if (u32at(aMapping, s) == mapping && u32at(aIndex, s) == index && <u32>u8at(aOrder, s) == order) return s;
+    if (u32at(aMapping, s) == mapping && u64at(aIndex, s) == index && <u32>u8at(aOrder, s) == order) return s;
     s = u32at(aHashNext, s);
   }
   return NIL;
 }
 
 function hashInsert(s: u32): void {
-  const h = hashOf(u32at(aMapping, s), u32at(aIndex, s), u8at(aOrder, s));
+  const h = hashOf(u32at(aMapping, s), u64at(aIndex, s), u8at(aOrder, s));
   setU32(aHashNext, s, u32at(hashHeads, h));
   setU32(hashHeads, h, s);
 }
 
 function hashRemove(s: u32): void {
-  const h = hashOf(u32at(aMapping, s), u32at(aIndex, s), u8at(aOrder, s));
+  const h = hashOf(u32at(aMapping, s), u64at(aIndex, s), u8at(aOrder, s));
   let cur = u32at(hashHeads, h);
   let prev = NIL;
   while (cur != NIL) {
@@ -308,12 +312,13 @@ function hasFreeBlock(order: u32): bool {
 }
 
 /** The folio holding page `index` of `mapping`, or -1. Marks it recently used. */
-export function folioLookup(mapping: u32, index: u32): i32 {
+export function folioLookup(mapping: u32, pageIndex: f64): i32 {
+  const index = <u64>pageIndex;
   let orders = ordersPresent;
   while (orders) {
     const o = <u32>ctz(orders);
     orders &= orders - 1;
-    const s = hashFind(mapping, index & ~((1 << o) - 1), o);
+    const s = hashFind(mapping, index & ~((<u64>1 << o) - 1), o);
     if (s != NIL) {
       if (s != lruHead) { lruUnlink(s); lruPushHead(s); }
       return <i32>s;
@@ -329,7 +334,8 @@ export function folioLookup(mapping: u32, index: u32): i32 {
  * reclaiming cold folios as needed. The new folio's blocks are not uptodate.
  * Returns the slot, or -1 if nothing can be reclaimed.
  */
-export function folioCreate(mapping: u32, index: u32, order: u32, minOrder: u32): i32 {
+export function folioCreate(mapping: u32, pageIndex: f64, order: u32, minOrder: u32): i32 {
+  let index = <u64>pageIndex;
   if (order > MAX_ORDER) order = MAX_ORDER;
   if (minOrder > order) minOrder = order;
   let o = order;
@@ -352,9 +358,9 @@ export function folioCreate(mapping: u32, index: u32, order: u32, minOrder: u32)
       allowance = 4 << o;
     }
   }
-  index &= ~((1 << o) - 1);
+  index &= ~((<u64>1 << o) - 1);
   setU32(aMapping, s, mapping);
-  setU32(aIndex, s, index);
+  setU64(aIndex, s, index);
   setU8(aOrder, s, <u8>o);
   setU8(aFlags, s, F_USED);
   store<u16>(aRef + (<usize>s << 1), 0);
@@ -371,15 +377,16 @@ export function folioCreate(mapping: u32, index: u32, order: u32, minOrder: u32)
  * Offset (from index) of the first page in [index, index + n) of `mapping`
  * that some cached folio holds, or -1: how far a new large folio may extend.
  */
-export function folioFirstCached(mapping: u32, index: u32, n: u32): i32 {
+export function folioFirstCached(mapping: u32, pageIndex: f64, n: u32): i32 {
   if (ordersPresent == 0) return -1;
+  const index = <u64>pageIndex;
   for (let i: u32 = 0; i < n; i++) {
     const page = index + i;
     let orders = ordersPresent;
     while (orders) {
       const o = <u32>ctz(orders);
       orders &= orders - 1;
-      if (hashFind(mapping, page & ~((1 << o) - 1), o) != NIL) return <i32>i;
+      if (hashFind(mapping, page & ~((<u64>1 << o) - 1), o) != NIL) return <i32>i;
     }
   }
   return -1;
@@ -387,7 +394,7 @@ export function folioFirstCached(mapping: u32, index: u32, n: u32): i32 {
 
 export function folioRemove(s: u32): void { if (u8at(aFlags, s) & F_USED) removeFolio(s); }
 export function folioAddr(s: u32): usize { return arenaBase + (<usize>s << PAGE_SHIFT); }
-export function folioIndex(s: u32): u32 { return u32at(aIndex, s); }
+export function folioIndex(s: u32): f64 { return <f64>u64at(aIndex, s); }
 export function folioOrder(s: u32): u32 { return u8at(aOrder, s); }
 export function folioMapping(s: u32): u32 { return u32at(aMapping, s); }
 export function folioGen(s: u32): u32 { return u32at(aGen, s); }

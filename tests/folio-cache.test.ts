@@ -112,6 +112,36 @@ describe("folio cache (wasm)", () => {
     expect(c.x.folioFirstCached(5, 96, 8)).toBe(-1);
   });
 
+  it("keeps page indexes past 2^32 exact: indexes differing only above bit 32 never alias", () => {
+    const { c } = makeCache(8);
+    const lo = c.create(0, 5, 0);
+    const hi = c.create(0, 5 + 2 ** 32, 0);
+    const far = c.create(0, 7 + 2 ** 40, 3); // rounds down to its order, all bits kept
+    expect(hi).not.toBe(lo);
+    expect(c.index(lo)).toBe(5);
+    expect(c.index(hi)).toBe(5 + 2 ** 32);
+    expect(c.index(far)).toBe(2 ** 40);
+    expect(c.lookup(0, 5)).toBe(lo);
+    expect(c.lookup(0, 5 + 2 ** 32)).toBe(hi);
+    expect(c.lookup(0, 5 + 2 ** 33)).toBe(-1);
+    expect(c.lookup(0, 2 ** 40 + 6)).toBe(far);
+    expect(c.lookup(0, 6)).toBe(-1);
+    expect(c.x.folioFirstCached(0, 2 ** 32, 8)).toBe(5);
+    expect(c.x.folioFirstCached(0, 2 ** 40 - 4, 8)).toBe(4);
+    // Dropping the low folio leaves the high one in place.
+    c.x.folioRemove(lo);
+    expect(c.lookup(0, 5)).toBe(-1);
+    expect(c.lookup(0, 5 + 2 ** 32)).toBe(hi);
+  });
+
+  it("refuses a page index it cannot hold exactly (EOVERFLOW), never truncating it", () => {
+    const { c } = makeCache(4);
+    for (const bad of [2 ** 53, -1, 1.5, Number.NaN]) {
+      expect(() => c.lookup(3, bad)).toThrow(/EOVERFLOW/);
+      expect(() => c.create(3, bad, 0)).toThrow(/EOVERFLOW/);
+    }
+  });
+
   it("grows wasm memory lazily, not by the whole budget up front", () => {
     const { w, c } = makeCache(256);
     const before = w.x.memory.buffer.byteLength;

@@ -36,10 +36,7 @@ export function bufferedRead(
   const size = Math.min(inode.size, maxBytes(fs, inode));
   if (pos >= size || dst.length === 0) return 0;
   const len = Math.min(dst.length, size - pos);
-  if (pos + len > CACHE_BYTE_LIMIT) {
-    throw new Ext4Error("EOVERFLOW", `file offset ${pos + len} is beyond the ${CACHE_BYTE_LIMIT / 2 ** 40} TiB the page cache indexes`, { ino: inode.ino });
-  }
-  const plan = ra.plan(pos, len, Math.min(size, CACHE_BYTE_LIMIT));
+  const plan = ra.plan(pos, len, size);
   for (let done = 0; done < len; ) {
     const p = pos + done;
     const n = Math.min(len - done, COPY_CHUNK - (p % COPY_CHUNK));
@@ -58,9 +55,6 @@ export function bufferedRead(
   if (plan.to > plan.from) fill(inode, plan.from, plan.to);
   return len;
 }
-
-/** Bytes the folio cache can index: 2^32 pages (folio indexes are u32 in wasm). */
-const CACHE_BYTE_LIMIT = 2 ** 32 * PAGE_SIZE;
 
 /**
  * s_maxbytes (ext4_max_size, ext4_max_bitmap_size): logical blocks are 32-bit,

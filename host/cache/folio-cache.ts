@@ -22,11 +22,13 @@ export class FolioCache {
 
   /** The cached folio holding page `index` of `mapping`, or -1. */
   lookup(mapping: number, index: number): number {
+    checkIndex(mapping, index);
     return this.x.folioLookup(mapping, index);
   }
 
   /** A new folio at `index` (rounded down to its order); falls back to smaller orders under pressure. */
   create(mapping: number, index: number, order: number): number {
+    checkIndex(mapping, index);
     const min = this.minOrder;
     const slot = this.x.folioCreate(mapping, index, Math.max(order, min), min);
     if (slot < 0) throw new Ext4Error("ENOMEM", "folio cache exhausted: every folio is pinned or dirty");
@@ -38,10 +40,10 @@ export class FolioCache {
     return this.wasm.view(this.addr(slot), PAGE_SIZE << this.x.folioOrder(slot));
   }
 
-  // wasm returns u32 as a signed i32: page indexes past 2^31 (files past 8 TiB)
-  // and addresses past 2 GiB of cache would come back negative.
+  // wasm returns u32 as a signed i32: addresses past 2 GiB of cache would come
+  // back negative. Page indexes are u64 in wasm and cross as f64.
   addr(slot: number): number { return this.x.folioAddr(slot) >>> 0; }
-  index(slot: number): number { return this.x.folioIndex(slot) >>> 0; }
+  index(slot: number): number { return this.x.folioIndex(slot); }
   order(slot: number): number { return this.x.folioOrder(slot); }
   size(slot: number): number { return PAGE_SIZE << this.x.folioOrder(slot); }
   blocks(slot: number): number { return this.x.folioBlocks(slot); }
@@ -61,5 +63,16 @@ export class FolioCache {
       evictions: this.x.cacheEvictions() >>> 0,
       capacityBytes: this.x.cacheCapacityBytes() >>> 0,
     };
+  }
+}
+
+/**
+ * Page indexes cross into wasm as f64 and are stored as u64: exact for every
+ * integer up to 2^53, far beyond any byte offset a JS number holds exactly.
+ * Anything else would be truncated to some other page, so it is refused.
+ */
+function checkIndex(mapping: number, index: number): void {
+  if (!Number.isSafeInteger(index) || index < 0) {
+    throw new Ext4Error("EOVERFLOW", `page index ${index} of ${mapping === DEVICE_MAPPING ? "the device" : `inode ${mapping}`} cannot be cached`, mapping === DEVICE_MAPPING ? {} : { ino: mapping });
   }
 }

@@ -26,6 +26,11 @@ export function shortRead(pos: number, want: number, got: number, path?: string)
   return new Ext4Error("EIO", `short read: ${got} of ${want} bytes at offset ${pos}`, { syscall: "read", path });
 }
 
+/** The refusal of anything but a regular file or a block device as an image. */
+export function notAnImage(path: string, kind: string): Ext4Error {
+  return new Ext4Error("EINVAL", `image must be a regular file or a block device (this is ${kind})`, { syscall: "open", path });
+}
+
 export function checkRange(dev: BlockDevice, pos: number, len: number, syscall: string): void {
   if (!Number.isSafeInteger(pos) || pos < 0 || pos + len > dev.size) {
     throw new Ext4Error("EIO", `access beyond the end of the device: ${len} bytes at offset ${pos} (device is ${dev.size} bytes)`, { syscall });

@@ -1,7 +1,7 @@
 // A device over a file through Deno's own synchronous file API.
 
 import { Ext4Error } from "../errors.js";
-import { BlockDevice, checkRange, shortRead } from "./block-device.js";
+import { BlockDevice, checkRange, notAnImage, shortRead } from "./block-device.js";
 
 // Minimal typing of the Deno globals this device uses.
 interface DenoFile {
@@ -12,8 +12,12 @@ interface DenoFile {
   statSync(): { size: number; isDirectory: boolean };
   close(): void;
 }
+interface DenoFileInfo {
+  isFile: boolean; isDirectory: boolean; isBlockDevice: boolean | null; isCharDevice: boolean | null; isFifo: boolean | null; isSocket: boolean | null;
+}
 interface DenoNs {
   openSync(path: string, opts: { read: boolean; write: boolean }): DenoFile;
+  statSync(path: string): DenoFileInfo;
   SeekMode: { Start: number };
 }
 const Deno = (globalThis as unknown as { Deno?: DenoNs }).Deno;
@@ -25,13 +29,26 @@ export class DenoFileDevice implements BlockDevice {
   private file: DenoFile | undefined;
   constructor(readonly path: string, readonly readOnly: boolean) {
     if (!Deno) throw new Ext4Error("EOPNOTSUPP", "DenoFileDevice needs the Deno runtime");
-    try {
-      this.file = Deno.openSync(path, { read: true, write: !readOnly });
-    } catch (e) {
+    const fail = (e: unknown): Ext4Error => {
       const name = (e as Error).name;
       // Deno 2 reports a missing --allow-read/--allow-write as NotCapable.
       const code = name === "NotFound" ? "ENOENT" : name === "PermissionDenied" || name === "NotCapable" ? "EACCES" : "EIO";
-      throw new Ext4Error(code, `cannot open image: ${(e as Error).message}`, { syscall: "open", path, cause: e });
+      return new Ext4Error(code, `cannot open image: ${(e as Error).message}`, { syscall: "open", path, cause: e });
+    };
+    // stat first: opening a FIFO for reading would wait for a writer.
+    let info: DenoFileInfo;
+    try {
+      info = Deno.statSync(path);
+    } catch (e) {
+      throw fail(e);
+    }
+    if (!info.isFile && !info.isDirectory && !info.isBlockDevice) {
+      throw notAnImage(path, info.isFifo ? "a FIFO or pipe" : info.isCharDevice ? "a character device" : info.isSocket ? "a socket" : "not a file");
+    }
+    try {
+      this.file = Deno.openSync(path, { read: true, write: !readOnly });
+    } catch (e) {
+      throw fail(e);
     }
     const st = this.file.statSync();
     if (st.isDirectory) throw new Ext4Error("EISDIR", "image is a directory", { syscall: "open", path });

@@ -4,22 +4,30 @@
 
 import * as fs from "node:fs";
 import { Ext4Error } from "../errors.js";
-import { BlockDevice, checkRange, shortRead } from "./block-device.js";
+import { BlockDevice, checkRange, notAnImage, shortRead } from "./block-device.js";
+
+// O_NONBLOCK: should a FIFO be swapped in between stat and open, the open
+// returns at once instead of waiting for a writer (no effect on files).
+const O_NONBLOCK = fs.constants.O_NONBLOCK ?? 0;
 
 export class NodeFileDevice implements BlockDevice {
   readonly size: number;
   private fd: number;
   constructor(readonly path: string, readonly readOnly: boolean) {
+    // stat first: opening a FIFO for reading would wait for a writer.
+    checkKind(path, statOrThrow(path));
     try {
-      this.fd = fs.openSync(path, readOnly ? "r" : "r+");
+      this.fd = fs.openSync(path, (readOnly ? fs.constants.O_RDONLY : fs.constants.O_RDWR) | O_NONBLOCK);
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
       throw new Ext4Error(err.code ?? "EIO", "cannot open image", { syscall: "open", path, cause: e });
     }
     const st = fs.fstatSync(this.fd);
-    if (st.isDirectory()) {
+    try {
+      checkKind(path, st);
+    } catch (e) {
       fs.closeSync(this.fd);
-      throw new Ext4Error("EISDIR", "image is a directory", { syscall: "open", path });
+      throw e;
     }
     this.size = st.isBlockDevice() ? blockDeviceSize(this.fd) : st.size;
   }
@@ -69,6 +77,22 @@ export class NodeFileDevice implements BlockDevice {
     if (this.fd >= 0) fs.closeSync(this.fd);
     this.fd = -1;
   }
+}
+
+function statOrThrow(path: string): fs.Stats {
+  try {
+    return fs.statSync(path);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new Ext4Error(err.code ?? "EIO", "cannot open image", { syscall: "open", path, cause: e });
+  }
+}
+
+/** Only a regular file or a block device holds an image: a pipe or a terminal has no size and no positions. */
+function checkKind(path: string, st: fs.Stats): void {
+  if (st.isDirectory()) throw new Ext4Error("EISDIR", "image is a directory", { syscall: "open", path });
+  if (st.isFile() || st.isBlockDevice()) return;
+  throw notAnImage(path, st.isFIFO() ? "a FIFO or pipe" : st.isCharacterDevice() ? "a character device" : st.isSocket() ? "a socket" : "not a file");
 }
 
 /** Size of a block device: seek-free, by probing the end with reads. */

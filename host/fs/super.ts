@@ -165,4 +165,8 @@ export function checkFeatures(sb: Superblock, readOnly: boolean): void {
   if (unknownRo && !readOnly) throw new Ext4Error("EROFS", `unsupported read-only-compatible features 0x${(unknownRo >>> 0).toString(16)}: mount read-only`);
   if ((sb.featureRoCompat & RO_COMPAT.READONLY) && !readOnly) throw new Ext4Error("EROFS", "filesystem is marked read-only: mount read-only");
   if (sb.featureIncompat & INCOMPAT.BIT64 ? false : sb.blocksCount > 0xffffffff) throw corrupted("block count beyond 32 bits without the 64bit feature");
+  // Byte offsets are JS numbers, exact up to 2^53 (8 PiB): past that a block would be read from the wrong place.
+  if (sb.blocksCount * sb.blockSize > Number.MAX_SAFE_INTEGER) {
+    throw new Ext4Error("EFBIG", `filesystem of ${sb.blocksCount} blocks of ${sb.blockSize} bytes is larger than the 8 PiB this engine addresses`);
+  }
 }
