@@ -141,4 +141,25 @@ describe("POSIX ACLs", () => {
       v.unmount();
     }
   });
+
+  it("get onto a filesystem that takes no ACLs (ramfs) copies the rest and warns once", ({ skip }) => {
+    if (reason) skip(reason);
+    if (process.getuid?.() !== 0) skip("mounting a ramfs needs root");
+    ensureBuilt();
+    const img = image();
+    const mnt = path.join(work, "ramfs");
+    fs.mkdirSync(mnt);
+    execFileSync("mount", ["-t", "ramfs", "ext4wasm-acl-test", mnt]);
+    try {
+      const r = runCli(["get", img, "/", path.join(mnt, "copy")]);
+      expect(r.status).toBe(0);
+      const warnings = r.stderr.split("\n").filter(Boolean);
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/^ext4wasm: warning: POSIX ACLs not copied \(3 in all\): setfattr: /);
+      expect(fs.readFileSync(path.join(mnt, "copy/f"), "utf8")).toBe("hi\n");
+      expect(fs.statSync(path.join(mnt, "copy/f")).mode & 0o777).toBe(fs.statSync(path.join(src, "f")).mode & 0o777);
+    } finally {
+      execFileSync("umount", [mnt]);
+    }
+  });
 });

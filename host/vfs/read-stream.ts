@@ -70,15 +70,15 @@ export class VolumeReadStream extends Readable {
 
   // Runs on the next tick (Readable defers it), so an open failure is an 'error' event.
   override _construct(cb: (err?: Error | null) => void): void {
-    if (this.fd !== null) return cb();
+    if (this.fd !== null || this.destroyed) return cb(); // destroyed before it opened: nothing to open
     try {
       this.fd = this.src.openSync(this.path!, this.flags);
     } catch (e) {
       return cb(e as Error);
     }
+    cb();
     this.emit("open", this.fd);
     this.emit("ready");
-    cb();
   }
 
   /** True until the file is open, as node's ReadStream.pending. */

@@ -197,7 +197,7 @@ export class Volume {
       if (!this.lstatSync(base).isSymbolicLink()) { hard.add(key); i++; continue; }
       this.statSync(base); // a dangling or looping link fails here, as node's stat does
       if (++substitutions > 4096) throw new Ext4Error("ELOOP", "too many symbolic links encountered", { syscall: "stat", path: pathText(base) });
-      const target = this.symlinkTarget(this.inodeOf(base));
+      const target = this.op("readlink", base, () => this.symlinkTarget(this.inodeOf(base)));
       parts = lexicalParts(target[0] === 0x2f ? [target, ...parts.slice(i + 1)] : [...parts.slice(0, i), target, ...parts.slice(i + 1)]);
       i = 0;
     }
