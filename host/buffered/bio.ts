@@ -50,7 +50,7 @@ export class ReadBio {
     this.start = this.end = -1;
     try {
       const views = segs.map((s) => this.fs.wasm.view(this.cache.addr(s.slot) + s.offset, s.len));
-      readDevice(this.fs.device, start, views);
+      readDevice(this.fs.device, start, views, this.cache.blockSize);
       this.submitted++;
       for (const s of segs) this.cache.setUptodate(s.slot, s.firstBlock, s.nBlocks);
     } finally {

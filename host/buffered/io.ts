@@ -52,7 +52,15 @@ export function bufferedRead(
     }
     done += n;
   }
-  if (plan.to > plan.from) fill(inode, plan.from, plan.to);
+  if (plan.to > plan.from) {
+    // Readahead is a hint: an I/O error there (a truncated image) leaves its folios not
+    // uptodate, as in the kernel, and only the read that needs them reports it.
+    try {
+      fill(inode, plan.from, plan.to);
+    } catch (e) {
+      if (!(e instanceof Ext4Error && e.code === "EIO")) throw e;
+    }
+  }
   return len;
 }
 

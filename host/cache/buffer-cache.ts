@@ -8,9 +8,12 @@ import { DEVICE_MAPPING, FolioCache, PAGE_SIZE } from "./folio-cache.js";
 /**
  * Reads device bytes into one buffer or, in order, several. A failure of the
  * device itself (anything but an Ext4Error) is reported as EIO, the device's
- * own error kept as the cause.
+ * own error kept as the cause. Bytes past the device's end (a truncated
+ * image) are EIO naming the block, when `blockSize` says what a block is.
  */
-export function readDevice(device: BlockDevice, pos: number, dst: Uint8Array | Uint8Array[]): void {
+export function readDevice(device: BlockDevice, pos: number, dst: Uint8Array | Uint8Array[], blockSize?: number): void {
+  const len = Array.isArray(dst) ? dst.reduce((n, d) => n + d.length, 0) : dst.length;
+  if (pos + len > device.size) throw pastDeviceEnd(device, pos, len, blockSize);
   try {
     if (Array.isArray(dst)) readScatter(device, pos, dst);
     else device.read(pos, dst);
@@ -18,6 +21,16 @@ export function readDevice(device: BlockDevice, pos: number, dst: Uint8Array | U
     if (e instanceof Ext4Error) throw e;
     throw new Ext4Error("EIO", `device read failed at offset ${pos}: ${e instanceof Error ? e.message : String(e)}`, { syscall: "read", cause: e });
   }
+}
+
+/** The kernel's "attempt to access beyond end of device", as EIO naming the first missing block. */
+export function pastDeviceEnd(device: BlockDevice, pos: number, len: number, blockSize?: number): Ext4Error {
+  const size = device.size;
+  if (!blockSize) {
+    return new Ext4Error("EIO", `read of ${len} bytes at offset ${pos} is past the end of the device (${size} bytes): the image is truncated`, { syscall: "read" });
+  }
+  const block = Math.floor(Math.max(pos, size) / blockSize);
+  return new Ext4Error("EIO", `block ${block} is past the end of the device (${size} bytes, ${Math.floor(size / blockSize)} blocks): the image is truncated`, { syscall: "read", block });
 }
 
 export class BufferCache {
@@ -42,10 +55,7 @@ export class BufferCache {
     const blkInFolio = Math.floor((byte - folioStart) / bs);
     const off = byte - folioStart;
     if (!this.cache.isUptodate(slot, blkInFolio, 1)) {
-      if (byte + bs > this.device.size) {
-        throw corrupted(`${what} ${pblk} lies beyond the end of the device (${this.device.size} bytes)`, { block: pblk });
-      }
-      readDevice(this.device, byte, this.cache.wasm.view(this.cache.addr(slot) + off, bs));
+      readDevice(this.device, byte, this.cache.wasm.view(this.cache.addr(slot) + off, bs), bs);
       this.cache.setUptodate(slot, blkInFolio, 1);
     }
     return this.cache.wasm.view(this.cache.addr(slot) + off, bs);

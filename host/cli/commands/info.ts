@@ -52,6 +52,16 @@ function recoveryText(vol: Volume): string {
   }
 }
 
+/** What the image itself says is wrong with it, beyond the superblock's own state. */
+function deviceWarnings(vol: Volume): string[] {
+  const sb = vol.fs.sb;
+  const have = vol.fs.device.size;
+  const want = sb.blocksCount * sb.blockSize;
+  if (have >= want) return [];
+  return [`device is ${have} bytes, shorter than the filesystem (${sb.blocksCount} blocks of ${sb.blockSize}, ${want} bytes): ` +
+    `the image is truncated; blocks from ${Math.floor(have / sb.blockSize)} on cannot be read`];
+}
+
 export function infoReport(vol: Volume) {
   const sb = vol.fs.sb;
   const flex = (sb.featureIncompat & INCOMPAT.FLEX_BG) !== 0;
@@ -119,6 +129,8 @@ export function infoReport(vol: Volume) {
     checksumType: csum ? (sb.checksumType === 1 ? "crc32c" : `unknown (${sb.checksumType})`) : null,
     checksumSeed: csum ? `0x${(vol.fs.csum.seed >>> 0).toString(16).padStart(8, "0")}` : null,
     checksum: csum ? `0x${(sb.checksum >>> 0).toString(16).padStart(8, "0")}` : null,
+    deviceBytes: vol.fs.device.size,
+    warnings: deviceWarnings(vol),
     mount: {
       readOnly: vol.fs.readOnly,
       bufferedIomap: vol.fs.config.options.bufferedIomap,
@@ -188,6 +200,7 @@ export function renderInfo(rep: ReturnType<typeof infoReport>, out: Output): voi
   }
   rows.push(["Mounted here as", [rep.mount.readOnly ? "ro" : "rw", rep.mount.bufferedIomap ? "buffered_iomap" : "nobuffered_iomap", ...(rep.mount.noRecovery ? ["noload"] : [])].join(",")]);
   for (const [label, value] of rows) out.line(`${(label + ":").padEnd(26)}${show(value)}`);
+  for (const w of rep.warnings) out.line(`${"Warning:".padEnd(26)}${w}`);
   for (const w of rep.journal?.recovery?.warnings ?? []) out.line(`${"Journal warning:".padEnd(26)}${w}`);
 }
 
