@@ -5,6 +5,7 @@ import type { BlockDevice } from "./device/block-device.js";
 import { OffsetDevice } from "./device/block-device.js";
 import { MemoryDevice } from "./device/memory-device.js";
 import { openFileDevice } from "./device/open.js";
+import { describePartitions, wholeDiskTable, type PartitionTable } from "./device/partitions.js";
 import { Ext4Error } from "./errors.js";
 import { Ext4 } from "./fs/super.js";
 import { parseMountOptions } from "./options.js";
@@ -49,10 +50,28 @@ export function mount(image: ImageSource, opts: MountOptions = {}): Volume {
     const fs = Ext4.mount(device, { options, cacheSize: opts.cacheSize, ignoreChecksums: opts.ignoreChecksums });
     return new Volume(fs);
   } catch (e) {
+    const table = !opts.offset ? partitionTableOf(device) : undefined;
     if (typeof image === "string") device.close();
+    if (table) throw partitionedDisk(table, e);
     if (e instanceof RangeError || e instanceof TypeError) {
       throw new Ext4Error("EFSCORRUPTED", `inconsistent metadata: ${e.message}`, { syscall: "mount", cause: e });
     }
     throw e;
   }
+}
+
+function partitionTableOf(device: BlockDevice): PartitionTable | undefined {
+  try {
+    return wholeDiskTable(device);
+  } catch {
+    return undefined; // the mount's own error says what is wrong
+  }
+}
+
+/** A whole disk given instead of a filesystem: the error names each partition's offset. */
+function partitionedDisk(table: PartitionTable, cause: unknown): Ext4Error {
+  const e = new Ext4Error("EINVAL", `the image is a partitioned disk (${table.scheme}), not a filesystem; ` +
+    `mount a partition by passing its start as the offset option: ${describePartitions(table).join("; ")}`, { syscall: "mount", cause });
+  (e as Ext4Error & { partitionTable?: PartitionTable }).partitionTable = table;
+  return e;
 }

@@ -162,6 +162,29 @@ describe("a partitioned disk given without --offset", () => {
     expect(ok.stdout).toContain("lost+found");
   });
 
+  it("the library's mount() names the partitions too (EINVAL), and mounts the one at the named offset", () => {
+    const { disk, fd } = newDisk("gpt-api.img", 64 << 20);
+    writeGpt(fd, (64 << 20) / 512, [[ESP, 2048, 10239, "esp"], [LINUX_FS, 10240, 131038, "root"]]);
+    fs.closeSync(fd);
+    mkfsAt(disk, 10240 * 512, (131039 - 10240) * 512);
+    let err: (Error & { code?: string; partitionTable?: { partitions: { start: number }[] } }) | undefined;
+    try {
+      mount(disk, { readOnly: true }).unmount();
+    } catch (e) {
+      err = e as typeof err;
+    }
+    expect(err?.code).toBe("EINVAL");
+    expect(err?.message).toContain("partitioned disk (GPT), not a filesystem");
+    expect(err?.message).toContain("partition 2 (Linux filesystem \"root\") at offset 5242880");
+    expect(err?.partitionTable?.partitions.map((p) => p.start)).toEqual([1048576, 5242880]);
+    const vol = mount(disk, { readOnly: true, offset: 5242880 });
+    try {
+      expect(vol.readdirSync("/")).toContain("lost+found");
+    } finally {
+      vol.unmount();
+    }
+  });
+
   it("MBR with logical partitions: primaries and logicals, in order, with offsets", () => {
     const { disk, fd } = newDisk("mbr.img", 64 << 20);
     writeMbr(fd, [[0x0c, 2048, 8192], [0x05, 10240, 40960], [0x83, 51200, 79872]]);

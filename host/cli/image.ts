@@ -3,8 +3,7 @@
 // journal replay reach the image itself).
 
 import * as fs from "node:fs";
-import { openFileDevice } from "../device/open.js";
-import { describePartitions, readPartitionTable } from "../device/partitions.js";
+import { describePartitions, type PartitionTable } from "../device/partitions.js";
 import { mount } from "../index.js";
 import type { Volume } from "../vfs/volume.js";
 import { parseOffset, type ParsedArgs } from "./args.js";
@@ -35,35 +34,14 @@ export function openImage(image: string, opts: ImageOptions): Volume {
   try {
     return mount(image, { readOnly: !wantsReadWrite(opts.mountOptions), mountOptions: opts.mountOptions, offset: opts.offset });
   } catch (e) {
-    if (!opts.offset) partitionedDisk(image);
+    // A whole disk: the library names its partitions; say it with the CLI's option name, on one line.
+    const table = (e as { partitionTable?: PartitionTable }).partitionTable;
+    if (table) {
+      throw new CliError("EINVAL", `'${image}' is a partitioned disk (${table.scheme}), not a filesystem; ` +
+        `pass --offset with the start of a partition: ${describePartitions(table).join("; ")}`);
+    }
     throw e;
   }
-}
-
-/**
- * After a failed mount at offset 0: if the image is a whole disk (a partition
- * table and no superblock at 1024), says so and names each partition's offset.
- */
-function partitionedDisk(image: string): void {
-  let found: CliError | undefined;
-  try {
-    const dev = openFileDevice(image, true);
-    try {
-      const magic = new Uint8Array(2);
-      if (dev.size >= 1024 + 0x3a) dev.read(1024 + 0x38, magic);
-      const table = magic[0] === 0x53 && magic[1] === 0xef ? undefined : readPartitionTable(dev);
-      if (table) {
-        // One line (the CLI prints an error's first line): each partition and its offset.
-        found = new CliError("EINVAL", `'${image}' is a partitioned disk (${table.scheme}), not a filesystem; ` +
-          `pass --offset with the start of a partition: ${describePartitions(table).join("; ")}`);
-      }
-    } finally {
-      dev.close();
-    }
-  } catch {
-    // The mount's own error says what is wrong.
-  }
-  if (found) throw found;
 }
 
 /** Runs fn with the volume mounted, unmounting afterwards whatever happens. */

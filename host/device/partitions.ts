@@ -180,3 +180,13 @@ export function describePartitions(t: PartitionTable): string[] {
     return `partition ${p.index} (${p.type}${label}) at offset ${p.start}${sectors}, ${p.size} bytes${p.ext4 ? ", ext2/3/4" : ""}`;
   });
 }
+
+/**
+ * The partition table of a whole disk given where a filesystem was expected:
+ * a table and no superblock at byte 1024 (a filesystem that merely keeps a
+ * stale MBR signature still mounts). Undefined otherwise.
+ */
+export function wholeDiskTable(dev: BlockDevice): PartitionTable | undefined {
+  if (hasExt4Magic(dev, 0)) return undefined;
+  return readPartitionTable(dev);
+}
