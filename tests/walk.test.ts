@@ -10,14 +10,17 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { INODE_FLAGS } from "../host/format/inode.js";
 import { dirStats } from "../host/fs/dir.js";
 import { mount } from "../host/index.js";
+import { ensureBuilt, runCli } from "./cli-helpers.js";
+import { loopMountSupport, withLoopMountSync } from "./helpers/kernel.js";
 
 const N = 20_000;
 let work: string;
 let image: string;
 
-function sh(cmd: string, args: string[]): void {
-  const r = spawnSync(cmd, args, { encoding: "utf8" });
+function sh(cmd: string, args: string[]): string {
+  const r = spawnSync(cmd, args, { encoding: "utf8", maxBuffer: 256 << 20 });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")}: ${r.stderr}`);
+  return r.stdout;
 }
 
 beforeAll(() => {
@@ -78,4 +81,70 @@ describe("a 20 000-entry linear directory", () => {
       vol.unmount();
     }
   });
+});
+
+// A 5000-level tree (about 10 KB of path at the bottom), as the kernel makes it.
+describe("a tree deeper than PATH_MAX", () => {
+  const DEPTH = 5000;
+  let deep: string | null = null;
+  let how = "";
+  let skipReason = "";
+
+  beforeAll(() => {
+    ensureBuilt();
+    deep = path.join(work, "deep.img");
+    sh("mkfs.ext4", ["-q", "-F", "-b", "1024", "-N", String(DEPTH + 64), deep, "32M"]);
+    // Each level made relative to the last (mkdir -p of a 10 KB path fails).
+    const script = `const fs=require("fs");for(let i=0;i<${DEPTH};i++){fs.mkdirSync("d");process.chdir("d")}fs.writeFileSync("leaf.txt","bottom\\n");fs.symlinkSync("leaf.txt","leaf-link")`;
+    const loop = loopMountSupport();
+    if (loop.ok) {
+      withLoopMountSync(deep, (mnt) => sh(process.execPath, ["-e", `process.chdir(${JSON.stringify(mnt)});${script}`]));
+      how = "the kernel (loop mount)";
+    } else {
+      // No loop mounts: the same tree on the host, then mkfs -d.
+      const src = path.join(work, "deep-src");
+      fs.mkdirSync(src);
+      sh(process.execPath, ["-e", `process.chdir(${JSON.stringify(src)});${script}`]);
+      const r = spawnSync("mkfs.ext4", ["-q", "-F", "-b", "1024", "-N", String(DEPTH + 64), "-d", src, deep, "32M"], { encoding: "utf8" });
+      if (r.status !== 0) { skipReason = `no loop mounts (${loop.reason}) and mkfs -d failed: ${r.stderr}`; deep = null; }
+      else how = `mkfs -d (no loop mounts: ${loop.reason})`;
+      spawnSync("rm", ["-rf", src]);
+    }
+    if (deep) sh("e2fsck", ["-fn", deep]);
+    console.log(deep ? `deep tree made by ${how}` : `skipping deep-tree tests: ${skipReason}`);
+  }, 300_000);
+
+  it("ls -R lists every level and the file at the bottom", (ctx) => {
+    if (!deep) return ctx.skip();
+    const r = runCli(["ls", "-R", deep, "/d"]);
+    expect(r.status, r.stderr).toBe(0);
+    const text = r.stdout.toString("utf8");
+    const headers = text.split("\n").filter((l) => l.endsWith(":"));
+    expect(headers.length).toBe(DEPTH);
+    const bottom = `/d${"/d".repeat(DEPTH - 1)}:`;
+    expect(headers[headers.length - 1]).toBe(bottom);
+    expect(text.endsWith(`${bottom}\nleaf-link\nleaf.txt\n`)).toBe(true);
+  });
+
+  it("get copies all of it; the node:fs API keeps PATH_MAX (ENAMETOOLONG, as Linux)", (ctx) => {
+    if (!deep) return ctx.skip();
+    const out = path.join(work, "deep-out");
+    try {
+      const r = runCli(["get", deep, "/d", out]);
+      expect(r.status, r.stderr).toBe(0);
+      const dirs = sh("find", [out, "-type", "d"]).split("\n").filter(Boolean);
+      expect(dirs.length).toBe(DEPTH);
+      const leaf = sh("find", [out, "-name", "leaf.txt", "-execdir", "cat", "{}", ";"]);
+      expect(leaf).toBe("bottom\n");
+      expect(sh("find", [out, "-name", "leaf-link", "-printf", "%l"])).toBe("leaf.txt");
+      const vol = mount(deep, { readOnly: true });
+      try {
+        expect(() => vol.statSync(`/d${"/d".repeat(DEPTH - 1)}/leaf.txt`)).toThrow(/ENAMETOOLONG/);
+      } finally {
+        vol.unmount();
+      }
+    } finally {
+      spawnSync("rm", ["-rf", out]);
+    }
+  }, 120_000);
 });

@@ -10,7 +10,7 @@ import type { Volume } from "../../vfs/volume.js";
 
 const CHUNK_BYTES = 1 << 20;
 
-export function copyFileData(vol: Volume, src: Buffer, inode: Inode, dstFd: number, onBytes: (n: number) => void): void {
+export function copyFileData(vol: Volume, shown: string, inode: Inode, dstFd: number, onBytes: (n: number) => void): void {
   const size = inode.size;
   const bs = vol.fs.sb.blockSize;
   const chunkBlocks = Math.max(1, Math.floor(CHUNK_BYTES / bs));
@@ -18,7 +18,7 @@ export function copyFileData(vol: Volume, src: Buffer, inode: Inode, dstFd: numb
   const zero = Buffer.alloc(bs);
   // Inline data has no block map; everything else can be asked where its holes are.
   const mapped = (inode.flags & INODE_FLAGS.INLINE_DATA) === 0;
-  const fd = vol.openSync(src);
+  const fd = vol.openInode(inode, shown);
   try {
     const totalBlocks = Math.ceil(size / bs);
     let lblk = 0;
