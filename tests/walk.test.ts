@@ -148,3 +148,72 @@ describe("a tree deeper than PATH_MAX", () => {
     }
   }, 120_000);
 });
+
+// get past damaged inodes, as debugfs rdump goes on: every other entry copied,
+// each failure named by its path, a summary, exit status 1.
+describe("get of a tree with damaged inodes", () => {
+  let img: string;
+  beforeAll(() => {
+    ensureBuilt();
+    const src = path.join(work, "dmg-src");
+    for (const d of ["a", "b", "c"]) fs.mkdirSync(path.join(src, d), { recursive: true });
+    fs.writeFileSync(path.join(src, "a", "ok1.txt"), "one\n");
+    fs.writeFileSync(path.join(src, "a", "bad.txt"), "x".repeat(10000));
+    fs.writeFileSync(path.join(src, "b", "ok2.txt"), "two\n");
+    fs.writeFileSync(path.join(src, "c", "hidden.txt"), "under a broken directory\n");
+    fs.writeFileSync(path.join(src, "z.txt"), "last\n");
+    img = path.join(work, "damaged.img");
+    sh("mkfs.ext4", ["-q", "-F", "-b", "4096", "-d", src, img, "16M"]);
+    // Break the extent header magic of one file and of one directory (debugfs rewrites the inode checksum).
+    sh("debugfs", ["-w", "-R", "sif /a/bad.txt block[0] 0x12345678", img]);
+    sh("debugfs", ["-w", "-R", "sif /c block[0] 0x12345678", img]);
+  });
+
+  it("copies everything else, names each failure by path, summarises, exits 1", () => {
+    const out = path.join(work, "dmg-out");
+    const r = runCli(["get", img, "/", out]);
+    expect(r.status).toBe(1);
+    expect(fs.readFileSync(path.join(out, "a", "ok1.txt"), "utf8")).toBe("one\n");
+    expect(fs.readFileSync(path.join(out, "b", "ok2.txt"), "utf8")).toBe("two\n");
+    expect(fs.readFileSync(path.join(out, "z.txt"), "utf8")).toBe("last\n");
+    expect(fs.statSync(path.join(out, "c")).isDirectory()).toBe(true);
+    expect(fs.existsSync(path.join(out, "a", "bad.txt"))).toBe(false); // no half copy that looks whole
+    const lines = r.stderr.split("\n").filter(Boolean);
+    expect(lines.some((l) => l.startsWith("ext4wasm: cannot copy '/a/bad.txt': EFSCORRUPTED"))).toBe(true);
+    expect(lines.some((l) => l.startsWith("ext4wasm: cannot copy '/c': EFSCORRUPTED"))).toBe(true);
+    expect(lines[lines.length - 1]).toMatch(/^ext4wasm: get: 2 of \d+ entries not copied/);
+  });
+
+  it("--json gives the summary with each failure's path and code", () => {
+    const out = path.join(work, "dmg-out-json");
+    const r = runCli(["get", "--json", img, "/", out]);
+    expect(r.status).toBe(1);
+    const j = JSON.parse(r.stdout.toString("utf8"));
+    expect(j.failed).toBe(2);
+    expect(j.failures.map((f: { path: string }) => f.path).sort()).toEqual(["/a/bad.txt", "/c"]);
+    expect(j.failures.every((f: { code: string }) => f.code === "EFSCORRUPTED")).toBe(true);
+    expect(j.entries).toBeGreaterThanOrEqual(9);
+    expect(j.bytes).toBeGreaterThan(0);
+  });
+});
+
+describe("the progress line's total", () => {
+  it("counts the whole image from the group descriptors and a subtree by its directories", async () => {
+    const { treeSize } = await import("../host/cli/get/tree-size.js");
+    const { Progress } = await import("../host/cli/get/progress.js");
+    const vol = mount(image, { readOnly: true });
+    try {
+      // /, lost+found, big, its N files and the symlink.
+      expect(treeSize(vol, vol.inodeOf("/"))).toBe(N + 4);
+      expect(treeSize(vol, vol.inodeOf("/big"))).toBe(N + 2);
+    } finally {
+      vol.unmount();
+    }
+    const p = new Progress(true);
+    p.total = 200;
+    p.files = 50;
+    expect(p.text()).toBe("50/200 files (25%), 0 B");
+    p.files = 200;
+    expect(p.text()).toMatch(/\(99%\)/);
+  });
+});

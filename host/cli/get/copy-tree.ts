@@ -188,9 +188,13 @@ export class TreeCopier {
       const fd = fs.openSync(this.host.at(dst), "wx", 0o600);
       try {
         copyFileData(this.vol, shown, inode, fd, (n) => this.opts.progress.addBytes(n));
-      } finally {
+      } catch (e) {
+        // No half-copied file that looks whole: the failure is reported instead.
         fs.closeSync(fd);
+        fs.rmSync(this.host.at(dst), { force: true });
+        throw e;
       }
+      fs.closeSync(fd);
       this.collectXattrs(inode, shown, dst, true);
     } else if (st.isSymbolicLink()) {
       fs.symlinkSync(this.vol.readlinkInode(inode, shown), this.host.at(dst));
