@@ -7,7 +7,7 @@ import { EXIT_FAILURE, EXIT_OK, warn, writeStderr } from "../errors.js";
 import { TreeCopier } from "../get/copy-tree.js";
 import { Progress } from "../get/progress.js";
 import { treeSize } from "../get/tree-size.js";
-import { imageOptions, withImage } from "../image.js";
+import { imageOptions, WALK_CACHE_SIZE, withImage } from "../image.js";
 import { toJson, type Output } from "../output.js";
 
 export const spec: CommandSpec = {
@@ -42,7 +42,7 @@ export function run(args: ParsedArgs, out: Output): number {
   // Like cp: into an existing directory, else the copy is DEST itself.
   const target = destInfo?.isDirectory() ? path.join(dest, path.posix.basename(src)) : dest;
   const progress = new Progress(args.flags.has("quiet"));
-  const result = withImage(image, imageOptions(args), (vol) => {
+  const result = withImage(image, { ...imageOptions(args), cacheSize: WALK_CACHE_SIZE }, (vol) => {
     const srcPath = Buffer.from(src);
     if (progress.enabled) progress.total = treeSize(vol, vol.inodeOf(srcPath));
     return new TreeCopier(vol, {

@@ -7,7 +7,7 @@ import type { Volume } from "../../vfs/volume.js";
 import { HELP_OPTION, IMAGE_OPTIONS, JSON_OPTION, type CommandSpec, type ParsedArgs } from "../args.js";
 import { CliError, EXIT_OK } from "../errors.js";
 import { fileType, isUtf8, joinPath, lsTime, majorMinor, modeString, type FileType } from "../format.js";
-import { imageOptions, withImage } from "../image.js";
+import { imageOptions, WALK_CACHE_SIZE, withImage } from "../image.js";
 import { Output, toJson } from "../output.js";
 
 export const spec: CommandSpec = {
@@ -122,7 +122,7 @@ export function run(args: ParsedArgs, out: Output): number {
   const json = args.flags.has("json");
   const start = Buffer.from(args.positionals[1] ?? "/");
 
-  withImage(args.positionals[0], imageOptions(args), (vol) => {
+  withImage(args.positionals[0], { ...imageOptions(args), cacheSize: WALK_CACHE_SIZE }, (vol) => {
     const jsonOut: LsJsonEntry[] = [];
     // A symlink named on the command line is followed, except by -l (as ls does).
     const topInode = vol.inodeOf(start);
