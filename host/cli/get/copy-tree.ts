@@ -57,7 +57,7 @@ const isRoot = () => typeof process.getuid === "function" && process.getuid() ==
 const PATH_MAX = 4096;
 
 /** One step of the walk: copy an entry, or (after a directory's entries) queue its metadata. */
-type Step = { src: Buffer; dst: Buffer; inode: Inode; ino: number; top: boolean } | { done: Fixup };
+type Step = { src: Buffer; dst: Buffer; inode: Inode; ino: number; top: boolean; inFresh: boolean } | { done: Fixup };
 
 export class TreeCopier {
   private readonly firstNameOf = new Map<bigint, Buffer>();
@@ -83,7 +83,7 @@ export class TreeCopier {
   run(src: Buffer, dst: Buffer): CopyResult {
     const top = this.vol.inodeOf(src);
     try {
-      this.walk({ src, dst, inode: top, ino: top.ino, top: true });
+      this.walk({ src, dst, inode: top, ino: top.ino, top: true, inFresh: false });
     } finally {
       this.opts.progress.done();
       this.nodes.dispose();
@@ -155,7 +155,8 @@ export class TreeCopier {
     const inode = step.top ? step.inode : this.vol.inodeByNumber(step.ino, shown);
     const st = this.vol.statOf(inode, true) as BigIntStats;
     const isDir = st.isDirectory();
-    const merge = this.prepare(dst, isDir);
+    // Inside a directory this copy just made nothing can be in the way: no lstat per entry.
+    const merge = step.inFresh ? false : this.prepare(dst, isDir);
 
     if (!isDir && st.nlink > 1n) {
       const first = this.firstNameOf.get(st.ino);
@@ -179,7 +180,7 @@ export class TreeCopier {
       const kids = this.vol.readdirInode(inode, shown).sort((x, y) => Buffer.compare(x.name, y.name));
       for (let i = kids.length - 1; i >= 0; i--) {
         const k = kids[i];
-        todo.push({ src: joinPath(src, k.name), dst: joinPath(dst, k.name), inode, ino: k.ino, top: false });
+        todo.push({ src: joinPath(src, k.name), dst: joinPath(dst, k.name), inode, ino: k.ino, top: false, inFresh: !merge });
       }
       return;
     }

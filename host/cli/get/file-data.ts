@@ -29,6 +29,7 @@ export function copyFileData(vol: Volume, shown: string, inode: Inode, dstFd: nu
     let lblk = 0;
     // Page from which the file's cached data is still to be released (drop-behind: read once, not kept).
     let dropFrom = 0;
+    let writtenEnd = 0;
     while (lblk < totalBlocks) {
       let n = Math.min(chunkBlocks, totalBlocks - lblk);
       if (mapped) {
@@ -42,7 +43,7 @@ export function copyFileData(vol: Volume, shown: string, inode: Inode, dstFd: nu
       const pos = lblk * bs;
       const want = Math.min(n * bs, size - pos);
       const got = readFully(vol, fd, buf, want, pos);
-      writeNonZeroRuns(dstFd, buf, got, pos, bs, zero);
+      writtenEnd = Math.max(writtenEnd, writeNonZeroRuns(dstFd, buf, got, pos, bs, zero));
       onBytes(got);
       // After a hole, no folio (2 MiB at most) reaches back further than one folio before pos.
       dropFrom = Math.max(dropFrom, Math.floor(pos / PAGE_SIZE) - MAX_FOLIO_PAGES);
@@ -50,10 +51,11 @@ export function copyFileData(vol: Volume, shown: string, inode: Inode, dstFd: nu
       if (got < want) break; // the file ended early (size changed under us): stop at what exists
       lblk += n;
     }
+    // The size is right already when the last write reached it; else a hole (or nothing) ends the file.
+    if (writtenEnd !== size) fs.ftruncateSync(dstFd, size);
   } finally {
     vol.closeSync(fd);
   }
-  fs.ftruncateSync(dstFd, size);
 }
 
 let scratchBuf: Buffer | null = null;
@@ -80,7 +82,9 @@ function readFully(vol: Volume, fd: number, buf: Buffer, want: number, pos: numb
 }
 
 /** Writes buf[0, len) at file offset pos, skipping blocks that are all zero. */
-function writeNonZeroRuns(fd: number, buf: Buffer, len: number, pos: number, bs: number, zero: Buffer): void {
+/** Returns the file offset the last write ended at (0 if nothing was written). */
+function writeNonZeroRuns(fd: number, buf: Buffer, len: number, pos: number, bs: number, zero: Buffer): number {
+  let ended = 0;
   let runStart = -1;
   for (let off = 0; off < len; off += bs) {
     const end = Math.min(off + bs, len);
@@ -88,10 +92,15 @@ function writeNonZeroRuns(fd: number, buf: Buffer, len: number, pos: number, bs:
     if (!isZero && runStart < 0) runStart = off;
     if (isZero && runStart >= 0) {
       writeAt(fd, buf, runStart, off, pos);
+      ended = pos + off;
       runStart = -1;
     }
   }
-  if (runStart >= 0) writeAt(fd, buf, runStart, len, pos);
+  if (runStart >= 0) {
+    writeAt(fd, buf, runStart, len, pos);
+    ended = pos + len;
+  }
+  return ended;
 }
 
 function writeAt(fd: number, buf: Buffer, from: number, to: number, pos: number): void {
