@@ -40,6 +40,8 @@ interface Fixup {
   atimeNs: bigint;
   mtimeNs: bigint;
   symlink: boolean;
+  /** user.* xattrs wait for the setfattr run at the end, so this must too. */
+  xattrs?: boolean;
 }
 
 /** An entry that could not be copied: its path in the image and why. */
@@ -117,7 +119,7 @@ export class TreeCopier {
     while (todo.length > 0) {
       const step = todo.pop()!;
       if ("done" in step) {
-        this.fixups.push(step.done); // after its contents: post-order
+        this.finish(step.done); // after its contents: post-order
         continue;
       }
       try {
@@ -174,7 +176,7 @@ export class TreeCopier {
 
     if (isDir) {
       if (!merge) fs.mkdirSync(this.host.at(dst), 0o700);
-      this.collectXattrs(inode, shown, dst, true);
+      fixup.xattrs = this.collectXattrs(inode, shown, dst, true);
       // Its metadata comes after everything below it; a listing that fails still gets it.
       todo.push({ done: fixup });
       const kids = this.vol.readdirInode(inode, shown).sort((x, y) => Buffer.compare(x.name, y.name));
@@ -196,13 +198,13 @@ export class TreeCopier {
         throw e;
       }
       fs.closeSync(fd);
-      this.collectXattrs(inode, shown, dst, true);
+      fixup.xattrs = this.collectXattrs(inode, shown, dst, true);
     } else if (st.isSymbolicLink()) {
       fs.symlinkSync(this.vol.readlinkInode(inode, shown), this.host.at(dst));
-      this.collectXattrs(inode, shown, dst, false);
+      fixup.xattrs = this.collectXattrs(inode, shown, dst, false);
     } else if (st.isFIFO()) {
       this.nodes.fifo(this.host.at(dst));
-      this.collectXattrs(inode, shown, dst, false);
+      fixup.xattrs = this.collectXattrs(inode, shown, dst, false);
     } else if (st.isCharacterDevice() || st.isBlockDevice()) {
       if (!this.root) {
         this.skipped.devices++;
@@ -210,16 +212,36 @@ export class TreeCopier {
       }
       const { major, minor } = majorMinor(Number(st.rdev));
       this.nodes.device(this.host.at(dst), st.isCharacterDevice() ? "c" : "b", major, minor);
-      this.collectXattrs(inode, shown, dst, false);
+      fixup.xattrs = this.collectXattrs(inode, shown, dst, false);
     } else {
       this.skipped.sockets++;
       return;
     }
     if (st.nlink > 1n) this.firstNameOf.set(st.ino, dst);
-    this.fixups.push(fixup);
+    this.finish(fixup);
   }
 
-  private collectXattrs(inode: Inode, shown: string, dst: Buffer, canHoldUser: boolean): void {
+  /**
+   * Owner, mode and times of an entry whose contents are done. As root no
+   * mode can block a later step, so they are set at once and nothing piles up
+   * in memory, unless user.* xattrs are still to be set on it (by the one
+   * setfattr run at the end, before any chmod). Otherwise they wait for the end.
+   */
+  private finish(f: Fixup): void {
+    if (!this.root || f.xattrs) {
+      this.fixups.push(f);
+      return;
+    }
+    try {
+      this.applyMetadata(f);
+    } catch (e) {
+      this.fail(f.path, e);
+    }
+  }
+
+  /** Queues the entry's user.* xattrs; true if there are any. */
+  private collectXattrs(inode: Inode, shown: string, dst: Buffer, canHoldUser: boolean): boolean {
+    let any = false;
     for (const { name, value } of this.vol.xattrsOfInode(inode, shown)) {
       if (!name.startsWith("user.")) {
         this.skipped.otherNamespaces.add(name.slice(0, name.indexOf(".") + 1) + "*");
@@ -230,7 +252,9 @@ export class TreeCopier {
         continue;
       }
       this.xattrJobs.push({ path: dst, name, value });
+      any = true;
     }
+    return any;
   }
 
   private applyMetadata(f: Fixup): void {
