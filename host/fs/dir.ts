@@ -129,13 +129,16 @@ function verifyDxNode(fs: Ext4, dir: Inode, b: Uint8Array, pblk: number, countOf
 
 /**
  * All entries of a directory, "." and ".." included, in on-disk order. The
- * names are remembered (dcache), so looking each of them up after costs no
- * further scan. (Not in casefolded directories: there a name absent byte for
- * byte may still match after folding.)
+ * names of a linear directory are remembered (dcache), so looking each of
+ * them up after costs no further scan. Not in casefolded directories (a name
+ * absent byte for byte may still match after folding), nor in indexed ones:
+ * their lookups go by hash, cost a few blocks, and must give the answer the
+ * index gives whether or not the directory was listed first (a damaged index
+ * can miss a name a listing shows, as in the kernel).
  */
 export function readDir(fs: Ext4, dir: Inode): DirEntry[] {
   const out = readDirUncached(fs, dir);
-  if (!isCasefolded(fs, dir)) fs.dcache.setDir(dir.ino, out);
+  if (!isCasefolded(fs, dir) && !isIndexed(fs, dir)) fs.dcache.setDir(dir.ino, out);
   return out;
 }
 
