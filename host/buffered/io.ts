@@ -126,3 +126,25 @@ export function copyFromFolios(fs: Ext4, inode: Inode, pos: number, dst: Uint8Ar
 export function refuseEncrypted(inode: Inode): never {
   throw new Ext4Error("ENOKEY", "file content is encrypted (fscrypt); no key is available", { ino: inode.ino });
 }
+
+/**
+ * Drop-behind (the kernel's RWF_DONTCACHE / folio dropbehind): releases the
+ * cached folios of inode `ino` from page `fromPage` on that end by byte `to`
+ * (or anywhere, at `eof`), for a reader that will not read them again (a copy
+ * out of the image). Readahead folios reaching past `to` stay for the next
+ * read. Returns the page to start from next time. Dirty folios are kept.
+ */
+export function dropBehind(fs: Ext4, ino: number, fromPage: number, to: number, eof: boolean): number {
+  const cache = fs.cache;
+  const endPage = Math.ceil(to / PAGE_SIZE);
+  let p = fromPage;
+  while (p < endPage) {
+    const s = cache.lookup(ino, p);
+    if (s < 0) { p++; continue; }
+    const next = cache.index(s) + (1 << cache.order(s));
+    if (next > endPage && !eof) return p;
+    if (!cache.x.folioIsDirty(s)) cache.x.folioRemove(s);
+    p = next;
+  }
+  return p;
+}

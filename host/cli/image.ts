@@ -12,7 +12,16 @@ import { CliError } from "./errors.js";
 export interface ImageOptions {
   mountOptions: string | undefined;
   offset: number | undefined;
+  /** Folio cache budget; tree walks (ls -R, get) stream and need little. */
+  cacheSize?: number;
 }
+
+/**
+ * Cache budget of ls and get: a walk reads each block once (file data is
+ * dropped behind the copy), so a small cache holds the working set and keeps
+ * the resident set small on any tree.
+ */
+export const WALK_CACHE_SIZE = 32 << 20;
 
 export function imageOptions(args: ParsedArgs): ImageOptions {
   const o = args.flags.get("options");
@@ -32,7 +41,7 @@ export function openImage(image: string, opts: ImageOptions): Volume {
   const st = fs.statSync(image);
   if (st.isDirectory()) throw new CliError("EISDIR", `image is a directory, open '${image}'`);
   try {
-    return mount(image, { readOnly: !wantsReadWrite(opts.mountOptions), mountOptions: opts.mountOptions, offset: opts.offset });
+    return mount(image, { readOnly: !wantsReadWrite(opts.mountOptions), mountOptions: opts.mountOptions, offset: opts.offset, cacheSize: opts.cacheSize });
   } catch (e) {
     // A whole disk: the library names its partitions; say it with the CLI's option name, on one line.
     const table = (e as { partitionTable?: PartitionTable }).partitionTable;

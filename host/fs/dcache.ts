@@ -1,23 +1,42 @@
 // Caches of what has already been worked out, as the kernel keeps them: the
-// dentry cache (directory inode + name -> inode, negative entries included)
-// and the set of metadata blocks whose checksum was already verified (the
-// buffer_verified bit). Both are dropped whenever the block device's contents
+// dentry cache (directory inode + name -> inode, negative entries included),
+// whole directories read in one scan (so a walk that lists a directory and
+// then looks each name up costs one scan, not one per name), where the last
+// linear lookup in a directory found its name (i_dir_start_lookup), and the
+// set of metadata blocks whose checksum was already verified (the
+// buffer_verified bit). All are dropped whenever the block device's contents
 // may have changed under them (journal replay).
 
 const DENTRY_MAX = 1 << 16;
 const VERIFIED_MAX = 1 << 20;
+/** Budget for whole-directory indexes, in estimated bytes (name + map overhead). */
+const DIR_INDEX_MAX_BYTES = 16 << 20;
+/** Measured: a Map entry with its key string costs about this much more than the name. */
+const DIR_INDEX_ENTRY_OVERHEAD = 96;
+const START_HINTS_MAX = 1 << 12;
+
+/** The name's bytes as a flat one-byte string (names are at most 255 bytes; += would build a rope per byte). */
+function nameKey(name: Uint8Array): string {
+  return String.fromCharCode.apply(null, name as unknown as number[]);
+}
 
 export class Dcache {
   private entries = new Map<string, number>();
+  /** Directories read in full: every name they hold (so a miss is a true negative). LRU by directory. */
+  private dirs = new Map<number, { names: Map<string, number>; cost: number }>();
+  private dirBytes = 0;
+  private startHints = new Map<number, number>();
+  /** Directories a full read failed on (a bad block): their lookups scan, rather than retry the read each time. */
+  private unreadable = new Set<number>();
 
   private static key(dirIno: number, name: Uint8Array): string {
-    let k = `${dirIno}/`;
-    for (let i = 0; i < name.length; i++) k += String.fromCharCode(name[i]);
-    return k;
+    return `${dirIno}/${nameKey(name)}`;
   }
 
   /** The cached answer: an inode number, 0 for a known-absent name, undefined if unknown. */
   get(dirIno: number, name: Uint8Array): number | undefined {
+    const dir = this.dirs.get(dirIno);
+    if (dir) return dir.names.get(nameKey(name)) ?? 0;
     const k = Dcache.key(dirIno, name);
     const v = this.entries.get(k);
     if (v !== undefined) {
@@ -33,7 +52,60 @@ export class Dcache {
     this.entries.set(Dcache.key(dirIno, name), ino);
   }
 
-  clear(): void { this.entries.clear(); }
+  /** Has the directory been read in full (and is still remembered)? Refreshes its recency. */
+  hasDir(dirIno: number): boolean {
+    const d = this.dirs.get(dirIno);
+    if (!d) return false;
+    this.dirs.delete(dirIno);
+    this.dirs.set(dirIno, d);
+    return true;
+  }
+
+  /** Remembers every entry of a directory just read in full. A directory bigger than the budget is not kept. */
+  setDir(dirIno: number, all: { ino: number; name: Uint8Array }[]): void {
+    let cost = 0;
+    for (const e of all) cost += e.name.length + DIR_INDEX_ENTRY_OVERHEAD;
+    if (cost > DIR_INDEX_MAX_BYTES / 2) return;
+    this.dropDir(dirIno);
+    while (this.dirBytes + cost > DIR_INDEX_MAX_BYTES) this.dropDir(this.dirs.keys().next().value!);
+    const names = new Map<string, number>();
+    for (const e of all) {
+      const k = nameKey(e.name);
+      if (!names.has(k)) names.set(k, e.ino); // the first of duplicate names is what a scan finds
+    }
+    this.dirs.set(dirIno, { names, cost });
+    this.dirBytes += cost;
+  }
+
+  private dropDir(dirIno: number): void {
+    const d = this.dirs.get(dirIno);
+    if (!d) return;
+    this.dirs.delete(dirIno);
+    this.dirBytes -= d.cost;
+  }
+
+  markUnreadable(dirIno: number): void {
+    if (this.unreadable.size >= START_HINTS_MAX) this.unreadable.clear();
+    this.unreadable.add(dirIno);
+  }
+
+  isUnreadable(dirIno: number): boolean { return this.unreadable.has(dirIno); }
+
+  /** The block where the last linear lookup in this directory found its name (0 if none). */
+  startHint(dirIno: number): number { return this.startHints.get(dirIno) ?? 0; }
+
+  setStartHint(dirIno: number, lblk: number): void {
+    if (this.startHints.size >= START_HINTS_MAX) this.startHints.clear();
+    this.startHints.set(dirIno, lblk);
+  }
+
+  clear(): void {
+    this.entries.clear();
+    this.dirs.clear();
+    this.dirBytes = 0;
+    this.startHints.clear();
+    this.unreadable.clear();
+  }
 }
 
 export class VerifiedBlocks {

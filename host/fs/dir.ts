@@ -20,12 +20,18 @@ export interface DirEntry {
 }
 
 const MAX_DIR_BLOCKS = 1 << 26;
+/** A linear directory above this many blocks is read whole on its first lookup (see dcache.ts). */
+const INDEX_ON_LOOKUP_BLOCKS = 2;
+
+/** Directory blocks (and inline regions) parsed since load: what a walk costs, for tests and benchmarks. */
+export const dirStats = { blocksParsed: 0 };
 
 /** Parses one directory block (or inline region) of `len` bytes at b[off]. */
 export function parseDirBlock(
   fs: Ext4, dir: Inode, b: Uint8Array, off: number, len: number, blockNo: number | undefined, out: DirEntry[] | null,
   match?: Uint8Array,
 ): number {
+  dirStats.blocksParsed++;
   const where = { ino: dir.ino, block: blockNo };
   const sb = fs.sb;
   const fileType = (sb.featureIncompat & INCOMPAT.FILETYPE) !== 0;
@@ -91,6 +97,10 @@ function isIndexed(fs: Ext4, dir: Inode): boolean {
   return (dir.flags & INODE_FLAGS.INDEX) !== 0 && (fs.sb.featureCompat & COMPAT.DIR_INDEX) !== 0;
 }
 
+function isCasefolded(fs: Ext4, dir: Inode): boolean {
+  return (dir.flags & INODE_FLAGS.CASEFOLD) !== 0 && (fs.sb.featureIncompat & INCOMPAT.CASEFOLD) !== 0;
+}
+
 function verifyLeaf(fs: Ext4, dir: Inode, b: Uint8Array, pblk: number): number {
   if (!fs.metadataCsum) return fs.sb.blockSize;
   const bs = fs.sb.blockSize;
@@ -119,8 +129,22 @@ function verifyDxNode(fs: Ext4, dir: Inode, b: Uint8Array, pblk: number, countOf
   fs.verified.add(dir.ino, pblk);
 }
 
-/** All entries of a directory, "." and ".." included, in on-disk order. */
+/**
+ * All entries of a directory, "." and ".." included, in on-disk order. The
+ * names of a linear directory are remembered (dcache), so looking each of
+ * them up after costs no further scan. Not in casefolded directories (a name
+ * absent byte for byte may still match after folding), nor in indexed ones:
+ * their lookups go by hash, cost a few blocks, and must give the answer the
+ * index gives whether or not the directory was listed first (a damaged index
+ * can miss a name a listing shows, as in the kernel).
+ */
 export function readDir(fs: Ext4, dir: Inode): DirEntry[] {
+  const out = readDirUncached(fs, dir);
+  if (!isCasefolded(fs, dir) && !isIndexed(fs, dir)) fs.dcache.setDir(dir.ino, out);
+  return out;
+}
+
+function readDirUncached(fs: Ext4, dir: Inode): DirEntry[] {
   const out: DirEntry[] = [];
   if (dir.flags & INODE_FLAGS.INLINE_DATA) {
     const parent = u32(dir.iBlock, 0);
@@ -214,7 +238,7 @@ function lookupUncached(fs: Ext4, dir: Inode, name: Uint8Array): number {
     }
     return 0;
   }
-  if (dir.flags & INODE_FLAGS.CASEFOLD && fs.sb.featureIncompat & INCOMPAT.CASEFOLD) return casefoldLookup(fs, dir, name);
+  if (isCasefolded(fs, dir)) return casefoldLookup(fs, dir, name);
   // Encrypted directories hash the ciphertext: scan them linearly.
   if (isIndexed(fs, dir) && !(dir.flags & (INODE_FLAGS.CASEFOLD | INODE_FLAGS.ENCRYPT))) {
     try {
@@ -223,6 +247,16 @@ function lookupUncached(fs: Ext4, dir: Inode, name: Uint8Array): number {
       // ext4_find_entry: on ERR_BAD_DX_DIR, search the old-fashioned way.
       if (!badIndex.has(e as Error)) throw e;
     }
+  }
+  // A big linear directory is read whole once; later lookups are answered from memory.
+  if (dirBlocks(fs, dir) > INDEX_ON_LOOKUP_BLOCKS && !fs.dcache.isUnreadable(dir.ino)) {
+    try {
+      readDir(fs, dir);
+    } catch {
+      // A bad block further on must not hide a name before it: scan, as before.
+      fs.dcache.markUnreadable(dir.ino);
+    }
+    if (fs.dcache.hasDir(dir.ino)) return fs.dcache.get(dir.ino, name) ?? 0;
   }
   return linearLookup(fs, dir, name);
 }
@@ -237,10 +271,20 @@ function casefoldLookup(fs: Ext4, dir: Inode, name: Uint8Array): number {
   return 0;
 }
 
+/**
+ * Scans the blocks for `name`, starting where the previous lookup here found
+ * its name and wrapping round (the kernel's i_dir_start_lookup).
+ */
 function linearLookup(fs: Ext4, dir: Inode, name: Uint8Array): number {
   const n = dirBlocks(fs, dir);
+  const start = Math.min(fs.dcache.startHint(dir.ino), n);
+  const ino = linearScan(fs, dir, name, start, n) || linearScan(fs, dir, name, 0, start);
+  return ino;
+}
+
+function linearScan(fs: Ext4, dir: Inode, name: Uint8Array, from: number, n: number): number {
   const indexed = isIndexed(fs, dir);
-  for (let lblk = 0; lblk < n; lblk++) {
+  for (let lblk = from; lblk < n; lblk++) {
     const blk = readDirBlock(fs, dir, lblk);
     if (!blk) { lblk += restOfHole(fs, dir, lblk, n); continue; }
     if (indexed && lblk === 0) {
@@ -252,7 +296,10 @@ function linearLookup(fs: Ext4, dir: Inode, name: Uint8Array): number {
     if (indexed && isDxNode(fs, blk.b)) continue;
     const usable = verifyLeaf(fs, dir, blk.b, blk.pblk);
     const ino = parseDirBlock(fs, dir, blk.b, 0, usable, blk.pblk, null, name);
-    if (ino) return ino;
+    if (ino) {
+      fs.dcache.setStartHint(dir.ino, lblk);
+      return ino;
+    }
   }
   return 0;
 }

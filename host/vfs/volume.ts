@@ -29,6 +29,9 @@ import type { Dirent } from "./types.js";
 type Encoding = BufferEncoding | "buffer" | null | undefined;
 interface EncOpt { encoding?: Encoding }
 
+/** A directory entry as getdents gives it: inode number, name bytes, file type (FT_*). */
+export interface DirEntryInfo { ino: number; name: Uint8Array; fileType: number }
+
 interface OpenFile { inode: Inode; pos: number; ra: ReadaheadState; path: string }
 
 const S_TO_FT: Record<number, number> = {
@@ -251,8 +254,8 @@ export class Volume {
   }
 
   /** Directory entries without "." and "..", with file types filled in when the fs lacks them. */
-  private entries(dir: Inode): { ino: number; name: Uint8Array; fileType: number }[] {
-    const out = [];
+  private entries(dir: Inode): DirEntryInfo[] {
+    const out: DirEntryInfo[] = [];
     const encrypted = (dir.flags & INODE_FLAGS.ENCRYPT) !== 0;
     const version = encrypted ? readdirHashVersion(this.fs, dir) : -1;
     for (const e of readDir(this.fs, dir)) {
@@ -370,21 +373,78 @@ export class Volume {
   getxattr(path: PathLike, name: string, opts: { noFollow?: boolean } = {}): Buffer {
     return this.op("getxattr", path, () => {
       const inode = resolve(this.fs, path, !opts.noFollow, "getxattr").inode;
-      for (const x of inodeXattrs(this.fs, inode)) {
-        if (x.name !== name || !XATTR_VISIBLE.has(x.nameIndex)) continue;
-        if (x.nameIndex !== XATTR_INDEX_POSIX_ACL_ACCESS && x.nameIndex !== XATTR_INDEX_POSIX_ACL_DEFAULT) return Buffer.from(x.value);
-        // getxattr(2) hands out ACLs in the xattr encoding, not ext4's on-disk one.
-        const acl = aclFromDisk(x.value, { ino: inode.ino });
-        if (acl) return Buffer.from(aclToXattr(acl));
-        break; // a header without entries is no ACL
-      }
-      throw new Ext4Error("ENODATA", "no data available");
+      const x = this.visibleXattrs(inode).find((v) => v.name === name);
+      if (!x) throw new Ext4Error("ENODATA", "no data available");
+      return x.value;
     });
+  }
+
+  /**
+   * The xattrs getxattr(2) shows: ACLs in the xattr encoding, not ext4's
+   * on-disk one, and an ACL header without entries is no ACL.
+   */
+  private visibleXattrs(inode: Inode): { name: string; value: Buffer }[] {
+    const out: { name: string; value: Buffer }[] = [];
+    for (const x of inodeXattrs(this.fs, inode)) {
+      if (!XATTR_VISIBLE.has(x.nameIndex)) continue;
+      if (x.nameIndex !== XATTR_INDEX_POSIX_ACL_ACCESS && x.nameIndex !== XATTR_INDEX_POSIX_ACL_DEFAULT) {
+        out.push({ name: x.name, value: Buffer.from(x.value) });
+        continue;
+      }
+      const acl = aclFromDisk(x.value, { ino: inode.ino });
+      if (acl) out.push({ name: x.name, value: Buffer.from(aclToXattr(acl)) });
+    }
+    return out;
   }
 
   /** Resolved inode of a path (for tools: get, ls -l). */
   inodeOf(path: PathLike, follow = false): Inode {
     return this.op(follow ? "stat" : "lstat", path, () => resolve(this.fs, path, follow, follow ? "stat" : "lstat").inode);
+  }
+
+  // ---- by inode: walks that hold a directory, not a path -------------------
+  // ls -R and get walk trees of any depth: they list a directory inode and go
+  // to each child by the inode number its entry names (as getdents hands it
+  // over), so no path is re-resolved and none has to fit PATH_MAX. `shown` is
+  // only what errors name.
+
+  /** Entries of a directory inode without "." and "..", with inode numbers and file types. */
+  readdirInode(dir: Inode, shown?: string): DirEntryInfo[] {
+    return this.op("scandir", shown, () => {
+      if (!isDir(dir)) throw new Ext4Error("ENOTDIR", "not a directory");
+      return this.entries(dir);
+    });
+  }
+
+  /** The inode a directory entry names, refused as the path walk refuses it when unused. */
+  inodeByNumber(ino: number, shown?: string): Inode {
+    return this.op("lstat", shown, () => {
+      const inode = this.fs.inode(ino);
+      if (inode.linksCount === 0 && inode.mode === 0) throw corrupted(`directory entry points to unused inode ${ino}`, { ino });
+      return inode;
+    });
+  }
+
+  /** readlink of a symlink inode. */
+  readlinkInode(inode: Inode, shown?: string): Buffer {
+    return this.op("readlink", shown, () => {
+      if (!isLnk(inode)) throw new Ext4Error("EINVAL", "not a symbolic link");
+      return Buffer.from(this.symlinkTarget(inode));
+    });
+  }
+
+  /** The xattrs listxattr shows, with their values. */
+  xattrsOfInode(inode: Inode, shown?: string): { name: string; value: Buffer }[] {
+    return this.op("listxattr", shown, () => this.visibleXattrs(inode));
+  }
+
+  /** Opens an inode for readSync, as openSync opens a path. */
+  openInode(inode: Inode, shown = `<inode ${inode.ino}>`): number {
+    return this.op("open", shown, () => {
+      const fd = this.nextFd++;
+      this.files.set(fd, { inode, pos: 0, ra: new ReadaheadState(), path: shown });
+      return fd;
+    });
   }
 
   /** Drops every clean cached folio, data and metadata (like `echo 3 > /proc/sys/vm/drop_caches`). */

@@ -1,12 +1,13 @@
 // `ext4wasm ls [-l] [-R] [-a] IMAGE [PATH]`: directory listings, names as the
 // raw bytes the image holds, sorted bytewise (as LC_ALL=C ls sorts them).
 
+import type { Inode } from "../../format/inode.js";
 import type { BigIntStats } from "../../vfs/stats.js";
 import type { Volume } from "../../vfs/volume.js";
 import { HELP_OPTION, IMAGE_OPTIONS, JSON_OPTION, type CommandSpec, type ParsedArgs } from "../args.js";
-import { EXIT_OK } from "../errors.js";
+import { CliError, EXIT_OK } from "../errors.js";
 import { fileType, isUtf8, joinPath, lsTime, majorMinor, modeString, type FileType } from "../format.js";
-import { imageOptions, withImage } from "../image.js";
+import { imageOptions, WALK_CACHE_SIZE, withImage } from "../image.js";
 import { Output, toJson } from "../output.js";
 
 export const spec: CommandSpec = {
@@ -48,18 +49,23 @@ export interface LsJsonEntry {
   target?: string;
 }
 
-function entryOf(vol: Volume, path: Buffer, name: Buffer): Entry {
-  const st = vol.lstatSync(path, { bigint: true });
+function entryOf(vol: Volume, inode: Inode, path: Buffer, name: Buffer): Entry {
+  const st = vol.statOf(inode, true) as BigIntStats;
   const e: Entry = { name, path, st };
-  if (st.isSymbolicLink()) e.target = vol.readlinkSync(path, { encoding: "buffer" }) as Buffer;
+  if (st.isSymbolicLink()) e.target = vol.readlinkInode(inode, path.toString("utf8"));
   return e;
 }
 
-function children(vol: Volume, dir: Buffer, all: boolean): Entry[] {
-  const names = (vol.readdirSync(dir, { encoding: "buffer" }) as Buffer[])
-    .filter((n) => all || n[0] !== 0x2e)
-    .sort(Buffer.compare);
-  return names.map((n) => entryOf(vol, joinPath(dir, n), n));
+/** A directory's entries, sorted bytewise, each stated through the inode its entry names (no lookups). */
+function children(vol: Volume, dir: Inode, dirPath: Buffer, all: boolean): { entry: Entry; inode: Inode }[] {
+  return vol.readdirInode(dir, dirPath.toString("utf8"))
+    .filter((d) => all || d.name[0] !== 0x2e)
+    .sort((a, b) => Buffer.compare(a.name, b.name))
+    .map((d) => {
+      const p = joinPath(dirPath, d.name);
+      const inode = vol.inodeByNumber(d.ino, p.toString("utf8"));
+      return { entry: entryOf(vol, inode, p, Buffer.from(d.name)), inode };
+    });
 }
 
 function jsonEntry(e: Entry): LsJsonEntry {
@@ -116,10 +122,11 @@ export function run(args: ParsedArgs, out: Output): number {
   const json = args.flags.has("json");
   const start = Buffer.from(args.positionals[1] ?? "/");
 
-  withImage(args.positionals[0], imageOptions(args), (vol) => {
+  withImage(args.positionals[0], { ...imageOptions(args), cacheSize: WALK_CACHE_SIZE }, (vol) => {
     const jsonOut: LsJsonEntry[] = [];
     // A symlink named on the command line is followed, except by -l (as ls does).
-    const top = entryOf(vol, start, start);
+    const topInode = vol.inodeOf(start);
+    const top = entryOf(vol, topInode, start, start);
     const followTop = top.st.isSymbolicLink() && !long && vol.statSync(start, { throwIfNoEntry: false })?.isDirectory() === true;
     if (!top.st.isDirectory() && !followTop) {
       if (json) jsonOut.push(jsonEntry({ ...top, name: baseName(start) })); // name as in a listing; path as given
@@ -128,31 +135,47 @@ export function run(args: ParsedArgs, out: Output): number {
       if (json) out.line(toJson(jsonOut));
       return;
     }
-    const listDir = (dir: Buffer, first: boolean): void => {
-      const kids = children(vol, dir, all);
+    // Depth first by directory inode, not by path: a tree of any depth lists (no PATH_MAX).
+    const stack: { dir: Inode; path: Buffer; parent: () => Inode; depth: number }[] = [
+      { dir: followTop ? vol.inodeOf(start, true) : topInode, path: start, parent: () => vol.inodeOf(joinPath(start, DOTDOT), true), depth: 0 },
+    ];
+    // Directories on the way down from the start: meeting one again is a loop (a corrupt image).
+    const ancestors: number[] = [];
+    let first = true;
+    while (stack.length > 0) {
+      const { dir, path: dirPath, parent, depth } = stack.pop()!;
+      ancestors.length = depth;
+      if (ancestors.includes(dir.ino)) throw new CliError("EFSCORRUPTED", `directory inode ${dir.ino} is its own ancestor (a directory loop), scandir '${dirPath.toString("utf8")}'`);
+      ancestors.push(dir.ino);
+      const kids = children(vol, dir, dirPath, all);
       if (json) {
-        jsonOut.push(...kids.map(jsonEntry));
+        for (const k of kids) jsonOut.push(jsonEntry(k.entry));
       } else {
         if (recursive) {
           if (!first) out.write("\n");
-          out.line(dir, ":");
+          out.line(dirPath, ":");
         }
-        const shown = all ? [dotEntry(vol, dir, "."), dotEntry(vol, dir, ".."), ...kids] : kids;
+        const shown = kids.map((k) => k.entry);
+        if (all) {
+          const dot = (name: string, inode: Inode): Entry => ({ name: Buffer.from(name), path: dirPath, st: vol.statOf(inode, true) as BigIntStats });
+          shown.unshift(dot(".", dir), dot("..", parent()));
+        }
         if (long) writeLong(out, shown, true);
         else for (const k of shown) out.line(k.name);
       }
-      if (recursive) for (const k of kids) if (k.st.isDirectory()) listDir(k.path, false);
-    };
-    listDir(start, true);
+      first = false;
+      if (!recursive) break;
+      for (let i = kids.length - 1; i >= 0; i--) {
+        const k = kids[i];
+        if (k.entry.st.isDirectory()) stack.push({ dir: k.inode, path: k.entry.path, parent: () => dir, depth: depth + 1 });
+      }
+    }
     if (json) out.line(toJson(jsonOut));
   });
   return EXIT_OK;
 }
 
-function dotEntry(vol: Volume, dir: Buffer, name: "." | ".."): Entry {
-  const p = name === "." ? dir : joinPath(dir, Buffer.from(".."));
-  return { name: Buffer.from(name), path: p, st: vol.statSync(p, { bigint: true }) };
-}
+const DOTDOT = Buffer.from("..");
 
 /** The last component of a path ("/" for the root), trailing slashes ignored. */
 function baseName(p: Buffer): Buffer {

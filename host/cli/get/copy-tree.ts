@@ -11,12 +11,14 @@
 // mtime.
 
 import * as fs from "node:fs";
+import type { Inode } from "../../format/inode.js";
 import type { BigIntStats } from "../../vfs/stats.js";
 import type { Volume } from "../../vfs/volume.js";
 import { CliError } from "../errors.js";
 import { joinPath, majorMinor } from "../format.js";
 import { copyFileData } from "./file-data.js";
 import { isPosixAcl, NodeMaker, restoreXattrs, type XattrJob } from "./host-tools.js";
+import { HostPaths } from "./host-path.js";
 import type { Progress } from "./progress.js";
 import { utimesArg } from "./times.js";
 
@@ -26,6 +28,8 @@ export interface CopyOptions {
   /** Text path on the destination filesystem where a staging directory may be made (for FIFOs, devices). */
   stagingParent: string;
   progress: Progress;
+  /** Called with each failure as it happens (the copy goes on). */
+  onFailure?: (f: CopyFailure) => void;
 }
 
 interface Fixup {
@@ -36,16 +40,26 @@ interface Fixup {
   atimeNs: bigint;
   mtimeNs: bigint;
   symlink: boolean;
+  /** user.* xattrs wait for the setfattr run at the end, so this must too. */
+  xattrs?: boolean;
 }
+
+/** An entry that could not be copied: its path in the image and why. */
+export interface CopyFailure { path: string; code: string; message: string }
 
 export interface CopyResult {
   entries: number;
   bytes: number;
   /** One line each, for stderr. */
   warnings: string[];
+  failures: CopyFailure[];
 }
 
 const isRoot = () => typeof process.getuid === "function" && process.getuid() === 0;
+const PATH_MAX = 4096;
+
+/** One step of the walk: copy an entry, or (after a directory's entries) queue its metadata. */
+type Step = { src: Buffer; dst: Buffer; inode: Inode; ino: number; top: boolean; inFresh: boolean } | { done: Fixup };
 
 export class TreeCopier {
   private readonly firstNameOf = new Map<bigint, Buffer>();
@@ -53,55 +67,108 @@ export class TreeCopier {
   private readonly xattrJobs: XattrJob[] = [];
   private readonly aclJobs: XattrJob[] = [];
   private readonly nodes: NodeMaker;
+  private readonly host = new HostPaths();
   private readonly root = isRoot();
-  private skipped = { devices: 0, sockets: 0, xattrsOnSpecial: 0, otherNamespaces: new Set<string>() };
+  private skipped = { devices: 0, sockets: 0, xattrsOnSpecial: 0, longPathXattrs: 0, otherNamespaces: new Set<string>() };
   private entries = 0;
+  private readonly failures: CopyFailure[] = [];
 
   constructor(private readonly vol: Volume, private readonly opts: CopyOptions) {
     this.nodes = new NodeMaker(opts.stagingParent);
   }
 
-  /** Copies src (a path in the image) to dst (a host path that is the copy itself). */
+  /**
+   * Copies src (a path in the image) to dst (an absolute host path that is the
+   * copy itself). The tree is walked by directory inode, so its depth is not
+   * limited by PATH_MAX on either side. A failure on the top entry throws; below
+   * it, a failed entry is recorded and the copy goes on (as debugfs rdump does).
+   */
   run(src: Buffer, dst: Buffer): CopyResult {
+    const top = this.vol.inodeOf(src);
     try {
-      this.copy(src, dst, this.vol.lstatSync(src, { bigint: true }));
+      this.walk({ src, dst, inode: top, ino: top.ino, top: true, inFresh: false });
     } finally {
       this.opts.progress.done();
       this.nodes.dispose();
     }
     const warnings: string[] = [];
-    const xattrProblem = restoreXattrs(this.xattrJobs);
-    if (xattrProblem) warnings.push(`user.* xattrs not copied (${this.xattrJobs.length} in all): ${xattrProblem}`);
-    const aclProblem = restoreXattrs(this.aclJobs); // before chmod, which then sets the mask as the mode says
-    if (aclProblem) warnings.push(`POSIX ACLs not copied (${this.aclJobs.length} in all): ${aclProblem}`);
-    for (const f of this.fixups) this.applyMetadata(f);
+    try {
+      const jobs = this.xattrJobs.filter((j) => j.path.length < PATH_MAX);
+      const acls = this.aclJobs.filter((j) => j.path.length < PATH_MAX);
+      this.skipped.longPathXattrs = this.xattrJobs.length - jobs.length + this.aclJobs.length - acls.length;
+      const xattrProblem = restoreXattrs(jobs);
+      if (xattrProblem) warnings.push(`user.* xattrs not copied (${jobs.length} in all): ${xattrProblem}`);
+      const aclProblem = restoreXattrs(acls); // before chmod, which then sets the mask as the mode says
+      if (aclProblem) warnings.push(`POSIX ACLs not copied (${acls.length} in all): ${aclProblem}`);
+      for (const f of this.fixups) {
+        try {
+          this.applyMetadata(f);
+        } catch (e) {
+          this.fail(f.path, e);
+        }
+      }
+    } finally {
+      this.host.restore();
+    }
     if (this.skipped.devices) warnings.push(`${this.skipped.devices} device node(s) not created: mknod needs root`);
     if (this.skipped.sockets) warnings.push(`${this.skipped.sockets} socket(s) skipped: a socket cannot be copied`);
     if (this.skipped.xattrsOnSpecial) warnings.push(`${this.skipped.xattrsOnSpecial} user.* xattr(s) on symlinks or special files skipped: Linux allows user.* only on files and directories`);
+    if (this.skipped.longPathXattrs) warnings.push(`${this.skipped.longPathXattrs} user.* xattr(s) on paths longer than PATH_MAX not copied (setfattr takes paths)`);
     if (this.skipped.otherNamespaces.size) warnings.push(`xattrs outside user.* not copied (${[...this.skipped.otherNamespaces].sort().join(", ")})`);
-    return { entries: this.entries, bytes: this.opts.progress.bytes, warnings };
+    return { entries: this.entries, bytes: this.opts.progress.bytes, warnings, failures: this.failures };
+  }
+
+  private walk(first: Step): void {
+    const todo: Step[] = [first];
+    while (todo.length > 0) {
+      const step = todo.pop()!;
+      if ("done" in step) {
+        this.finish(step.done); // after its contents: post-order
+        continue;
+      }
+      try {
+        this.copy(step, todo);
+      } catch (e) {
+        if (step.top) throw e;
+        this.fail(step.src, e);
+      }
+    }
+  }
+
+  private fail(where: Buffer, e: unknown): void {
+    const err = e as { code?: unknown; message?: unknown };
+    const code = typeof err?.code === "string" ? err.code : "EIO";
+    const f: CopyFailure = { path: where.toString("utf8"), code, message: String(err?.message ?? e) };
+    this.failures.push(f);
+    this.opts.onFailure?.(f);
   }
 
   /** Clears the way for dst. Returns true when an existing directory is to be merged into. */
   private prepare(dst: Buffer, srcIsDir: boolean): boolean {
-    const existing = fs.lstatSync(dst, { throwIfNoEntry: false });
+    const existing = fs.lstatSync(this.host.at(dst), { throwIfNoEntry: false });
     if (!existing) return false;
     if (srcIsDir && existing.isDirectory()) return true;
     if (!this.opts.force) throw new CliError("EEXIST", `file already exists, get '${dst.toString("utf8")}' (use --force to replace it)`);
-    fs.rmSync(dst, { recursive: true, force: true });
+    fs.rmSync(this.host.at(dst), { recursive: true, force: true });
     return false;
   }
 
-  private copy(src: Buffer, dst: Buffer, st: BigIntStats): void {
+  private copy(step: Exclude<Step, { done: Fixup }>, todo: Step[]): void {
+    const { src, dst } = step;
+    const shown = src.toString("utf8");
     this.entries++;
     this.opts.progress.file();
+    const inode = step.top ? step.inode : this.vol.inodeByNumber(step.ino, shown);
+    const st = this.vol.statOf(inode, true) as BigIntStats;
     const isDir = st.isDirectory();
-    const merge = this.prepare(dst, isDir);
+    // Inside a directory this copy just made nothing can be in the way: no lstat per entry.
+    const merge = step.inFresh ? false : this.prepare(dst, isDir);
 
     if (!isDir && st.nlink > 1n) {
       const first = this.firstNameOf.get(st.ino);
       if (first) {
-        fs.linkSync(first, dst);
+        const [a, b] = this.host.pair(first, dst);
+        fs.linkSync(a, b);
         return; // same inode: its metadata is applied once, through the first name
       }
     }
@@ -112,51 +179,77 @@ export class TreeCopier {
     };
 
     if (isDir) {
-      if (!merge) fs.mkdirSync(dst, 0o700);
-      this.collectXattrs(src, dst, true);
-      const names = (this.vol.readdirSync(src, { encoding: "buffer" }) as Buffer[]).sort(Buffer.compare);
-      for (const name of names) {
-        const s = joinPath(src, name);
-        this.copy(s, joinPath(dst, name), this.vol.lstatSync(s, { bigint: true }));
+      if (!merge) fs.mkdirSync(this.host.at(dst), 0o700);
+      fixup.xattrs = this.collectXattrs(inode, shown, dst, true);
+      // Its metadata comes after everything below it; a listing that fails still gets it.
+      todo.push({ done: fixup });
+      const kids = this.vol.readdirInode(inode, shown).sort((x, y) => Buffer.compare(x.name, y.name));
+      for (let i = kids.length - 1; i >= 0; i--) {
+        const k = kids[i];
+        todo.push({ src: joinPath(src, k.name), dst: joinPath(dst, k.name), inode, ino: k.ino, top: false, inFresh: !merge });
       }
-      this.fixups.push(fixup); // after its contents: post-order
       return;
     }
 
     if (st.isFile()) {
-      const fd = fs.openSync(dst, "wx", 0o600);
+      const fd = fs.openSync(this.host.at(dst), "wx", 0o600);
       try {
-        copyFileData(this.vol, src, this.vol.inodeOf(src), fd, (n) => this.opts.progress.addBytes(n));
-      } finally {
+        copyFileData(this.vol, shown, inode, fd, (n) => this.opts.progress.addBytes(n));
+      } catch (e) {
+        // No half-copied file that looks whole: the failure is reported instead.
         fs.closeSync(fd);
+        fs.rmSync(this.host.at(dst), { force: true });
+        throw e;
       }
-      this.collectXattrs(src, dst, true);
+      fs.closeSync(fd);
+      fixup.xattrs = this.collectXattrs(inode, shown, dst, true);
     } else if (st.isSymbolicLink()) {
-      fs.symlinkSync(this.vol.readlinkSync(src, { encoding: "buffer" }) as Buffer, dst);
-      this.collectXattrs(src, dst, false);
+      fs.symlinkSync(this.vol.readlinkInode(inode, shown), this.host.at(dst));
+      fixup.xattrs = this.collectXattrs(inode, shown, dst, false);
     } else if (st.isFIFO()) {
-      this.nodes.fifo(dst);
-      this.collectXattrs(src, dst, false);
+      this.nodes.fifo(this.host.at(dst));
+      fixup.xattrs = this.collectXattrs(inode, shown, dst, false);
     } else if (st.isCharacterDevice() || st.isBlockDevice()) {
       if (!this.root) {
         this.skipped.devices++;
         return;
       }
       const { major, minor } = majorMinor(Number(st.rdev));
-      this.nodes.device(dst, st.isCharacterDevice() ? "c" : "b", major, minor);
-      this.collectXattrs(src, dst, false);
+      this.nodes.device(this.host.at(dst), st.isCharacterDevice() ? "c" : "b", major, minor);
+      fixup.xattrs = this.collectXattrs(inode, shown, dst, false);
     } else {
       this.skipped.sockets++;
       return;
     }
     if (st.nlink > 1n) this.firstNameOf.set(st.ino, dst);
-    this.fixups.push(fixup);
+    this.finish(fixup);
   }
 
-  private collectXattrs(src: Buffer, dst: Buffer, canHoldUser: boolean): void {
-    for (const name of this.vol.listxattr(src, { noFollow: true })) {
+  /**
+   * Owner, mode and times of an entry whose contents are done. As root no
+   * mode can block a later step, so they are set at once and nothing piles up
+   * in memory, unless user.* xattrs are still to be set on it (by the one
+   * setfattr run at the end, before any chmod). Otherwise they wait for the end.
+   */
+  private finish(f: Fixup): void {
+    if (!this.root || f.xattrs) {
+      this.fixups.push(f);
+      return;
+    }
+    try {
+      this.applyMetadata(f);
+    } catch (e) {
+      this.fail(f.path, e);
+    }
+  }
+
+  /** Queues the entry's user.* xattrs and POSIX ACLs; true if there are any. */
+  private collectXattrs(inode: Inode, shown: string, dst: Buffer, canHoldUser: boolean): boolean {
+    let any = false;
+    for (const { name, value } of this.vol.xattrsOfInode(inode, shown)) {
       if (isPosixAcl(name)) {
-        this.aclJobs.push({ path: dst, name, value: this.vol.getxattr(src, name, { noFollow: true }) });
+        this.aclJobs.push({ path: dst, name, value });
+        any = true;
         continue;
       }
       if (!name.startsWith("user.")) {
@@ -167,14 +260,17 @@ export class TreeCopier {
         this.skipped.xattrsOnSpecial++;
         continue;
       }
-      this.xattrJobs.push({ path: dst, name, value: this.vol.getxattr(src, name, { noFollow: true }) });
+      this.xattrJobs.push({ path: dst, name, value });
+      any = true;
     }
+    return any;
   }
 
   private applyMetadata(f: Fixup): void {
-    if (this.root) fs.lchownSync(f.path, f.uid, f.gid);
-    if (!f.symlink) fs.chmodSync(f.path, f.mode & 0o7777);
+    const p = this.host.at(f.path);
+    if (this.root) fs.lchownSync(p, f.uid, f.gid);
+    if (!f.symlink) fs.chmodSync(p, f.mode & 0o7777);
     const set = f.symlink ? fs.lutimesSync : fs.utimesSync;
-    set(f.path, utimesArg(f.atimeNs), utimesArg(f.mtimeNs));
+    set(p, utimesArg(f.atimeNs), utimesArg(f.mtimeNs));
   }
 }

@@ -5,23 +5,31 @@
 
 import * as fs from "node:fs";
 import { INODE_FLAGS, type Inode } from "../../format/inode.js";
+import { dropBehind } from "../../buffered/io.js";
+import { MAX_FOLIO_ORDER, PAGE_SIZE } from "../../cache/folio-cache.js";
 import { MapKind } from "../../fs/mapping.js";
 import type { Volume } from "../../vfs/volume.js";
 
 const CHUNK_BYTES = 1 << 20;
+const MAX_FOLIO_PAGES = 1 << MAX_FOLIO_ORDER;
 
-export function copyFileData(vol: Volume, src: Buffer, inode: Inode, dstFd: number, onBytes: (n: number) => void): void {
+export function copyFileData(vol: Volume, shown: string, inode: Inode, dstFd: number, onBytes: (n: number) => void): void {
   const size = inode.size;
   const bs = vol.fs.sb.blockSize;
   const chunkBlocks = Math.max(1, Math.floor(CHUNK_BYTES / bs));
-  const buf = Buffer.allocUnsafe(chunkBlocks * bs);
-  const zero = Buffer.alloc(bs);
+  // One buffer for every file of a copy: a fresh 1 MiB per file made the
+  // garbage collector most of the time of a tree copy, and the resident set large.
+  const buf = scratch(chunkBlocks * bs);
+  const zero = zeros(bs);
   // Inline data has no block map; everything else can be asked where its holes are.
   const mapped = (inode.flags & INODE_FLAGS.INLINE_DATA) === 0;
-  const fd = vol.openSync(src);
+  const fd = vol.openInode(inode, shown);
   try {
     const totalBlocks = Math.ceil(size / bs);
     let lblk = 0;
+    // Page from which the file's cached data is still to be released (drop-behind: read once, not kept).
+    let dropFrom = 0;
+    let writtenEnd = 0;
     while (lblk < totalBlocks) {
       let n = Math.min(chunkBlocks, totalBlocks - lblk);
       if (mapped) {
@@ -35,15 +43,32 @@ export function copyFileData(vol: Volume, src: Buffer, inode: Inode, dstFd: numb
       const pos = lblk * bs;
       const want = Math.min(n * bs, size - pos);
       const got = readFully(vol, fd, buf, want, pos);
-      writeNonZeroRuns(dstFd, buf, got, pos, bs, zero);
+      writtenEnd = Math.max(writtenEnd, writeNonZeroRuns(dstFd, buf, got, pos, bs, zero));
       onBytes(got);
+      // After a hole, no folio (2 MiB at most) reaches back further than one folio before pos.
+      dropFrom = Math.max(dropFrom, Math.floor(pos / PAGE_SIZE) - MAX_FOLIO_PAGES);
+      dropFrom = dropBehind(vol.fs, inode.ino, dropFrom, pos + got, got < want || pos + got >= size);
       if (got < want) break; // the file ended early (size changed under us): stop at what exists
       lblk += n;
     }
+    // The size is right already when the last write reached it; else a hole (or nothing) ends the file.
+    if (writtenEnd !== size) fs.ftruncateSync(dstFd, size);
   } finally {
     vol.closeSync(fd);
   }
-  fs.ftruncateSync(dstFd, size);
+}
+
+let scratchBuf: Buffer | null = null;
+let zeroBuf: Buffer | null = null;
+
+function scratch(n: number): Buffer {
+  if (!scratchBuf || scratchBuf.length < n) scratchBuf = Buffer.allocUnsafe(n);
+  return scratchBuf.subarray(0, n);
+}
+
+function zeros(n: number): Buffer {
+  if (!zeroBuf || zeroBuf.length !== n) zeroBuf = Buffer.alloc(n);
+  return zeroBuf;
 }
 
 function readFully(vol: Volume, fd: number, buf: Buffer, want: number, pos: number): number {
@@ -57,7 +82,9 @@ function readFully(vol: Volume, fd: number, buf: Buffer, want: number, pos: numb
 }
 
 /** Writes buf[0, len) at file offset pos, skipping blocks that are all zero. */
-function writeNonZeroRuns(fd: number, buf: Buffer, len: number, pos: number, bs: number, zero: Buffer): void {
+/** Returns the file offset the last write ended at (0 if nothing was written). */
+function writeNonZeroRuns(fd: number, buf: Buffer, len: number, pos: number, bs: number, zero: Buffer): number {
+  let ended = 0;
   let runStart = -1;
   for (let off = 0; off < len; off += bs) {
     const end = Math.min(off + bs, len);
@@ -65,10 +92,15 @@ function writeNonZeroRuns(fd: number, buf: Buffer, len: number, pos: number, bs:
     if (!isZero && runStart < 0) runStart = off;
     if (isZero && runStart >= 0) {
       writeAt(fd, buf, runStart, off, pos);
+      ended = pos + off;
       runStart = -1;
     }
   }
-  if (runStart >= 0) writeAt(fd, buf, runStart, len, pos);
+  if (runStart >= 0) {
+    writeAt(fd, buf, runStart, len, pos);
+    ended = pos + len;
+  }
+  return ended;
 }
 
 function writeAt(fd: number, buf: Buffer, from: number, to: number, pos: number): void {
