@@ -230,6 +230,52 @@ describe("inode checks at iget (__ext4_iget)", () => {
   });
 });
 
+describe("more iget and mount checks the fuzz suite found us missing", () => {
+  it("refuses an inode with both the inline-data and extents flags", async () => {
+    const src = path.join(tmp, "inline-src");
+    fs.mkdirSync(src, { recursive: true });
+    fs.writeFileSync(path.join(src, "f"), "inline bytes\n");
+    const file = path.join(tmp, "inline-extents.img");
+    runSync("mkfs.ext4", ["-q", "-F", "-t", "ext4", "-O", "inline_data", "-d", src, file, "8M"], { env: mkfsEnv(tmp) });
+    const flags = Number(/Flags: (0x[0-9a-f]+)/.exec(debugfsOut(file, "stat /f"))![1]);
+    expect(flags & 0x10000000, "f is inline").toBeTruthy();
+    expect(ours(new Uint8Array(fs.readFileSync(file)), "/f")).toEqual({ bytes: Buffer.from("inline bytes\n") });
+    runSync("debugfs", ["-w", "-R", `sif /f flags 0x${(flags | 0x80000).toString(16)}`, file]);
+    expect(ours(new Uint8Array(fs.readFileSync(file)), "/f")).toEqual({ error: "EFSCORRUPTED" });
+    const k = await kernel(file, ["f"], "inline data and extents flags");
+    if (k) expect(k).toEqual([{ error: "EUCLEAN" }]);
+  });
+
+  it("refuses an inode whose in-inode xattr names a value inode without the ea_inode feature", async () => {
+    const file = path.join(tmp, "ea-inum.img");
+    fs.writeFileSync(file, pristine);
+    runSync("debugfs", ["-w", "-R", "ea_set /tiny user.a hello", file]);
+    const base = new Uint8Array(fs.readFileSync(file));
+    const image = base.slice();
+    const rs = new Recsum(base, image);
+    const raw = rs.inodeBytes(ino.get("tiny")!);
+    const first = 128 + u16(raw, 0x80);
+    expect(u32(raw, first), "in-inode xattr magic").toBe(0xea020000);
+    put32(raw, first + 4 + 4, 12); // e_value_inum of the first entry
+    rs.inode(ino.get("tiny")!);
+    fs.writeFileSync(file, image);
+    expect(ours(base, "/tiny")).toEqual({ bytes: Buffer.from("tiny\n") });
+    expect(ours(image, "/tiny")).toEqual({ error: "EFSCORRUPTED" });
+    const k = await kernel(file, ["tiny"], "ea_inode xattr without the feature");
+    if (k) expect(k).toEqual([{ error: "EUCLEAN" }]);
+  });
+
+  it.each(["want", "min"])("refuses a mount whose s_%s_extra_isize exceeds the inode's room", async (which) => {
+    const { file, image } = damaged(`${which}-extra`, (img, rs) => {
+      put16(img, 1024 + (which === "want" ? 0x15e : 0x15c), rs.sb.inodeSize - 128 + 4);
+      rs.superblock();
+    });
+    expect(ours(image, "/tiny")).toEqual({ error: "mount:EFSCORRUPTED" });
+    const k = await kernel(file, ["tiny"], `s_${which}_extra_isize`);
+    if (k) expect(k).toMatchObject({ mountFailed: expect.any(String) });
+  });
+});
+
 describe("i_size against maxbytes (__ext4_iget, ext4_max_size / ext4_max_bitmap_size)", () => {
   // Largest sizes the kernel takes, by mapping and geometry (checked against the kernel below).
   const CASES = [
