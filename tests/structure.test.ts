@@ -265,6 +265,17 @@ describe("more iget and mount checks the fuzz suite found us missing", () => {
     if (k) expect(k).toEqual([{ error: "EUCLEAN" }]);
   });
 
+  it.each([1, 3, 0x8000])("refuses a mount whose s_log_cluster_size (%i) is not the block size's without bigalloc", async (log) => {
+    const { file, image } = damaged(`log-cluster-${log}`, (img, rs) => {
+      expect(u32(img, 1024 + 0x18), "s_log_block_size").toBe(0);
+      put32(img, 1024 + 0x1c, log);
+      rs.superblock();
+    });
+    expect(ours(image, "/tiny")).toEqual({ error: "mount:EFSCORRUPTED" });
+    const k = await kernel(file, ["tiny"], `s_log_cluster_size ${log}`);
+    if (k) expect(k).toMatchObject({ mountFailed: expect.any(String) });
+  });
+
   it.each(["want", "min"])("refuses a mount whose s_%s_extra_isize exceeds the inode's room", async (which) => {
     const { file, image } = damaged(`${which}-extra`, (img, rs) => {
       put16(img, 1024 + (which === "want" ? 0x15e : 0x15c), rs.sb.inodeSize - 128 + 4);

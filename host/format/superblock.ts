@@ -106,6 +106,9 @@ export function decodeSuperblock(b: Uint8Array): Superblock {
   if (bigalloc && (logClusterSize < logBlockSize || logClusterSize > logBlockSize + 16)) {
     throw corrupted(`invalid cluster size 2^(10+${logClusterSize})`, { block: 0 });
   }
+  // ext4_fill_super / ext4_handle_clustersize: a sane log, and without bigalloc a cluster is one block.
+  if (logClusterSize > 20) throw corrupted(`invalid log cluster size ${logClusterSize}`, { block: 0 });
+  if (!bigalloc && logClusterSize !== logBlockSize) throw corrupted(`cluster size 2^(10+${logClusterSize}) differs from the block size without bigalloc`, { block: 0 });
   const clusterSize = bigalloc ? 1024 * 2 ** logClusterSize : blockSize;
   const revLevel = u32(b, 0x4c);
   const seed = new Uint32Array(4);
