@@ -287,6 +287,42 @@ describe("more iget and mount checks the fuzz suite found us missing", () => {
   });
 });
 
+describe("the system zone (block_validity.c)", () => {
+  it("refuses an extent that maps part of an inode table", async () => {
+    const { file, image } = damaged("extent-itable", (img, rs) => {
+      const raw = rs.inodeBytes(ino.get("tiny")!);
+      const itable = Math.floor(rs.inodeOffset(1) / rs.bs);
+      put32(raw, 0x28 + 12 + 8, itable + 1);
+      rs.inode(ino.get("tiny")!);
+    });
+    expect(ours(image, "/tiny")).toEqual({ error: "EFSCORRUPTED" });
+    const k = await kernel(file, ["tiny"], "extent into the inode table");
+    if (k) expect(k).toEqual([{ error: expect.stringMatching(/^(EIO|EUCLEAN)$/) }]);
+  });
+
+  it("refuses an xattr block that is a bitmap", async () => {
+    const { file, image } = damaged("acl-bitmap", (img, rs) => {
+      const raw = rs.inodeBytes(ino.get("tiny")!);
+      put32(raw, 0x68, u32(img, rs.descriptorOffset(0) + 0x4)); // group 0's inode bitmap
+      rs.inode(ino.get("tiny")!);
+    });
+    expect(ours(image, "/tiny")).toEqual({ error: "EFSCORRUPTED" });
+    const k = await kernel(file, ["tiny"], "xattr block on a bitmap");
+    if (k) expect(k).toEqual([{ error: "EUCLEAN" }]);
+  });
+
+  it("refuses a mount whose block bitmap lies in an inode table", async () => {
+    const { file, image } = damaged("bitmap-itable", (img, rs) => {
+      const d1 = rs.descriptorOffset(1);
+      put32(img, d1, Math.floor(rs.inodeOffset(1) / rs.bs) + 2);
+      rs.groupDesc(1);
+    });
+    expect(ours(image, "/tiny")).toEqual({ error: "mount:EFSCORRUPTED" });
+    const k = await kernel(file, ["tiny"], "bitmap in an inode table");
+    if (k) expect(k).toMatchObject({ mountFailed: expect.any(String) });
+  });
+});
+
 describe("i_size against maxbytes (__ext4_iget, ext4_max_size / ext4_max_bitmap_size)", () => {
   // Largest sizes the kernel takes, by mapping and geometry (checked against the kernel below).
   const CASES = [

@@ -59,6 +59,13 @@ export function readInodeRaw(fs: Ext4, ino: number): Inode {
   // __ext4_iget refuses these outright, whatever the caller goes on to read.
   if (inode.flags & INODE_FLAGS.INLINE_DATA && inode.flags & INODE_FLAGS.EXTENTS) throw corrupted("inode has both inline data and extents flags", { ino, block: loc.block });
   checkInodeXattrs(fs, inode, loc.block);
+  // ext4_inode_block_valid on i_file_acl, system zone included.
+  if (inode.fileAcl !== 0) {
+    const z = fs.systemZone?.overlapping(inode.fileAcl, 1);
+    if (inode.fileAcl <= fs.sb.firstDataBlock || inode.fileAcl >= fs.sb.blocksCount || (z && z.ino !== ino)) {
+      throw corrupted(`bad extended attribute block ${inode.fileAcl}`, { ino, block: loc.block });
+    }
+  }
   return inode;
 }
 
