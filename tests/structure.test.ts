@@ -311,6 +311,26 @@ describe("the system zone (block_validity.c)", () => {
     if (k) expect(k).toEqual([{ error: "EUCLEAN" }]);
   });
 
+  it("refuses a block-mapped inode naming an invalid direct block, even one it does not use", async () => {
+    const src = path.join(tmp, "ind-src");
+    fs.mkdirSync(src, { recursive: true });
+    fs.writeFileSync(path.join(src, "f"), "");
+    const file = path.join(tmp, "ind.img");
+    runSync("mkfs.ext4", ["-q", "-F", "-t", "ext4", "-O", "^extent,^64bit,^flex_bg", "-d", src, file, "8M"], { env: mkfsEnv(tmp) });
+    expect(ours(new Uint8Array(fs.readFileSync(file)), "/f")).toEqual({ bytes: Buffer.alloc(0) });
+    const tind = path.join(tmp, "ind-tind.img");
+    fs.copyFileSync(file, tind);
+    runSync("debugfs", ["-w", "-R", "sif /f block[TIND] 0x80000000", tind]);
+    runSync("debugfs", ["-w", "-R", "sif /f block[11] 0x80000000", file]);
+    expect(ours(new Uint8Array(fs.readFileSync(file)), "/f")).toEqual({ error: "EFSCORRUPTED" });
+    // The kernel checks the direct slots at iget; an unused triple-indirect pointer it never follows.
+    expect(ours(new Uint8Array(fs.readFileSync(tind)), "/f")).toEqual({ bytes: Buffer.alloc(0) });
+    const kt = await kernel(tind, ["f"], "invalid unused TIND pointer");
+    if (kt) expect(kt).toEqual([{ bytes: Buffer.alloc(0) }]);
+    const k = await kernel(file, ["f"], "invalid block in i_block");
+    if (k) expect(k).toEqual([{ error: "EUCLEAN" }]);
+  });
+
   it("refuses a mount whose block bitmap lies in an inode table", async () => {
     const { file, image } = damaged("bitmap-itable", (img, rs) => {
       const d1 = rs.descriptorOffset(1);
