@@ -331,6 +331,20 @@ describe("the system zone (block_validity.c)", () => {
     if (k) expect(k).toEqual([{ error: "EUCLEAN" }]);
   });
 
+  it("counts the reserved GDT blocks in the zone: one more than there is room for refuses the mount", async () => {
+    const file = path.join(tmp, "rgdt.img");
+    runSync("mkfs.ext4", ["-q", "-F", "-t", "ext4", "-b", "4096", "-O", "^extent,^64bit,^flex_bg", file, "16M"], { env: mkfsEnv(tmp) });
+    const dump = runSync("dumpe2fs", [file]).stdout;
+    const reserved = Number(/Reserved GDT blocks:\s+(\d+)/.exec(dump)?.[1] ?? 0);
+    const bitmap = Number(/Block bitmap at (\d+)/.exec(dump)![1]);
+    expect(bitmap, "group 0's block bitmap follows its reserved GDT blocks").toBe(2 + reserved);
+    expect(ours(new Uint8Array(fs.readFileSync(file)), "/lost+found")).toMatchObject({ error: "EISDIR" });
+    runSync("debugfs", ["-w", "-R", `ssv reserved_gdt_blocks ${reserved + 1}`, file]);
+    expect(ours(new Uint8Array(fs.readFileSync(file)), "/lost+found")).toEqual({ error: "mount:EFSCORRUPTED" });
+    const k = await kernel(file, ["lost+found"], "reserved GDT blocks over the bitmap");
+    if (k) expect(k).toMatchObject({ mountFailed: expect.any(String) });
+  });
+
   it("refuses a mount whose block bitmap lies in an inode table", async () => {
     const { file, image } = damaged("bitmap-itable", (img, rs) => {
       const d1 = rs.descriptorOffset(1);

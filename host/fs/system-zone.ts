@@ -1,5 +1,5 @@
 // The system zone (fs/ext4/block_validity.c): the blocks that hold metadata
-// (superblock and descriptors of the first groups and flex-group leaders,
+// (superblock, descriptors and reserved GDT blocks of the first groups and flex-group leaders,
 // bitmaps, inode tables, the journal), built at mount as the kernel builds
 // it, which refuses the mount when two of them overlap. A file's extents and
 // xattr block must then lie outside it (ext4_inode_block_valid), save the
@@ -70,7 +70,8 @@ export function setupSystemZone(fs: Ext4): SystemZone {
   const overlap = (what: string, g?: number) => corrupted(`${what}${g === undefined ? "" : ` of group ${g}`} overlaps other metadata (system zone)`);
   for (let g = 0; g < groups; g++) {
     if (groupHasSuper(sb, g) && (g < 5 || g % flexSize === 0)) {
-      if (!zone.add(groupFirstBlock(sb, g), numGdb(fs, g) + 1, 0)) throw overlap("superblock and descriptors", g);
+      // The kernel (6.18, checked) counts the reserved GDT blocks with the descriptors.
+      if (!zone.add(groupFirstBlock(sb, g), numGdb(fs, g) + 1 + sb.reservedGdtBlocks, 0)) throw overlap("superblock and descriptors", g);
     }
     const gd = fs.groups[g];
     if (!zone.add(gd.blockBitmap, 1, 0)) throw overlap("block bitmap", g);
