@@ -11,10 +11,20 @@
 // metadata_csum images a walk that reports nothing wrong must also give the
 // pristine answer, since every byte that feeds it is checksummed.
 //
+// A second set of mutants (metadata_csum variants) has the damaged structure's
+// checksum rewritten (helpers/recsum.ts), so only the structure is wrong, as
+// the kernel's structural checks expect; a sample of them is also mounted by
+// the kernel (ro,noload), and wherever the kernel reads a file we must read the
+// same bytes or fail typed, and never return bytes for a file it refuses
+// (helpers/robust-kernel.ts).
+//
 // FUZZ_SEEDS=<n> sets the seeds per image variant (default 50), or
 // FUZZ_SEEDS=<from>-<to> a range of them for a longer campaign;
-// FUZZ_ONLY=<variant>:<seed> reruns one seed and prints what each walk saw
-// (with FUZZ_DUMP=<file>, the mutated image is written there too).
+// FUZZ_RESUM_SEEDS=<n> the checksum-rewritten mutants per variant (default 24)
+// and FUZZ_KERNEL=<n> how many of those the kernel reads too (default 6);
+// FUZZ_ONLY=<variant>:<seed> (or <variant>+:<seed> for a rewritten one) reruns
+// one seed and prints what each walk saw (with FUZZ_DUMP=<file>, the mutated
+// image is written there too).
 
 import * as fs from "node:fs";
 import * as os from "node:os";

@@ -230,6 +230,133 @@ describe("inode checks at iget (__ext4_iget)", () => {
   });
 });
 
+describe("more iget and mount checks the fuzz suite found us missing", () => {
+  it("refuses an inode with both the inline-data and extents flags", async () => {
+    const src = path.join(tmp, "inline-src");
+    fs.mkdirSync(src, { recursive: true });
+    fs.writeFileSync(path.join(src, "f"), "inline bytes\n");
+    const file = path.join(tmp, "inline-extents.img");
+    runSync("mkfs.ext4", ["-q", "-F", "-t", "ext4", "-O", "inline_data", "-d", src, file, "8M"], { env: mkfsEnv(tmp) });
+    const flags = Number(/Flags: (0x[0-9a-f]+)/.exec(debugfsOut(file, "stat /f"))![1]);
+    expect(flags & 0x10000000, "f is inline").toBeTruthy();
+    expect(ours(new Uint8Array(fs.readFileSync(file)), "/f")).toEqual({ bytes: Buffer.from("inline bytes\n") });
+    runSync("debugfs", ["-w", "-R", `sif /f flags 0x${(flags | 0x80000).toString(16)}`, file]);
+    expect(ours(new Uint8Array(fs.readFileSync(file)), "/f")).toEqual({ error: "EFSCORRUPTED" });
+    const k = await kernel(file, ["f"], "inline data and extents flags");
+    if (k) expect(k).toEqual([{ error: "EUCLEAN" }]);
+  });
+
+  it("refuses an inode whose in-inode xattr names a value inode without the ea_inode feature", async () => {
+    const file = path.join(tmp, "ea-inum.img");
+    fs.writeFileSync(file, pristine);
+    runSync("debugfs", ["-w", "-R", "ea_set /tiny user.a hello", file]);
+    const base = new Uint8Array(fs.readFileSync(file));
+    const image = base.slice();
+    const rs = new Recsum(base, image);
+    const raw = rs.inodeBytes(ino.get("tiny")!);
+    const first = 128 + u16(raw, 0x80);
+    expect(u32(raw, first), "in-inode xattr magic").toBe(0xea020000);
+    put32(raw, first + 4 + 4, 12); // e_value_inum of the first entry
+    rs.inode(ino.get("tiny")!);
+    fs.writeFileSync(file, image);
+    expect(ours(base, "/tiny")).toEqual({ bytes: Buffer.from("tiny\n") });
+    expect(ours(image, "/tiny")).toEqual({ error: "EFSCORRUPTED" });
+    const k = await kernel(file, ["tiny"], "ea_inode xattr without the feature");
+    if (k) expect(k).toEqual([{ error: "EUCLEAN" }]);
+  });
+
+  it.each([1, 3, 0x8000])("refuses a mount whose s_log_cluster_size (%i) is not the block size's without bigalloc", async (log) => {
+    const { file, image } = damaged(`log-cluster-${log}`, (img, rs) => {
+      expect(u32(img, 1024 + 0x18), "s_log_block_size").toBe(0);
+      put32(img, 1024 + 0x1c, log);
+      rs.superblock();
+    });
+    expect(ours(image, "/tiny")).toEqual({ error: "mount:EFSCORRUPTED" });
+    const k = await kernel(file, ["tiny"], `s_log_cluster_size ${log}`);
+    if (k) expect(k).toMatchObject({ mountFailed: expect.any(String) });
+  });
+
+  it.each(["want", "min"])("refuses a mount whose s_%s_extra_isize exceeds the inode's room", async (which) => {
+    const { file, image } = damaged(`${which}-extra`, (img, rs) => {
+      put16(img, 1024 + (which === "want" ? 0x15e : 0x15c), rs.sb.inodeSize - 128 + 4);
+      rs.superblock();
+    });
+    expect(ours(image, "/tiny")).toEqual({ error: "mount:EFSCORRUPTED" });
+    const k = await kernel(file, ["tiny"], `s_${which}_extra_isize`);
+    if (k) expect(k).toMatchObject({ mountFailed: expect.any(String) });
+  });
+});
+
+describe("the system zone (block_validity.c)", () => {
+  it("refuses an extent that maps part of an inode table", async () => {
+    const { file, image } = damaged("extent-itable", (img, rs) => {
+      const raw = rs.inodeBytes(ino.get("tiny")!);
+      const itable = Math.floor(rs.inodeOffset(1) / rs.bs);
+      put32(raw, 0x28 + 12 + 8, itable + 1);
+      rs.inode(ino.get("tiny")!);
+    });
+    expect(ours(image, "/tiny")).toEqual({ error: "EFSCORRUPTED" });
+    const k = await kernel(file, ["tiny"], "extent into the inode table");
+    if (k) expect(k).toEqual([{ error: expect.stringMatching(/^(EIO|EUCLEAN)$/) }]);
+  });
+
+  it("refuses an xattr block that is a bitmap", async () => {
+    const { file, image } = damaged("acl-bitmap", (img, rs) => {
+      const raw = rs.inodeBytes(ino.get("tiny")!);
+      put32(raw, 0x68, u32(img, rs.descriptorOffset(0) + 0x4)); // group 0's inode bitmap
+      rs.inode(ino.get("tiny")!);
+    });
+    expect(ours(image, "/tiny")).toEqual({ error: "EFSCORRUPTED" });
+    const k = await kernel(file, ["tiny"], "xattr block on a bitmap");
+    if (k) expect(k).toEqual([{ error: "EUCLEAN" }]);
+  });
+
+  it("refuses a block-mapped inode naming an invalid direct block, even one it does not use", async () => {
+    const src = path.join(tmp, "ind-src");
+    fs.mkdirSync(src, { recursive: true });
+    fs.writeFileSync(path.join(src, "f"), "");
+    const file = path.join(tmp, "ind.img");
+    runSync("mkfs.ext4", ["-q", "-F", "-t", "ext4", "-O", "^extent,^64bit,^flex_bg", "-d", src, file, "8M"], { env: mkfsEnv(tmp) });
+    expect(ours(new Uint8Array(fs.readFileSync(file)), "/f")).toEqual({ bytes: Buffer.alloc(0) });
+    const tind = path.join(tmp, "ind-tind.img");
+    fs.copyFileSync(file, tind);
+    runSync("debugfs", ["-w", "-R", "sif /f block[TIND] 0x80000000", tind]);
+    runSync("debugfs", ["-w", "-R", "sif /f block[11] 0x80000000", file]);
+    expect(ours(new Uint8Array(fs.readFileSync(file)), "/f")).toEqual({ error: "EFSCORRUPTED" });
+    // The kernel checks the direct slots at iget; an unused triple-indirect pointer it never follows.
+    expect(ours(new Uint8Array(fs.readFileSync(tind)), "/f")).toEqual({ bytes: Buffer.alloc(0) });
+    const kt = await kernel(tind, ["f"], "invalid unused TIND pointer");
+    if (kt) expect(kt).toEqual([{ bytes: Buffer.alloc(0) }]);
+    const k = await kernel(file, ["f"], "invalid block in i_block");
+    if (k) expect(k).toEqual([{ error: "EUCLEAN" }]);
+  });
+
+  it("counts the reserved GDT blocks in the zone: one more than there is room for refuses the mount", async () => {
+    const file = path.join(tmp, "rgdt.img");
+    runSync("mkfs.ext4", ["-q", "-F", "-t", "ext4", "-b", "4096", "-O", "^extent,^64bit,^flex_bg", file, "16M"], { env: mkfsEnv(tmp) });
+    const dump = runSync("dumpe2fs", [file]).stdout;
+    const reserved = Number(/Reserved GDT blocks:\s+(\d+)/.exec(dump)?.[1] ?? 0);
+    const bitmap = Number(/Block bitmap at (\d+)/.exec(dump)![1]);
+    expect(bitmap, "group 0's block bitmap follows its reserved GDT blocks").toBe(2 + reserved);
+    expect(ours(new Uint8Array(fs.readFileSync(file)), "/lost+found")).toMatchObject({ error: "EISDIR" });
+    runSync("debugfs", ["-w", "-R", `ssv reserved_gdt_blocks ${reserved + 1}`, file]);
+    expect(ours(new Uint8Array(fs.readFileSync(file)), "/lost+found")).toEqual({ error: "mount:EFSCORRUPTED" });
+    const k = await kernel(file, ["lost+found"], "reserved GDT blocks over the bitmap");
+    if (k) expect(k).toMatchObject({ mountFailed: expect.any(String) });
+  });
+
+  it("refuses a mount whose block bitmap lies in an inode table", async () => {
+    const { file, image } = damaged("bitmap-itable", (img, rs) => {
+      const d1 = rs.descriptorOffset(1);
+      put32(img, d1, Math.floor(rs.inodeOffset(1) / rs.bs) + 2);
+      rs.groupDesc(1);
+    });
+    expect(ours(image, "/tiny")).toEqual({ error: "mount:EFSCORRUPTED" });
+    const k = await kernel(file, ["tiny"], "bitmap in an inode table");
+    if (k) expect(k).toMatchObject({ mountFailed: expect.any(String) });
+  });
+});
+
 describe("i_size against maxbytes (__ext4_iget, ext4_max_size / ext4_max_bitmap_size)", () => {
   // Largest sizes the kernel takes, by mapping and geometry (checked against the kernel below).
   const CASES = [

@@ -106,6 +106,9 @@ export function decodeSuperblock(b: Uint8Array): Superblock {
   if (bigalloc && (logClusterSize < logBlockSize || logClusterSize > logBlockSize + 16)) {
     throw corrupted(`invalid cluster size 2^(10+${logClusterSize})`, { block: 0 });
   }
+  // ext4_fill_super / ext4_handle_clustersize: a sane log, and without bigalloc a cluster is one block.
+  if (logClusterSize > 20) throw corrupted(`invalid log cluster size ${logClusterSize}`, { block: 0 });
+  if (!bigalloc && logClusterSize !== logBlockSize) throw corrupted(`cluster size 2^(10+${logClusterSize}) differs from the block size without bigalloc`, { block: 0 });
   const clusterSize = bigalloc ? 1024 * 2 ** logClusterSize : blockSize;
   const revLevel = u32(b, 0x4c);
   const seed = new Uint32Array(4);
@@ -195,6 +198,11 @@ function validateGeometry(sb: Superblock): void {
   if (sb.firstDataBlock > 1) bad(`first data block ${sb.firstDataBlock}`);
   // ext4_fill_super: with 64bit the descriptors are EXT4_MIN_DESC_SIZE_64BIT (64) bytes or more.
   if (is64bit(sb) && (sb.descSize < 64 || sb.descSize > 1024 || (sb.descSize & (sb.descSize - 1)) !== 0)) bad(`descriptor size ${sb.descSize}`);
+  // ext4_inode_info_init: with extra_isize, neither size may exceed the room past the first 128 bytes.
+  if (sb.inodeSize > 128 && sb.featureRoCompat & RO_COMPAT.EXTRA_ISIZE) {
+    if (sb.wantExtraIsize > sb.inodeSize - 128) bad(`s_want_extra_isize ${sb.wantExtraIsize}`);
+    if (sb.minExtraIsize > sb.inodeSize - 128) bad(`s_min_extra_isize ${sb.minExtraIsize}`);
+  }
   const groups = groupCount(sb);
   if (Math.ceil(sb.inodesCount / sb.inodesPerGroup) > groups || sb.inodesCount > groups * sb.inodesPerGroup) {
     bad(`inode count ${sb.inodesCount} does not fit ${groups} groups of ${sb.inodesPerGroup}`);

@@ -85,6 +85,7 @@ function loadLeaf(fs: Ext4, inode: Inode, lblk: number): LeafCache {
     for (let j = 0; j < h.entries; j++) {
       const b = indexAt(node, j).leaf;
       if (b <= fs.sb.firstDataBlock || b >= fs.sb.blocksCount) throw corrupted(`extent index entry ${j} points outside the filesystem (block ${b})`, { ino: inode.ino, block: nodePblk });
+      if (inSystemZone(fs, inode, b, 1)) throw corrupted(`extent index entry ${j} points into filesystem metadata (block ${b})`, { ino: inode.ino, block: nodePblk });
     }
     const k = i < 0 ? 0 : i;
     const idx = indexAt(node, k);
@@ -120,6 +121,13 @@ function checkLeafEntry(fs: Ext4, e: LeafExtent, prev: LeafExtent | undefined, i
     throw corrupted(`extent ${e.lblk}+${e.len} points outside the filesystem (block ${e.pblk})`, where);
   }
   if (prev && prev.lblk + prev.len > e.lblk) throw corrupted(`overlapping extents at logical block ${e.lblk}`, where);
+  if (inSystemZone(fs, inode, e.pblk, e.len)) throw corrupted(`extent ${e.lblk}+${e.len} (block ${e.pblk}) overlaps filesystem metadata`, where);
+}
+
+/** ext4_inode_block_valid: blocks of the system zone belong to no file but (the journal's) their own inode. */
+function inSystemZone(fs: Ext4, inode: Inode, pblk: number, len: number): boolean {
+  const z = fs.systemZone?.overlapping(pblk, len);
+  return z !== undefined && z.ino !== inode.ino;
 }
 
 function verifyExtentBlock(fs: Ext4, inode: Inode, b: Uint8Array, pblk: number): void {

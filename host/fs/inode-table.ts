@@ -4,7 +4,8 @@ import { corrupted } from "../errors.js";
 import { u16, u32 } from "../format/bytes.js";
 import { BG_FLAGS } from "../format/group-desc.js";
 import { INCOMPAT, RO_COMPAT } from "../format/features.js";
-import { decodeInode, Inode, INODE_CSUM_HI, INODE_CSUM_LO, INODE_FLAGS } from "../format/inode.js";
+import { decodeInode, GOOD_OLD_INODE_SIZE, Inode, INODE_CSUM_HI, INODE_CSUM_LO, INODE_FLAGS, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "../format/inode.js";
+import { XATTR_MAGIC } from "../format/xattr.js";
 import { hasRoCompat } from "../format/superblock.js";
 import type { Ext4 } from "./super.js";
 
@@ -55,7 +56,71 @@ export function readInodeRaw(fs: Ext4, ino: number): Inode {
   }
   const inode = decodeInode(ino, raw, ctx);
   checkSize(fs, inode, loc.block);
+  // __ext4_iget refuses these outright, whatever the caller goes on to read.
+  if (inode.flags & INODE_FLAGS.INLINE_DATA && inode.flags & INODE_FLAGS.EXTENTS) throw corrupted("inode has both inline data and extents flags", { ino, block: loc.block });
+  checkInodeXattrs(fs, inode, loc.block);
+  checkBlockRefs(fs, inode, loc.block);
+  // ext4_inode_block_valid on i_file_acl, system zone included.
+  if (inode.fileAcl !== 0) {
+    const z = fs.systemZone?.overlapping(inode.fileAcl, 1);
+    if (inode.fileAcl <= fs.sb.firstDataBlock || inode.fileAcl >= fs.sb.blocksCount || (z && z.ino !== ino)) {
+      throw corrupted(`bad extended attribute block ${inode.fileAcl}`, { ino, block: loc.block });
+    }
+  }
   return inode;
+}
+
+/**
+ * ext4_ind_check_inode (via ext4_check_blockref): every direct block a block-mapped file, directory
+ * or slow symlink names in i_block, used or not, must be a valid block outside the system zone.
+ * (The kernel checks the 12 direct slots here; indirect ones when it reads through them.)
+ */
+function checkBlockRefs(fs: Ext4, inode: Inode, block: number): void {
+  if (inode.flags & (INODE_FLAGS.EXTENTS | INODE_FLAGS.INLINE_DATA)) return;
+  const type = inode.mode & S_IFMT;
+  if (type !== S_IFREG && type !== S_IFDIR && !(type === S_IFLNK && !isFastSymlink(fs, inode))) return;
+  if (fs.hasJournal && inode.ino === fs.sb.journalInum) return;
+  for (let i = 0; i < 12; i++) {
+    const b = u32(inode.iBlock, i * 4);
+    if (b === 0) continue;
+    const z = fs.systemZone?.overlapping(b, 1);
+    if (b <= fs.sb.firstDataBlock || b >= fs.sb.blocksCount || (z && z.ino !== inode.ino)) {
+      throw corrupted(`invalid block ${b} in i_block[${i}]`, { ino: inode.ino, block });
+    }
+  }
+}
+
+/** ext4_inode_is_fast_symlink: no blocks but the xattr block's (an ea_inode: a short size). */
+function isFastSymlink(fs: Ext4, inode: Inode): boolean {
+  if (inode.flags & INODE_FLAGS.EA_INODE) return inode.size !== 0 && inode.size < 60;
+  const eaBlocks = inode.fileAcl !== 0 ? fs.sb.clusterSize / 512 : 0;
+  return inode.blocks512 - eaBlocks === 0;
+}
+
+/**
+ * ext4_iget_extra_inode -> xattr_check_inode: the in-inode xattr entries must stay inside the
+ * inode, their values too, and a value in an inode needs the ea_inode feature and a plausible inode.
+ */
+function checkInodeXattrs(fs: Ext4, inode: Inode, block: number): void {
+  const raw = inode.raw;
+  const end = fs.sb.inodeSize;
+  const start = GOOD_OLD_INODE_SIZE + inode.extraIsize;
+  // An i_extra_isize of 0 is taken as unused space, not checked (__ext4_iget).
+  if (end <= GOOD_OLD_INODE_SIZE || inode.extraIsize === 0 || start + 4 > end || u32(raw, start) !== XATTR_MAGIC) return;
+  const first = start + 4;
+  const bad = (why: string) => corrupted(`corrupted in-inode xattr: ${why}`, { ino: inode.ino, block });
+  for (let p = first; p + 4 <= end && u32(raw, p) !== 0; p += (16 + raw[p] + 3) & ~3) {
+    if (p + 16 > end || p + 16 + raw[p] > end) throw bad("entry runs past the inode");
+    const offs = u16(raw, p + 2);
+    const inum = u32(raw, p + 4);
+    const size = u32(raw, p + 8);
+    if (inum !== 0) {
+      if (!(fs.sb.featureIncompat & INCOMPAT.EA_INODE)) throw bad("ea_inode specified without ea_inode feature enabled");
+      if (inum === inode.ino || inum < fs.sb.firstIno || inum > fs.sb.inodesCount) throw bad(`invalid ea_ino ${inum}`);
+    } else if (size !== 0 && (offs > end - first || size > end - first - offs)) {
+      throw bad("value is out of bounds");
+    }
+  }
 }
 
 /**

@@ -23,6 +23,7 @@ import { readInodeRaw } from "./inode-table.js";
 import { BlockMapping } from "./mapping.js";
 import { recoverOnMount, RecoveryReport } from "./recovery.js";
 import { readSuperblock } from "./superblock-io.js";
+import { setupSystemZone, type SystemZone } from "./system-zone.js";
 
 export const ROOT_INO = 2;
 export const JOURNAL_INO = 8;
@@ -47,6 +48,8 @@ export class Ext4 {
   readonly verifyChecksums: boolean;
   metadataCsum = false;
   recovery: RecoveryReport | undefined;
+  /** Metadata blocks no file may use (block_validity), once the mount has built it. */
+  systemZone: SystemZone | undefined;
   private inodes = new Map<number, Inode>();
   /** Name lookups already answered (see dcache.ts). */
   readonly dcache = new Dcache();
@@ -72,6 +75,7 @@ export class Ext4 {
     checkFeatures(sb, config.options.readOnly || device.readOnly);
     const fs = new Ext4(device, sb, config);
     fs.recovery = recoverOnMount(fs);
+    fs.systemZone = setupSystemZone(fs);
     fs.checkRoot();
     return fs;
   }
