@@ -228,6 +228,28 @@ describe("inode checks at iget (__ext4_iget)", () => {
     const k = await kernel(file, ["tiny"], "i_size bit 63");
     if (k) expect(k).toEqual([{ error: expect.stringMatching(/^(EIO|EUCLEAN)$/) }]);
   });
+
+  it("a name that leads to a reserved inode (below s_first_ino, not the root) is refused (is_special_ino)", async () => {
+    const file = path.join(tmp, "special.img");
+    fs.writeFileSync(file, pristine);
+    // Entries naming the resize inode (7) and the journal (8): debugfs writes them checksummed.
+    runSync("debugfs", ["-w", "-R", "ln <7> /resize-link", file]);
+    runSync("debugfs", ["-w", "-R", "ln <8> /dir/journal-link", file]);
+    const image = new Uint8Array(fs.readFileSync(file));
+    expect(ours(image, "/resize-link")).toEqual({ error: "EFSCORRUPTED" });
+    expect(ours(image, "/dir/journal-link")).toEqual({ error: "EFSCORRUPTED" });
+    const vol = mount(image, { readOnly: true });
+    try {
+      expect(() => vol.lstatSync("/resize-link")).toThrow(expect.objectContaining({ code: "EFSCORRUPTED", path: "/resize-link" }));
+      // The listing still shows the name (getdents does not iget); the rest reads.
+      expect(vol.readdirSync("/")).toContain("resize-link");
+      expect(vol.readFileSync("/tiny", "utf8")).toBe("tiny\n");
+    } finally {
+      vol.unmount();
+    }
+    const k = await kernel(file, ["resize-link", "dir/journal-link", "tiny"], "special inode names");
+    if (k) expect(k).toEqual([{ error: "EUCLEAN" }, { error: "EUCLEAN" }, { bytes: Buffer.from("tiny\n") }]);
+  });
 });
 
 describe("more iget and mount checks the fuzz suite found us missing", () => {

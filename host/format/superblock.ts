@@ -76,6 +76,8 @@ export interface Superblock {
   encoding: number;
   encodingFlags: number;
   orphanFileInum: number;
+  /** Quota inodes (user, group, project); 0 when absent. */
+  quotaInums: [number, number, number];
   checksum: number;
   /** The raw 1024 bytes, for re-encoding with updated fields. */
   raw: Uint8Array;
@@ -181,6 +183,7 @@ export function decodeSuperblock(b: Uint8Array): Superblock {
     encoding: u16(b, 0x27c),
     encodingFlags: u16(b, 0x27e),
     orphanFileInum: u32(b, 0x280),
+    quotaInums: [u32(b, 0x240), u32(b, 0x244), u32(b, 0x26c)],
     checksum: u32(b, SB_CHECKSUM_OFFSET),
     raw,
   };

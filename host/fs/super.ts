@@ -128,6 +128,22 @@ export class Ext4 {
     return i;
   }
 
+  /**
+   * The inode a directory entry names, as ext4_iget with EXT4_IGET_NORMAL
+   * takes it: reserved inodes below s_first_ino (but the root), the quota
+   * inodes and the orphan file are no file a name may lead to
+   * (is_special_ino), and an unused inode is a dangling entry.
+   */
+  inodeByEntry(ino: number): Inode {
+    const sb = this.sb;
+    if ((ino < sb.firstIno && ino !== ROOT_INO) || sb.quotaInums.includes(ino) || (sb.orphanFileInum !== 0 && ino === sb.orphanFileInum)) {
+      throw corrupted(`directory entry names special inode ${ino}`, { ino });
+    }
+    const inode = this.inode(ino);
+    if (inode.linksCount === 0 && inode.mode === 0) throw corrupted(`directory entry points to unused inode ${ino}`, { ino });
+    return inode;
+  }
+
   /** crc32c seed of an inode's own structures (extent blocks, dir blocks). */
   inodeSeed(inode: Inode): number {
     let s = this.inodeSeeds.get(inode);

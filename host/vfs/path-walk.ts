@@ -119,10 +119,7 @@ export function resolve(fs: Ext4, path: PathLike, followLast: boolean, syscall: 
     // In an encrypted directory names are shown, and so given back, as no-key names.
     const ino = cur.flags & INODE_FLAGS.ENCRYPT ? nokeyLookup(fs, cur, name) : lookup(fs, cur, name);
     if (ino === 0) throw new Ext4Error("ENOENT", "no such file or directory", { syscall, path: shown });
-    const next = fs.inode(ino);
-    if (next.linksCount === 0 && next.mode === 0) {
-      throw new Ext4Error("EFSCORRUPTED", `directory entry points to unused inode ${ino}`, { syscall, path: shown, ino });
-    }
+    const next = fs.inodeByEntry(ino);
     if (isLnk(next) && (todo.length > 0 || followLast)) {
       if (++links > MAX_SYMLINKS) throw new Ext4Error("ELOOP", "too many levels of symbolic links", { syscall, path: shown });
       const target = readSymlink(fs, next);

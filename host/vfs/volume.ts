@@ -243,7 +243,7 @@ export class Volume {
             out.push(decodeName(joinPath(relBytes), encoding));
           }
           if (o.recursive && e.fileType === FT.DIR) {
-            const child = this.fs.inode(e.ino);
+            const child = this.fs.inodeByEntry(e.ino);
             const childPath = `${parentPath.replace(/\/$/, "")}/${decodeName(e.name, "utf8") as string}`;
             if (isDir(child)) queue.push({ inode: child, rel: relBytes, parentPath: childPath });
           }
@@ -419,9 +419,7 @@ export class Volume {
   /** The inode a directory entry names, refused as the path walk refuses it when unused. */
   inodeByNumber(ino: number, shown?: string): Inode {
     return this.op("lstat", shown, () => {
-      const inode = this.fs.inode(ino);
-      if (inode.linksCount === 0 && inode.mode === 0) throw corrupted(`directory entry points to unused inode ${ino}`, { ino });
-      return inode;
+      return this.fs.inodeByEntry(ino);
     });
   }
 
