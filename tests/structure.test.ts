@@ -229,6 +229,16 @@ describe("inode checks at iget (__ext4_iget)", () => {
     if (k) expect(k).toEqual([{ error: expect.stringMatching(/^(EIO|EUCLEAN)$/) }]);
   });
 
+  it("a name that leads to an inode without links is refused (deleted inode referenced)", async () => {
+    const file = path.join(tmp, "nlink0.img");
+    fs.writeFileSync(file, pristine);
+    runSync("debugfs", ["-w", "-R", "sif /tiny links_count 0", file]);
+    const image = new Uint8Array(fs.readFileSync(file));
+    expect(ours(image, "/tiny")).toEqual({ error: "EFSCORRUPTED" });
+    const k = await kernel(file, ["tiny", "dir/" + dirName(1)], "links_count 0");
+    if (k) expect(k).toEqual([{ error: "EUCLEAN" }, { bytes: Buffer.from("d1\n") }]);
+  });
+
   it("a name that leads to a reserved inode (below s_first_ino, not the root) is refused (is_special_ino)", async () => {
     const file = path.join(tmp, "special.img");
     fs.writeFileSync(file, pristine);

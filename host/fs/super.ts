@@ -132,7 +132,7 @@ export class Ext4 {
    * The inode a directory entry names, as ext4_iget with EXT4_IGET_NORMAL
    * takes it: reserved inodes below s_first_ino (but the root), the quota
    * inodes and the orphan file are no file a name may lead to
-   * (is_special_ino), and an unused inode is a dangling entry.
+   * (is_special_ino), and an inode without links is a dangling entry.
    */
   inodeByEntry(ino: number): Inode {
     const sb = this.sb;
@@ -140,7 +140,8 @@ export class Ext4 {
       throw corrupted(`directory entry names special inode ${ino}`, { ino });
     }
     const inode = this.inode(ino);
-    if (inode.linksCount === 0 && inode.mode === 0) throw corrupted(`directory entry points to unused inode ${ino}`, { ino });
+    // ext4_lookup: iget's ESTALE for an inode without links is "deleted inode referenced".
+    if (inode.linksCount === 0) throw corrupted(`directory entry points to ${inode.mode === 0 ? "unused" : "deleted"} inode ${ino}`, { ino });
     return inode;
   }
 
