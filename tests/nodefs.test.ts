@@ -174,6 +174,24 @@ describe("access with modes", () => {
   });
 });
 
+describe("methods taken off the volume", () => {
+  it("work unbound, as node:fs functions do (code that takes an fs module destructures it)", async () => {
+    const { readFileSync, statSync, readdirSync, existsSync, readdir, promises } = ro;
+    expect(readFileSync("/hello.txt", "utf8")).toBe("hello world\n");
+    expect(statSync("/hello.txt").size).toBe(12);
+    expect(readdirSync("/dir")).toEqual(["a", "b", "sub"]);
+    expect(existsSync("/missing")).toBe(false);
+    expect((await cbResult((cb) => readdir("/dir", cb as never)))[1]).toEqual(["a", "b", "sub"]);
+    const { readFile, stat } = promises;
+    expect(await readFile("/hello.txt", "utf8")).toBe("hello world\n");
+    expect((await stat("/hello.txt")).size).toBe(12);
+    const { opendirSync } = ro;
+    const dir = opendirSync("/dir");
+    expect(dir.readSync()?.name).toBeDefined();
+    dir.closeSync();
+  });
+});
+
 describe("callback forms", () => {
   it("give the sync results through the callback, on a later turn", async () => {
     let sync = true;

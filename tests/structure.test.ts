@@ -8,6 +8,7 @@
 // work, each case also shows the kernel's own verdict on the same image
 // (mounted ro,noload).
 
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -526,5 +527,29 @@ describe("superblock checks (ext4_fill_super)", () => {
     }
     const k = await kernel(file, ["tiny"], "desc_size 32");
     if (k) expect(k).toMatchObject({ mountFailed: expect.any(String) });
+  });
+
+  it("a group descriptor checksum mismatch refuses a read-write mount; read-only mounts with a warning (ext4_check_descriptors)", async () => {
+    const file = path.join(tmp, "gdcsum.img");
+    fs.writeFileSync(file, pristine);
+    runSync("debugfs", ["-w", "-R", "set_bg 1 checksum 0x1234", file]);
+    const image = new Uint8Array(fs.readFileSync(file));
+    let err: unknown;
+    try { mount(image.slice(), {}).unmount(); } catch (e) { err = e; }
+    expect(err).toMatchObject({ code: "EFSCORRUPTED", message: expect.stringMatching(/group 1 descriptor checksum mismatch/) });
+    expect(ours(image, "/tiny")).toEqual({ bytes: Buffer.from("tiny\n") });
+    const vol = mount(image.slice(), { readOnly: true });
+    try {
+      expect(vol.warnings).toEqual([expect.stringMatching(/^group 1 descriptor checksum mismatch .*mounted read-only anyway/)]);
+      expect(vol.readdirSync("/dir").length).toBe(DIR_N);
+    } finally {
+      vol.unmount();
+    }
+    const k = await kernel(file, ["tiny"], "group descriptor checksum, read-only");
+    if (k) expect(k).toEqual([{ bytes: Buffer.from("tiny\n") }]);
+    if (!kernelReason()) {
+      const rw = spawnSync("sh", ["-c", `d=$(mktemp -d) && mount -o loop ${file} $d; r=$?; umount $d 2>/dev/null; rmdir $d; exit $r`]);
+      expect(rw.status, "the kernel refuses the read-write mount").not.toBe(0);
+    }
   });
 });

@@ -41,7 +41,12 @@ export function descriptorBlock(sb: Superblock, i: number): number {
   return groupFirstBlock(sb, g) + (groupHasSuper(sb, g) ? 1 : 0) + bumped;
 }
 
-export function loadGroupDescriptors(sb: Superblock, bc: BufferCache, csum: Checksums, verify: boolean): GroupDesc[] {
+/**
+ * The group descriptors, checked as ext4_check_descriptors checks them. A
+ * descriptor checksum mismatch refuses a read-write mount; read-only, the
+ * kernel logs it and mounts, and so do we (`warn`).
+ */
+export function loadGroupDescriptors(sb: Superblock, bc: BufferCache, csum: Checksums, verify: boolean, readOnly: boolean, warn: (m: string) => void): GroupDesc[] {
   const groups = groupCount(sb);
   const perBlock = sb.blockSize / sb.descSize;
   const nBlocks = Math.ceil(groups / perBlock);
@@ -60,7 +65,9 @@ export function loadGroupDescriptors(sb: Superblock, bc: BufferCache, csum: Chec
       if (verify && (metaCsum || gdtCsum)) {
         const want = metaCsum ? csum.groupDescCsum32(g, raw) : csum.groupDescCsum16(sb.uuid, g, raw);
         if (want !== gd.checksum) {
-          throw corrupted(`group ${g} descriptor checksum mismatch (stored 0x${gd.checksum.toString(16)}, computed 0x${want.toString(16)})`, { block: pblk });
+          const what = `group ${g} descriptor checksum mismatch (stored 0x${gd.checksum.toString(16)}, computed 0x${want.toString(16)})`;
+          if (!readOnly) throw corrupted(`${what}; a read-only mount reads past it, as the kernel's does`, { block: pblk });
+          warn(`${what}, descriptor block ${pblk}: mounted read-only anyway, as the kernel does`);
         }
       }
       checkDescriptor(sb, g, gd, pblk);

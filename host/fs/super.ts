@@ -48,6 +48,8 @@ export class Ext4 {
   readonly verifyChecksums: boolean;
   metadataCsum = false;
   recovery: RecoveryReport | undefined;
+  /** What the kernel would log at mount (ext4_msg) and mount anyway: for `info` and callers. */
+  warnings: string[] = [];
   /** Metadata blocks no file may use (block_validity), once the mount has built it. */
   systemZone: SystemZone | undefined;
   private inodes = new Map<number, Inode>();
@@ -96,7 +98,8 @@ export class Ext4 {
     if (devBlocks < sb.blocksCount && !this.readOnly) {
       throw new Ext4Error("EINVAL", `device is shorter than the filesystem (${devBlocks} of ${sb.blocksCount} blocks); mount read-only to salvage`);
     }
-    this.groups = loadGroupDescriptors(sb, this.bcache, this.csum, this.verifyChecksums);
+    this.warnings = [];
+    this.groups = loadGroupDescriptors(sb, this.bcache, this.csum, this.verifyChecksums, this.readOnly, (m) => this.warnings.push(m));
     this.inodes.clear();
     this.dcache.clear();
     this.verified.clear();

@@ -114,6 +114,7 @@ export class Volume {
     this.paths = { bh: new BhBufferedIO(fs), iomap: new IomapBufferedIO(fs) };
     this.dev = fs.sb.uuid[0] | (fs.sb.uuid[1] << 8) | (fs.sb.uuid[2] << 16);
     this.promises = new VolumePromises(this);
+    bindMethods(this, Volume.prototype);
   }
 
   private check(syscall: string, path?: PathLike): void {
@@ -556,6 +557,9 @@ export class Volume {
 
   /** Summary of the mount for `info`. */
   get recovery() { return this.fs.recovery; }
+
+  /** What the mount found and read past, as the kernel logs and mounts anyway (a bad group descriptor checksum, read-only). */
+  get warnings(): readonly string[] { return this.fs.warnings; }
 }
 
 /**
@@ -569,6 +573,19 @@ const UV_MESSAGE: Record<string, string> = {
   EBADF: "bad file descriptor", EROFS: "read-only file system", EACCES: "permission denied",
   EPERM: "operation not permitted", EEXIST: "file already exists", ENODATA: "no data available",
 };
+
+/**
+ * node:fs functions work when taken off the module (`const { readFileSync } =
+ * fs`), and code that is handed an fs module does that: so every method of a
+ * volume is bound to it.
+ */
+function bindMethods(obj: object, proto: object): void {
+  for (const name of Object.getOwnPropertyNames(proto)) {
+    const d = Object.getOwnPropertyDescriptor(proto, name);
+    if (name === "constructor" || !d || typeof d.value !== "function") continue;
+    Object.defineProperty(obj, name, { value: d.value.bind(obj), writable: true, configurable: true, enumerable: false });
+  }
+}
 
 /** Adds syscall and path to errors thrown below the vfs; types stray bounds failures. */
 function annotate(e: unknown, syscall: string, path: string | undefined): unknown {
@@ -636,7 +653,9 @@ class FileHandle {
 }
 
 class VolumePromises {
-  constructor(private readonly vol: Volume) {}
+  constructor(private readonly vol: Volume) {
+    bindMethods(this, VolumePromises.prototype);
+  }
   async readFile(path: PathLike, opts?: Encoding | EncOpt) { return this.vol.readFileSync(path, opts); }
   readdir(path: PathLike, opts: { withFileTypes: true; encoding?: Encoding; recursive?: boolean }): Promise<Dirent[]>;
   readdir(path: PathLike, opts?: Encoding | { withFileTypes?: false; encoding?: Encoding; recursive?: boolean }): Promise<(string | Buffer)[]>;

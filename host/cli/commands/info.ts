@@ -130,7 +130,7 @@ export function infoReport(vol: Volume) {
     checksumSeed: csum ? `0x${(vol.fs.csum.seed >>> 0).toString(16).padStart(8, "0")}` : null,
     checksum: csum ? `0x${(sb.checksum >>> 0).toString(16).padStart(8, "0")}` : null,
     deviceBytes: vol.fs.device.size,
-    warnings: deviceWarnings(vol),
+    warnings: [...vol.fs.warnings, ...deviceWarnings(vol)],
     mount: {
       readOnly: vol.fs.readOnly,
       bufferedIomap: vol.fs.config.options.bufferedIomap,
