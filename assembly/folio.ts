@@ -393,6 +393,12 @@ export function folioFirstCached(mapping: u32, pageIndex: f64, n: u32): i32 {
 }
 
 export function folioRemove(s: u32): void { if (u8at(aFlags, s) & F_USED) removeFolio(s); }
+/** Removes the folio if reclaim could take it (not pinned, not dirty); 1 if it did. Drop-behind uses it. */
+export function folioDropIfIdle(s: u32): u32 {
+  if (!(u8at(aFlags, s) & F_USED) || load<u16>(aRef + (<usize>s << 1)) != 0 || (u8at(aFlags, s) & F_DIRTY) != 0) return 0;
+  removeFolio(s);
+  return 1;
+}
 export function folioAddr(s: u32): usize { return arenaBase + (<usize>s << PAGE_SHIFT); }
 export function folioIndex(s: u32): f64 { return <f64>u64at(aIndex, s); }
 export function folioOrder(s: u32): u32 { return u8at(aOrder, s); }

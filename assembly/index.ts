@@ -34,7 +34,7 @@ export { bitmapFind, bitmapCount, bitmapFill } from "./bitmap";
 export { extentCheckHeader, extentSearch } from "./extent";
 export { zeroRange, isZero } from "./zero";
 export {
-  folioLookup, folioCreate, folioFirstCached, folioRemove, folioAddr, folioIndex, folioOrder, folioMapping, folioGen,
+  folioLookup, folioCreate, folioFirstCached, folioRemove, folioDropIfIdle, folioAddr, folioIndex, folioOrder, folioMapping, folioGen,
   folioPin, folioUnpin, folioBlocks, folioSetUptodate, folioClearUptodate, folioFindNotUptodate,
   folioFindUptodate, folioSetDirty, folioClearDirty, folioFindDirty, folioIsDirty, folioDropMapping,
   cacheUsedBytes, cacheFolios, cacheEvictions, cacheCapacityBytes,

@@ -17,10 +17,13 @@ function privates(rel: string): Set<string> {
   return new Set([...src.matchAll(/^\s+private (?:readonly )?(\w+)/gm)].map((m) => m[1]));
 }
 
+/** A member is documented where its whole name (or vol.name) opens a code span: `name(`, `name`` or `name[`, not as the prefix of a longer name. */
+const documented = (n: string): boolean => new RegExp("`(vol\\.)?" + n.replace(/[$]/g, "\\$") + "[(`\\[ ,]").test(doc);
+
 function undocumented(proto: object, hidden: Set<string>): string[] {
   return Object.getOwnPropertyNames(proto)
     .filter((n) => n !== "constructor" && !n.startsWith("_") && !hidden.has(n))
-    .filter((n) => !doc.includes(`\`${n}`));
+    .filter((n) => !documented(n));
 }
 
 describe("docs/api.md", () => {
@@ -37,7 +40,7 @@ describe("docs/api.md", () => {
         stream.destroy();
         expect({
           volume: undocumented(Object.getPrototypeOf(vol), hidden),
-          own: Object.keys(vol).filter((k) => !hidden.has(k) && !doc.includes(`\`${k}`)),
+          own: Object.keys(vol).filter((k) => !hidden.has(k) && !documented(k)),
           promises: undocumented(Object.getPrototypeOf(vol.promises), hidden),
           dir: undocumented(Object.getPrototypeOf(dir), hidden),
           stream: undocumented(Object.getPrototypeOf(stream), hidden),

@@ -17,10 +17,9 @@ import type { WalkResult } from "./helpers/robust-walk.js";
 
 const repoRoot = fileURLToPath(new URL("..", import.meta.url));
 const corpusDir = path.resolve(repoRoot, "../shared/corpus/e2fsprogs-f");
-// Hang bounds, not speed targets: each walk takes well under a second alone, and
-// the bounds leave room for a machine loaded many times over (2 cores shared).
+// A hang bound, not a speed target (the runner kills a walk past it): each walk
+// takes well under a second alone; the bound leaves room for a loaded machine.
 const PER_IMAGE_MS = 30_000;
-const TOTAL_MS = 600_000;
 /** Failures a clean image may still give: features we refuse, content without a key. */
 const ALLOWED_ON_CLEAN = new Set(["EOPNOTSUPP", "ENOKEY"]);
 
@@ -174,8 +173,6 @@ describe("e2fsprogs f_* corpus", () => {
     expect(w.bugs, `${name}: untyped failures, wrong lengths or writes`).toEqual([]);
     expect(w.writes).toBe(0);
     expect(w.mounted || w.mountError !== undefined).toBe(true);
-    expect(w.ms).toBeLessThan(PER_IMAGE_MS);
-    expect(Date.now() - started).toBeLessThan(TOTAL_MS);
     if (fsck.clean && !DAMAGE_NEWER_FSCK_SEES[name]) {
       const unexpected = Object.keys(w.errors).filter((c) => !ALLOWED_ON_CLEAN.has(c));
       const mountOk = w.mounted || ALLOWED_ON_CLEAN.has(w.mountError ?? "");

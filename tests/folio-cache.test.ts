@@ -20,6 +20,21 @@ describe("folio cache (wasm)", () => {
     expect(c.size(s)).toBe(16 * 4096);
   });
 
+  it("drop-behind takes a folio only as reclaim would: never pinned, never dirty", () => {
+    const { c } = makeCache(8);
+    const s = c.create(5, 0, 2);
+    c.x.folioPin(s);
+    expect(c.x.folioDropIfIdle(s)).toBe(0);
+    expect(c.lookup(5, 1)).toBe(s);
+    c.x.folioUnpin(s);
+    c.x.folioSetDirty(s, 0, 1);
+    expect(c.x.folioDropIfIdle(s)).toBe(0);
+    expect(c.lookup(5, 1)).toBe(s);
+    c.x.folioClearDirty(s, 0, 1);
+    expect(c.x.folioDropIfIdle(s)).toBe(1);
+    expect(c.lookup(5, 1)).toBe(-1);
+  });
+
   it("rounds an unaligned index down to the folio's order", () => {
     const { c } = makeCache(8);
     const s = c.create(1, 37, 3);

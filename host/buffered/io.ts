@@ -143,7 +143,7 @@ export function dropBehind(fs: Ext4, ino: number, fromPage: number, to: number, 
     if (s < 0) { p++; continue; }
     const next = cache.index(s) + (1 << cache.order(s));
     if (next > endPage && !eof) return p;
-    if (!cache.x.folioIsDirty(s)) cache.x.folioRemove(s);
+    cache.x.folioDropIfIdle(s); // as reclaim would: never a pinned or dirty folio
     p = next;
   }
   return p;

@@ -120,11 +120,13 @@ function readGpt(dev: BlockDevice, ss: number): PartitionTable | undefined {
   full.fill(0, 16, 20);
   if (crc32(full) !== want) return undefined;
   const entriesLba = u64(h, 72);
-  const count = Math.min(u32(h, 80), MAX_GPT_ENTRIES);
+  // As the kernel's is_gpt_valid: 128-byte entries only, and the array's own crc
+  // must match (so a damaged header cannot make us read gigabytes).
+  const count = u32(h, 80);
   const entrySize = u32(h, 84);
-  if (entrySize < 128 || entrySize % 8 !== 0) return undefined;
+  if (entrySize !== 128 || count > MAX_GPT_ENTRIES) return undefined;
   const table = read(dev, entriesLba * ss, count * entrySize);
-  if (!table) return undefined;
+  if (!table || crc32(table) !== u32(h, 88)) return undefined;
   const partitions: Partition[] = [];
   for (let i = 0; i < count; i++) {
     const e = table.subarray(i * entrySize, (i + 1) * entrySize);

@@ -2,15 +2,11 @@
 // order (as getdents gives them, unsorted), by sync call, promise, callback
 // or async iteration, until closed.
 
+import { defer } from "./defer.js";
 import type { Dirent } from "./types.js";
 
 function dirClosed(): Error {
   return Object.assign(new Error("Directory handle was closed"), { code: "ERR_DIR_CLOSED" });
-}
-
-function defer(fn: () => void): void {
-  if (typeof setImmediate === "function") setImmediate(fn);
-  else setTimeout(fn, 0);
 }
 
 export class Dir implements AsyncIterable<Dirent> {
@@ -28,6 +24,7 @@ export class Dir implements AsyncIterable<Dirent> {
   read(): Promise<Dirent | null>;
   read(cb: (err: Error | null, dirent: Dirent | null) => void): void;
   read(cb?: (err: Error | null, dirent: Dirent | null) => void): Promise<Dirent | null> | void {
+    if (this.closed) throw dirClosed(); // node throws here, in both forms
     if (!cb) return new Promise((resolve, reject) => this.read((err, d) => (err ? reject(err) : resolve(d))));
     let d: Dirent | null = null;
     let err: Error | null = null;

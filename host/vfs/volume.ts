@@ -19,6 +19,7 @@ import { encryptedSymlinkCiphertext, readSymlink } from "../fs/symlink.js";
 import type { Ext4 } from "../fs/super.js";
 import { inodeXattrs } from "../fs/xattr.js";
 import { nokeyName, readdirHashVersion } from "./nokey-name.js";
+import { defer } from "./defer.js";
 import { Dir } from "./opendir.js";
 import { PathLike, pathBytes, pathText, resolve } from "./path-walk.js";
 import { accessMode, checkAccess, F_OK, R_OK, W_OK, X_OK } from "./permission.js";
@@ -608,11 +609,6 @@ function annotate(e: unknown, syscall: string, path: string | undefined): unknow
 
 export type Callback<T> = (err: Error | null, result?: T) => void;
 type ReadCallback = (err: Error | null, bytesRead?: number, buffer?: Uint8Array) => void;
-
-function defer(fn: () => void): void {
-  if (typeof setImmediate === "function") setImmediate(fn);
-  else setTimeout(fn, 0);
-}
 
 function badCallback(cb: unknown): TypeError {
   const got = cb === undefined ? "undefined" : cb === null ? "null" : typeof cb === "object" ? "an instance of Object" : `type ${typeof cb} (${String(cb)})`;

@@ -21,6 +21,7 @@ export interface Ext4Exports {
   folioCreate(mapping: number, index: number, order: number, minOrder: number): number;
   folioFirstCached(mapping: number, index: number, n: number): number;
   folioRemove(slot: number): void;
+  folioDropIfIdle(slot: number): number;
   folioAddr(slot: number): number;
   folioIndex(slot: number): number;
   folioOrder(slot: number): number;
