@@ -62,3 +62,23 @@ export class Output {
 export function toJson(value: unknown): string {
   return JSON.stringify(value, (_k, v) => (typeof v === "bigint" ? v.toString() : v), 2);
 }
+
+/**
+ * A JSON array written element by element, byte for byte what
+ * toJson(array) + "\n" would print, without holding the array.
+ */
+export class JsonArrayWriter {
+  private count = 0;
+
+  constructor(private readonly out: Output) {}
+
+  item(value: unknown): void {
+    this.out.write(this.count++ === 0 ? "[\n" : ",\n");
+    // Strings in JSON hold no raw newline, so each line of the element is indented as stringify nests it.
+    this.out.write(toJson(value).replace(/^/gm, "  "));
+  }
+
+  end(): void {
+    this.out.write(this.count === 0 ? "[]\n" : "\n]\n");
+  }
+}
