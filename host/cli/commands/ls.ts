@@ -80,7 +80,8 @@ function children(vol: Volume, dir: Inode, dirPath: Buffer, all: boolean): Entry
     .sort((a, b) => Buffer.compare(a.name, b.name))
     .map((d) => {
       const p = joinPath(dirPath, d.name);
-      return entryOf(vol, vol.inodeByNumber(d.ino, p.toString("utf8")), p, Buffer.from(d.name));
+      // The name as a view of the entry's own bytes (readdir hands each entry its own copy).
+      return entryOf(vol, vol.inodeByNumber(d.ino, p.toString("utf8")), p, Buffer.from(d.name.buffer, d.name.byteOffset, d.name.length));
     });
 }
 
@@ -115,18 +116,23 @@ function writeLong(out: Output, entries: Entry[], withTotal: boolean): void {
     }
     return e.size.toString();
   };
-  const cols = entries.map((e) => [modeString(e.mode), e.nlink.toString(), e.uid.toString(), e.gid.toString(), sizeText(e), lsTime(e.mtimeNs)]);
-  const w = [0, 1, 2, 3, 4].map((k) => Math.max(0, ...cols.map((c) => c[k].length)));
-  entries.forEach((e, i) => {
-    const c = cols[i];
-    out.write(`${c[0]} ${c[1].padStart(w[1])} ${c[2].padEnd(w[2])} ${c[3].padEnd(w[3])} ${c[4].padStart(w[4])} ${c[5]} `);
+  // Column widths first, then each line as it is written: no table of strings is held for a big directory.
+  const w = [0, 0, 0, 0, 0];
+  for (const e of entries) {
+    w[1] = Math.max(w[1], e.nlink.toString().length);
+    w[2] = Math.max(w[2], e.uid.toString().length);
+    w[3] = Math.max(w[3], e.gid.toString().length);
+    w[4] = Math.max(w[4], sizeText(e).length);
+  }
+  for (const e of entries) {
+    out.write(`${modeString(e.mode)} ${e.nlink.toString().padStart(w[1])} ${e.uid.toString().padEnd(w[2])} ${e.gid.toString().padEnd(w[3])} ${sizeText(e).padStart(w[4])} ${lsTime(e.mtimeNs)} `);
     out.write(e.name);
     if (e.target) {
       out.write(" -> ");
       out.write(e.target);
     }
     out.write("\n");
-  });
+  }
 }
 
 export function run(args: ParsedArgs, out: Output): number {
