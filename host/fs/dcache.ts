@@ -14,7 +14,8 @@ import { LruMap } from "../cache/lru.js";
 /** Dentries kept: one per 4 KiB of cache budget (65536 for the default 256 MiB), about 100 bytes each. */
 const DENTRY_BYTES_PER_ENTRY = 4096;
 const DENTRY_MIN = 1024;
-const VERIFIED_MAX = 1 << 20;
+const VERIFIED_BYTES_PER_MARK = 1024;
+const VERIFIED_MIN = 4096;
 /** Budget for whole-directory indexes, in estimated bytes (name + map overhead): a sixteenth of the cache budget. */
 const DIR_INDEX_SHARE = 16;
 /** Measured: a Map entry with its key string costs about this much more than the name. */
@@ -113,22 +114,21 @@ export class Dcache {
   }
 }
 
+/**
+ * Verified marks, one per block (the owner it was verified for), LRU. A mark
+ * only saves a crc32c of a block read again, so it is worth keeping about as
+ * long as the cache keeps the block: one per KiB of cache budget. (A set per
+ * owner, as before, cost a Set per directory of a walk and grew to 2^20 marks.)
+ * A block asked for under another owner (a cross-linked block) is verified
+ * again under that owner, which then holds the mark.
+ */
 export class VerifiedBlocks {
-  private byOwner = new Map<number, Set<number>>();
-  private size = 0;
+  private readonly owners: LruMap<number, number>;
+  constructor(cacheBytes: number) {
+    this.owners = new LruMap(Math.max(VERIFIED_MIN, Math.floor(cacheBytes / VERIFIED_BYTES_PER_MARK)));
+  }
   /** Was `pblk` verified as metadata of inode `owner` (0 for filesystem-wide metadata)? */
-  has(owner: number, pblk: number): boolean { return this.byOwner.get(owner)?.has(pblk) ?? false; }
-  add(owner: number, pblk: number): void {
-    if (this.size >= VERIFIED_MAX) this.clear();
-    let set = this.byOwner.get(owner);
-    if (!set) this.byOwner.set(owner, (set = new Set()));
-    if (!set.has(pblk)) {
-      set.add(pblk);
-      this.size++;
-    }
-  }
-  clear(): void {
-    this.byOwner.clear();
-    this.size = 0;
-  }
+  has(owner: number, pblk: number): boolean { return this.owners.get(pblk) === owner; }
+  add(owner: number, pblk: number): void { this.owners.set(pblk, owner); }
+  clear(): void { this.owners.clear(); }
 }

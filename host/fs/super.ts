@@ -62,7 +62,7 @@ export class Ext4 {
   /** Name lookups already answered (see dcache.ts). */
   readonly dcache: Dcache;
   /** Metadata blocks whose checksum has been verified, by owner inode. */
-  readonly verified = new VerifiedBlocks();
+  readonly verified: VerifiedBlocks;
   private inodeSeeds = new WeakMap<Inode, number>();
 
   private constructor(device: BlockDevice, sb: Superblock, readonly config: Ext4MountConfig) {
@@ -75,6 +75,7 @@ export class Ext4 {
     }
     this.inodes = new LruMap(Math.max(INODE_CACHE_MIN, Math.floor(cacheSize / INODE_CACHE_BYTES_PER_ENTRY)));
     this.dcache = new Dcache(cacheSize);
+    this.verified = new VerifiedBlocks(cacheSize);
     this.wasm = new Ext4Wasm(cacheSize, Math.log2(sb.blockSize));
     this.cache = new FolioCache(this.wasm, sb.blockSize);
     this.load(sb);
