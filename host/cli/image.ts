@@ -18,10 +18,12 @@ export interface ImageOptions {
 
 /**
  * Cache budget of ls and get: a walk reads each block once (file data is
- * dropped behind the copy), so a small cache holds the working set and keeps
- * the resident set small on any tree.
+ * dropped behind the copy), so a small cache holds the working set (the
+ * inode table and directory blocks in use, a readahead window) and keeps the
+ * resident set small on any tree. The metadata caches are sized from it too
+ * (see docs/design.md, "Memory of the CLI walks").
  */
-export const WALK_CACHE_SIZE = 32 << 20;
+export const WALK_CACHE_SIZE = 16 << 20;
 
 export function imageOptions(args: ParsedArgs): ImageOptions {
   const o = args.flags.get("options");

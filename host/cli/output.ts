@@ -27,21 +27,30 @@ export function writeAllSync(fd: number, data: Uint8Array): void {
 }
 
 export class Output {
-  private parts: Uint8Array[] = [];
+  /** One buffer for the whole run: text is encoded straight into it, so a listing allocates nothing per piece. */
+  private readonly buf = Buffer.allocUnsafe(FLUSH_AT);
   private pending = 0;
 
   constructor(private readonly fd = 1) {}
 
   write(data: string | Uint8Array): void {
-    const b = typeof data === "string" ? Buffer.from(data, "utf8") : data;
-    if (b.length >= FLUSH_AT) {
+    if (typeof data === "string") {
+      // Room for any string of n UTF-16 units is 3n bytes; longer text goes through a Buffer of its own.
+      if (data.length * 3 <= FLUSH_AT) {
+        if (this.pending + data.length * 3 > FLUSH_AT) this.flush();
+        this.pending += this.buf.write(data, this.pending, "utf8");
+        return;
+      }
+      data = Buffer.from(data, "utf8");
+    }
+    if (data.length >= FLUSH_AT) {
       this.flush();
-      writeAllSync(this.fd, b);
+      writeAllSync(this.fd, data);
       return;
     }
-    this.parts.push(b);
-    this.pending += b.length;
-    if (this.pending >= FLUSH_AT) this.flush();
+    if (this.pending + data.length > FLUSH_AT) this.flush();
+    this.buf.set(data, this.pending);
+    this.pending += data.length;
   }
 
   line(...pieces: (string | Uint8Array)[]): void {
@@ -51,14 +60,33 @@ export class Output {
 
   flush(): void {
     if (this.pending === 0) return;
-    const all = Buffer.concat(this.parts, this.pending);
-    this.parts = [];
+    const n = this.pending;
     this.pending = 0;
-    writeAllSync(this.fd, all);
+    writeAllSync(this.fd, this.buf.subarray(0, n));
   }
 }
 
 /** JSON with bigints written as decimal strings (times in ns, large sizes). */
 export function toJson(value: unknown): string {
   return JSON.stringify(value, (_k, v) => (typeof v === "bigint" ? v.toString() : v), 2);
+}
+
+/**
+ * A JSON array written element by element, byte for byte what
+ * toJson(array) + "\n" would print, without holding the array.
+ */
+export class JsonArrayWriter {
+  private count = 0;
+
+  constructor(private readonly out: Output) {}
+
+  item(value: unknown): void {
+    this.out.write(this.count++ === 0 ? "[\n" : ",\n");
+    // Strings in JSON hold no raw newline, so each line of the element is indented as stringify nests it.
+    this.out.write(toJson(value).replace(/^/gm, "  "));
+  }
+
+  end(): void {
+    this.out.write(this.count === 0 ? "[]\n" : "\n]\n");
+  }
 }

@@ -5,12 +5,19 @@
 // linear lookup in a directory found its name (i_dir_start_lookup), and the
 // set of metadata blocks whose checksum was already verified (the
 // buffer_verified bit). All are dropped whenever the block device's contents
-// may have changed under them (journal replay).
+// may have changed under them (journal replay). The name caches are sized
+// from the folio cache budget, so a mount made small to walk a tree (the CLI)
+// keeps its JS heap small too.
 
-const DENTRY_MAX = 1 << 16;
-const VERIFIED_MAX = 1 << 20;
-/** Budget for whole-directory indexes, in estimated bytes (name + map overhead). */
-const DIR_INDEX_MAX_BYTES = 16 << 20;
+import { LruMap } from "../cache/lru.js";
+
+/** Dentries kept: one per 4 KiB of cache budget (65536 for the default 256 MiB), about 100 bytes each. */
+const DENTRY_BYTES_PER_ENTRY = 4096;
+const DENTRY_MIN = 1024;
+const VERIFIED_BYTES_PER_MARK = 1024;
+const VERIFIED_MIN = 4096;
+/** Budget for whole-directory indexes, in estimated bytes (name + map overhead): a sixteenth of the cache budget. */
+const DIR_INDEX_SHARE = 16;
 /** Measured: a Map entry with its key string costs about this much more than the name. */
 const DIR_INDEX_ENTRY_OVERHEAD = 96;
 const START_HINTS_MAX = 1 << 12;
@@ -21,13 +28,20 @@ function nameKey(name: Uint8Array): string {
 }
 
 export class Dcache {
-  private entries = new Map<string, number>();
+  private readonly entries: LruMap<string, number>;
   /** Directories read in full: every name they hold (so a miss is a true negative). LRU by directory. */
   private dirs = new Map<number, { names: Map<string, number>; cost: number }>();
   private dirBytes = 0;
   private startHints = new Map<number, number>();
   /** Directories a full read failed on (a bad block): their lookups scan, rather than retry the read each time. */
   private unreadable = new Set<number>();
+
+  private readonly dirIndexMaxBytes: number;
+
+  constructor(cacheBytes: number) {
+    this.entries = new LruMap(Math.max(DENTRY_MIN, Math.floor(cacheBytes / DENTRY_BYTES_PER_ENTRY)));
+    this.dirIndexMaxBytes = Math.floor(cacheBytes / DIR_INDEX_SHARE);
+  }
 
   private static key(dirIno: number, name: Uint8Array): string {
     return `${dirIno}/${nameKey(name)}`;
@@ -37,18 +51,10 @@ export class Dcache {
   get(dirIno: number, name: Uint8Array): number | undefined {
     const dir = this.dirs.get(dirIno);
     if (dir) return dir.names.get(nameKey(name)) ?? 0;
-    const k = Dcache.key(dirIno, name);
-    const v = this.entries.get(k);
-    if (v !== undefined) {
-      // Refresh recency: Map iteration order is insertion order.
-      this.entries.delete(k);
-      this.entries.set(k, v);
-    }
-    return v;
+    return this.entries.get(Dcache.key(dirIno, name));
   }
 
   set(dirIno: number, name: Uint8Array, ino: number): void {
-    if (this.entries.size >= DENTRY_MAX) this.entries.delete(this.entries.keys().next().value!);
     this.entries.set(Dcache.key(dirIno, name), ino);
   }
 
@@ -65,9 +71,9 @@ export class Dcache {
   setDir(dirIno: number, all: { ino: number; name: Uint8Array }[]): void {
     let cost = 0;
     for (const e of all) cost += e.name.length + DIR_INDEX_ENTRY_OVERHEAD;
-    if (cost > DIR_INDEX_MAX_BYTES / 2) return;
+    if (cost > this.dirIndexMaxBytes / 2) return;
     this.dropDir(dirIno);
-    while (this.dirBytes + cost > DIR_INDEX_MAX_BYTES) this.dropDir(this.dirs.keys().next().value!);
+    while (this.dirBytes + cost > this.dirIndexMaxBytes) this.dropDir(this.dirs.keys().next().value!);
     const names = new Map<string, number>();
     for (const e of all) {
       const k = nameKey(e.name);
@@ -108,22 +114,21 @@ export class Dcache {
   }
 }
 
+/**
+ * Verified marks, one per block (the owner it was verified for), LRU. A mark
+ * only saves a crc32c of a block read again, so it is worth keeping about as
+ * long as the cache keeps the block: one per KiB of cache budget. (A set per
+ * owner, as before, cost a Set per directory of a walk and grew to 2^20 marks.)
+ * A block asked for under another owner (a cross-linked block) is verified
+ * again under that owner, which then holds the mark.
+ */
 export class VerifiedBlocks {
-  private byOwner = new Map<number, Set<number>>();
-  private size = 0;
+  private readonly owners: LruMap<number, number>;
+  constructor(cacheBytes: number) {
+    this.owners = new LruMap(Math.max(VERIFIED_MIN, Math.floor(cacheBytes / VERIFIED_BYTES_PER_MARK)));
+  }
   /** Was `pblk` verified as metadata of inode `owner` (0 for filesystem-wide metadata)? */
-  has(owner: number, pblk: number): boolean { return this.byOwner.get(owner)?.has(pblk) ?? false; }
-  add(owner: number, pblk: number): void {
-    if (this.size >= VERIFIED_MAX) this.clear();
-    let set = this.byOwner.get(owner);
-    if (!set) this.byOwner.set(owner, (set = new Set()));
-    if (!set.has(pblk)) {
-      set.add(pblk);
-      this.size++;
-    }
-  }
-  clear(): void {
-    this.byOwner.clear();
-    this.size = 0;
-  }
+  has(owner: number, pblk: number): boolean { return this.owners.get(pblk) === owner; }
+  add(owner: number, pblk: number): void { this.owners.set(pblk, owner); }
+  clear(): void { this.owners.clear(); }
 }

@@ -4,6 +4,7 @@
 
 import { BufferCache } from "../cache/buffer-cache.js";
 import { FolioCache } from "../cache/folio-cache.js";
+import { LruMap } from "../cache/lru.js";
 import type { BlockDevice } from "../device/block-device.js";
 import { OverlayDevice } from "../device/overlay-device.js";
 import { corrupted, Ext4Error } from "../errors.js";
@@ -27,7 +28,17 @@ import { setupSystemZone, type SystemZone } from "./system-zone.js";
 
 export const ROOT_INO = 2;
 export const JOURNAL_INO = 8;
-const INODE_CACHE_MAX = 32768;
+/**
+ * Decoded inodes kept: one per 64 KiB of folio cache budget (4096 for the
+ * default 256 MiB, 256 for a tree walk's 16 MiB). A decoded inode costs about
+ * 0.8 KiB of JS heap (object, four times, its own copy of the raw bytes) and
+ * a miss only a decode from an inode table block the folio cache usually
+ * still holds, so the cache keeps the hot directories of path walks and no
+ * more: a tree walk reads each inode once, and a big cache only ages its
+ * inodes into the old generation as garbage.
+ */
+const INODE_CACHE_BYTES_PER_ENTRY = 64 << 10;
+const INODE_CACHE_MIN = 256;
 export const DEFAULT_CACHE_SIZE = 256 << 20;
 
 export interface Ext4MountConfig {
@@ -52,11 +63,11 @@ export class Ext4 {
   warnings: string[] = [];
   /** Metadata blocks no file may use (block_validity), once the mount has built it. */
   systemZone: SystemZone | undefined;
-  private inodes = new Map<number, Inode>();
+  private readonly inodes: LruMap<number, Inode>;
   /** Name lookups already answered (see dcache.ts). */
-  readonly dcache = new Dcache();
+  readonly dcache: Dcache;
   /** Metadata blocks whose checksum has been verified, by owner inode. */
-  readonly verified = new VerifiedBlocks();
+  readonly verified: VerifiedBlocks;
   private inodeSeeds = new WeakMap<Inode, number>();
 
   private constructor(device: BlockDevice, sb: Superblock, readonly config: Ext4MountConfig) {
@@ -67,6 +78,9 @@ export class Ext4 {
     if (!Number.isInteger(cacheSize) || cacheSize < 4 << 20 || cacheSize > 3 * 2 ** 30) {
       throw new Ext4Error("EINVAL", `cacheSize must be between 4 MiB and 3 GiB (got ${cacheSize})`);
     }
+    this.inodes = new LruMap(Math.max(INODE_CACHE_MIN, Math.floor(cacheSize / INODE_CACHE_BYTES_PER_ENTRY)));
+    this.dcache = new Dcache(cacheSize);
+    this.verified = new VerifiedBlocks(cacheSize);
     this.wasm = new Ext4Wasm(cacheSize, Math.log2(sb.blockSize));
     this.cache = new FolioCache(this.wasm, sb.blockSize);
     this.load(sb);
@@ -121,12 +135,11 @@ export class Ext4 {
     if (!isDir(root)) throw corrupted("root inode is not a directory", { ino: ROOT_INO });
   }
 
-  /** The inode, read through a small cache of decoded inodes. */
+  /** The inode, read through a small LRU cache of decoded inodes. */
   inode(ino: number): Inode {
     let i = this.inodes.get(ino);
     if (i) return i;
     i = readInodeRaw(this, ino);
-    if (this.inodes.size >= INODE_CACHE_MAX) this.inodes.delete(this.inodes.keys().next().value!);
     this.inodes.set(ino, i);
     return i;
   }

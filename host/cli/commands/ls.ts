@@ -1,14 +1,14 @@
 // `ext4wasm ls [-l] [-R] [-a] IMAGE [PATH]`: directory listings, names as the
 // raw bytes the image holds, sorted bytewise (as LC_ALL=C ls sorts them).
 
-import type { Inode } from "../../format/inode.js";
-import type { BigIntStats } from "../../vfs/stats.js";
+import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, type Inode } from "../../format/inode.js";
+import type { Stats } from "../../vfs/stats.js";
 import type { Volume } from "../../vfs/volume.js";
 import { HELP_OPTION, IMAGE_OPTIONS, JSON_OPTION, type CommandSpec, type ParsedArgs } from "../args.js";
 import { CliError, EXIT_OK } from "../errors.js";
 import { fileType, isUtf8, joinPath, lsTime, majorMinor, modeString, type FileType } from "../format.js";
 import { imageOptions, WALK_CACHE_SIZE, withImage } from "../image.js";
-import { Output, toJson } from "../output.js";
+import { JsonArrayWriter, Output } from "../output.js";
 
 export const spec: CommandSpec = {
   name: "ls",
@@ -25,10 +25,22 @@ export const spec: CommandSpec = {
   notes: "examples:\n  ext4wasm ls -l disk.img /etc\n  ext4wasm ls -R --json disk.img /home > listing.json",
 };
 
+/**
+ * What a listing shows of one entry, copied out of its stat: a walk holds one
+ * of these per entry of the directory being listed, so neither the decoded
+ * inode nor a BigIntStats (four Dates, eighteen bigints) is kept.
+ */
 interface Entry {
   name: Buffer;
-  path: Buffer;
-  st: BigIntStats;
+  ino: number;
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  size: number;
+  rdev: number;
+  blocks: number;
+  mtimeNs: bigint;
   target?: Buffer;
 }
 
@@ -49,70 +61,78 @@ export interface LsJsonEntry {
   target?: string;
 }
 
+const isDevice = (mode: number) => { const f = mode & S_IFMT; return f === S_IFCHR || f === S_IFBLK; };
+
 function entryOf(vol: Volume, inode: Inode, path: Buffer, name: Buffer): Entry {
-  const st = vol.statOf(inode, true) as BigIntStats;
-  const e: Entry = { name, path, st };
+  const st = vol.statOf(inode, false) as Stats;
+  const e: Entry = {
+    name, ino: st.ino, mode: st.mode, nlink: st.nlink, uid: st.uid, gid: st.gid, size: st.size, rdev: st.rdev, blocks: st.blocks,
+    mtimeNs: BigInt(inode.mtime.sec) * 1_000_000_000n + BigInt(inode.mtime.nsec),
+  };
   if (st.isSymbolicLink()) e.target = vol.readlinkInode(inode, path.toString("utf8"));
   return e;
 }
 
 /** A directory's entries, sorted bytewise, each stated through the inode its entry names (no lookups). */
-function children(vol: Volume, dir: Inode, dirPath: Buffer, all: boolean): { entry: Entry; inode: Inode }[] {
+function children(vol: Volume, dir: Inode, dirPath: Buffer, all: boolean): Entry[] {
   return vol.readdirInode(dir, dirPath.toString("utf8"))
     .filter((d) => all || d.name[0] !== 0x2e)
     .sort((a, b) => Buffer.compare(a.name, b.name))
     .map((d) => {
       const p = joinPath(dirPath, d.name);
-      const inode = vol.inodeByNumber(d.ino, p.toString("utf8"));
-      return { entry: entryOf(vol, inode, p, Buffer.from(d.name)), inode };
+      // The name as a view of the entry's own bytes (readdir hands each entry its own copy).
+      return entryOf(vol, vol.inodeByNumber(d.ino, p.toString("utf8")), p, Buffer.from(d.name.buffer, d.name.byteOffset, d.name.length));
     });
 }
 
-function jsonEntry(e: Entry): LsJsonEntry {
-  const st = e.st;
-  const mode = Number(st.mode);
+function jsonEntry(e: Entry, path: Buffer): LsJsonEntry {
   const j: LsJsonEntry = {
     name: e.name.toString("utf8"),
-    path: e.path.toString("utf8"),
-    type: fileType(mode),
-    mode,
-    uid: Number(st.uid),
-    gid: Number(st.gid),
-    size: Number(st.size),
-    nlink: Number(st.nlink),
-    ino: Number(st.ino),
-    mtimeNs: st.mtimeNs.toString(),
+    path: path.toString("utf8"),
+    type: fileType(e.mode),
+    mode: e.mode,
+    uid: e.uid,
+    gid: e.gid,
+    size: e.size,
+    nlink: e.nlink,
+    ino: e.ino,
+    mtimeNs: e.mtimeNs.toString(),
   };
   if (!isUtf8(e.name)) j.nameHex = e.name.toString("hex");
-  if (st.isCharacterDevice() || st.isBlockDevice()) j.rdev = majorMinor(Number(st.rdev));
+  if (isDevice(e.mode)) j.rdev = majorMinor(e.rdev);
   if (e.target) j.target = e.target.toString("utf8");
   return j;
 }
 
 function writeLong(out: Output, entries: Entry[], withTotal: boolean): void {
   if (withTotal) {
-    const kib = entries.reduce((s, e) => s + Math.ceil(Number(e.st.blocks) / 2), 0);
+    const kib = entries.reduce((s, e) => s + Math.ceil(e.blocks / 2), 0);
     out.line(`total ${kib}`);
   }
   const sizeText = (e: Entry) => {
-    if (e.st.isCharacterDevice() || e.st.isBlockDevice()) {
-      const { major, minor } = majorMinor(Number(e.st.rdev));
+    if (isDevice(e.mode)) {
+      const { major, minor } = majorMinor(e.rdev);
       return `${major}, ${minor}`;
     }
-    return e.st.size.toString();
+    return e.size.toString();
   };
-  const cols = entries.map((e) => [modeString(Number(e.st.mode)), e.st.nlink.toString(), e.st.uid.toString(), e.st.gid.toString(), sizeText(e), lsTime(e.st.mtimeNs)]);
-  const w = [0, 1, 2, 3, 4].map((k) => Math.max(0, ...cols.map((c) => c[k].length)));
-  entries.forEach((e, i) => {
-    const c = cols[i];
-    out.write(`${c[0]} ${c[1].padStart(w[1])} ${c[2].padEnd(w[2])} ${c[3].padEnd(w[3])} ${c[4].padStart(w[4])} ${c[5]} `);
+  // Column widths first, then each line as it is written: no table of strings is held for a big directory.
+  const w = [0, 0, 0, 0, 0];
+  for (const e of entries) {
+    w[1] = Math.max(w[1], e.nlink.toString().length);
+    w[2] = Math.max(w[2], e.uid.toString().length);
+    w[3] = Math.max(w[3], e.gid.toString().length);
+    w[4] = Math.max(w[4], sizeText(e).length);
+  }
+  for (const e of entries) {
+    out.write(`${modeString(e.mode)} ${e.nlink.toString().padStart(w[1])} ${e.uid.toString().padEnd(w[2])} ${e.gid.toString().padEnd(w[3])} ${sizeText(e).padStart(w[4])} ${lsTime(e.mtimeNs)} `);
     out.write(e.name);
     if (e.target) {
       out.write(" -> ");
       out.write(e.target);
     }
     out.write("\n");
-  });
+  }
 }
 
 export function run(args: ParsedArgs, out: Output): number {
@@ -123,42 +143,45 @@ export function run(args: ParsedArgs, out: Output): number {
   const start = Buffer.from(args.positionals[1] ?? "/");
 
   withImage(args.positionals[0], { ...imageOptions(args), cacheSize: WALK_CACHE_SIZE }, (vol) => {
-    const jsonOut: LsJsonEntry[] = [];
+    // JSON is streamed entry by entry, as text is: nothing is held for the whole tree.
+    const jsonOut = json ? new JsonArrayWriter(out) : null;
     // A symlink named on the command line is followed, except by -l (as ls does).
     const topInode = vol.inodeOf(start);
     const top = entryOf(vol, topInode, start, start);
-    const followTop = top.st.isSymbolicLink() && !long && vol.statSync(start, { throwIfNoEntry: false })?.isDirectory() === true;
-    if (!top.st.isDirectory() && !followTop) {
-      if (json) jsonOut.push(jsonEntry({ ...top, name: baseName(start) })); // name as in a listing; path as given
+    const followTop = (top.mode & S_IFMT) === S_IFLNK && !long && vol.statSync(start, { throwIfNoEntry: false })?.isDirectory() === true;
+    if ((top.mode & S_IFMT) !== S_IFDIR && !followTop) {
+      if (jsonOut) jsonOut.item(jsonEntry({ ...top, name: baseName(start) }, start)); // name as in a listing; path as given
       else if (long) writeLong(out, [top], false);
       else out.line(start);
-      if (json) out.line(toJson(jsonOut));
+      jsonOut?.end();
       return;
     }
-    // Depth first by directory inode, not by path: a tree of any depth lists (no PATH_MAX).
-    const stack: { dir: Inode; path: Buffer; parent: () => Inode; depth: number }[] = [
-      { dir: followTop ? vol.inodeOf(start, true) : topInode, path: start, parent: () => vol.inodeOf(joinPath(start, DOTDOT), true), depth: 0 },
-    ];
+    // Depth first by directory inode number, not by path: a tree of any depth lists (no PATH_MAX).
+    // The stack holds numbers and paths only; each directory's inode is read when its turn comes.
+    const topDir = followTop ? vol.inodeOf(start, true) : topInode;
+    const stack: { ino: number; path: Buffer; parent: number; depth: number }[] = [{ ino: topDir.ino, path: start, parent: 0, depth: 0 }];
     // Directories on the way down from the start: meeting one again is a loop (a corrupt image).
     const ancestors: number[] = [];
     let first = true;
     while (stack.length > 0) {
-      const { dir, path: dirPath, parent, depth } = stack.pop()!;
+      const { ino, path: dirPath, parent, depth } = stack.pop()!;
+      const dir = depth === 0 ? topDir : vol.inodeByNumber(ino, dirPath.toString("utf8"));
       ancestors.length = depth;
       if (ancestors.includes(dir.ino)) throw new CliError("EFSCORRUPTED", `directory inode ${dir.ino} is its own ancestor (a directory loop), scandir '${dirPath.toString("utf8")}'`);
       ancestors.push(dir.ino);
       const kids = children(vol, dir, dirPath, all);
-      if (json) {
-        for (const k of kids) jsonOut.push(jsonEntry(k.entry));
+      if (jsonOut) {
+        for (const k of kids) jsonOut.item(jsonEntry(k, joinPath(dirPath, k.name)));
       } else {
         if (recursive) {
           if (!first) out.write("\n");
           out.line(dirPath, ":");
         }
-        const shown = kids.map((k) => k.entry);
+        let shown = kids;
         if (all) {
-          const dot = (name: string, inode: Inode): Entry => ({ name: Buffer.from(name), path: dirPath, st: vol.statOf(inode, true) as BigIntStats });
-          shown.unshift(dot(".", dir), dot("..", parent()));
+          const dot = (name: string, inode: Inode): Entry => ({ ...entryOf(vol, inode, dirPath, dirPath), name: Buffer.from(name) });
+          const up = depth === 0 ? vol.inodeOf(joinPath(start, DOTDOT), true) : vol.inodeByNumber(parent, dirPath.toString("utf8"));
+          shown = [dot(".", dir), dot("..", up), ...kids];
         }
         if (long) writeLong(out, shown, true);
         else for (const k of shown) out.line(k.name);
@@ -167,10 +190,10 @@ export function run(args: ParsedArgs, out: Output): number {
       if (!recursive) break;
       for (let i = kids.length - 1; i >= 0; i--) {
         const k = kids[i];
-        if (k.entry.st.isDirectory()) stack.push({ dir: k.inode, path: k.entry.path, parent: () => dir, depth: depth + 1 });
+        if ((k.mode & S_IFMT) === S_IFDIR) stack.push({ ino: k.ino, path: joinPath(dirPath, k.name), parent: dir.ino, depth: depth + 1 });
       }
     }
-    if (json) out.line(toJson(jsonOut));
+    jsonOut?.end();
   });
   return EXIT_OK;
 }

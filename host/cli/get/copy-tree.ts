@@ -58,8 +58,17 @@ export interface CopyResult {
 const isRoot = () => typeof process.getuid === "function" && process.getuid() === 0;
 const PATH_MAX = 4096;
 
-/** One step of the walk: copy an entry, or (after a directory's entries) queue its metadata. */
-type Step = { src: Buffer; dst: Buffer; inode: Inode; ino: number; top: boolean; inFresh: boolean } | { done: Fixup };
+/** A directory being copied, shared by the steps of all its entries. */
+interface DirCtx { src: Buffer; dst: Buffer; inFresh: boolean }
+
+/**
+ * One step of the walk: copy an entry, or (after a directory's entries) queue
+ * its metadata. An entry is its directory and its name: the paths are joined
+ * when its turn comes, so a directory of n entries waits on the stack as n
+ * names, not 2n joined paths.
+ */
+type Step = { dir: DirCtx; name: Uint8Array; ino: number } | { top: Inode; src: Buffer; dst: Buffer } | { done: Fixup };
+type CopyStep = { src: Buffer; dst: Buffer; inode: Inode | null; ino: number; top: boolean; inFresh: boolean };
 
 export class TreeCopier {
   private readonly firstNameOf = new Map<bigint, Buffer>();
@@ -86,7 +95,7 @@ export class TreeCopier {
   run(src: Buffer, dst: Buffer): CopyResult {
     const top = this.vol.inodeOf(src);
     try {
-      this.walk({ src, dst, inode: top, ino: top.ino, top: true, inFresh: false });
+      this.walk({ top, src, dst });
     } finally {
       this.opts.progress.done();
       this.nodes.dispose();
@@ -126,11 +135,14 @@ export class TreeCopier {
         this.finish(step.done); // after its contents: post-order
         continue;
       }
+      const c: CopyStep = "top" in step
+        ? { src: step.src, dst: step.dst, inode: step.top, ino: step.top.ino, top: true, inFresh: false }
+        : { src: joinPath(step.dir.src, step.name), dst: joinPath(step.dir.dst, step.name), inode: null, ino: step.ino, top: false, inFresh: step.dir.inFresh };
       try {
-        this.copy(step, todo);
+        this.copy(c, todo);
       } catch (e) {
-        if (step.top) throw e;
-        this.fail(step.src, e);
+        if (c.top) throw e;
+        this.fail(c.src, e);
       }
     }
   }
@@ -153,12 +165,12 @@ export class TreeCopier {
     return false;
   }
 
-  private copy(step: Exclude<Step, { done: Fixup }>, todo: Step[]): void {
+  private copy(step: CopyStep, todo: Step[]): void {
     const { src, dst } = step;
     const shown = src.toString("utf8");
     this.entries++;
     this.opts.progress.file();
-    const inode = step.top ? step.inode : this.vol.inodeByNumber(step.ino, shown);
+    const inode = step.inode ?? this.vol.inodeByNumber(step.ino, shown);
     const st = this.vol.statOf(inode, true) as BigIntStats;
     const isDir = st.isDirectory();
     // Inside a directory this copy just made nothing can be in the way: no lstat per entry.
@@ -184,10 +196,8 @@ export class TreeCopier {
       // Its metadata comes after everything below it; a listing that fails still gets it.
       todo.push({ done: fixup });
       const kids = this.vol.readdirInode(inode, shown).sort((x, y) => Buffer.compare(x.name, y.name));
-      for (let i = kids.length - 1; i >= 0; i--) {
-        const k = kids[i];
-        todo.push({ src: joinPath(src, k.name), dst: joinPath(dst, k.name), inode, ino: k.ino, top: false, inFresh: !merge });
-      }
+      const dir: DirCtx = { src, dst, inFresh: !merge };
+      for (let i = kids.length - 1; i >= 0; i--) todo.push({ dir, name: kids[i].name, ino: kids[i].ino });
       return;
     }
 
