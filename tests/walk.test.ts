@@ -83,6 +83,25 @@ describe("a 20 000-entry linear directory", () => {
   });
 });
 
+describe("a linear directory too big for the mount's directory cache", () => {
+  it("is not read whole again per lookup: lookups scan from where the last one found its name", () => {
+    // 4 MiB of cache keeps whole directories of about a thousand names: this one is not kept.
+    const vol = mount(image, { readOnly: true, cacheSize: 4 << 20 });
+    try {
+      const blocks = Math.ceil(vol.statSync("/big").size / 4096);
+      const big = vol.inodeOf("/big", true);
+      dirStats.blocksParsed = 0;
+      // In on-disk order (as getdents hands them), each lookup starts at the block of the previous one.
+      const ents = vol.readdirInode(big).slice(0, 2000);
+      for (const e of ents) expect(vol.lstatSync(`/big/${Buffer.from(e.name).toString()}`).ino).toBe(e.ino);
+      // A full read per lookup would be about 2000 * blocks.
+      expect(dirStats.blocksParsed).toBeLessThanOrEqual(3 * blocks + 2000);
+    } finally {
+      vol.unmount();
+    }
+  });
+});
+
 // A 5000-level tree (about 10 KB of path at the bottom), as the kernel makes it.
 describe("a tree deeper than PATH_MAX", () => {
   const DEPTH = 5000;

@@ -33,8 +33,12 @@ export class Dcache {
   private dirs = new Map<number, { names: Map<string, number>; cost: number }>();
   private dirBytes = 0;
   private startHints = new Map<number, number>();
-  /** Directories a full read failed on (a bad block): their lookups scan, rather than retry the read each time. */
-  private unreadable = new Set<number>();
+  /**
+   * Directories not kept whole: a full read failed (a bad block further on) or
+   * they are bigger than the budget. Their lookups scan from the start hint
+   * rather than read the whole directory again each time.
+   */
+  private scanOnly = new Set<number>();
 
   private readonly dirIndexMaxBytes: number;
 
@@ -67,11 +71,14 @@ export class Dcache {
     return true;
   }
 
-  /** Remembers every entry of a directory just read in full. A directory bigger than the budget is not kept. */
+  /** Remembers every entry of a directory just read in full. A directory bigger than the budget is not kept, and its lookups scan. */
   setDir(dirIno: number, all: { ino: number; name: Uint8Array }[]): void {
     let cost = 0;
     for (const e of all) cost += e.name.length + DIR_INDEX_ENTRY_OVERHEAD;
-    if (cost > this.dirIndexMaxBytes / 2) return;
+    if (cost > this.dirIndexMaxBytes / 2) {
+      this.markScanOnly(dirIno);
+      return;
+    }
     this.dropDir(dirIno);
     while (this.dirBytes + cost > this.dirIndexMaxBytes) this.dropDir(this.dirs.keys().next().value!);
     const names = new Map<string, number>();
@@ -90,12 +97,12 @@ export class Dcache {
     this.dirBytes -= d.cost;
   }
 
-  markUnreadable(dirIno: number): void {
-    if (this.unreadable.size >= START_HINTS_MAX) this.unreadable.clear();
-    this.unreadable.add(dirIno);
+  markScanOnly(dirIno: number): void {
+    if (this.scanOnly.size >= START_HINTS_MAX) this.scanOnly.clear();
+    this.scanOnly.add(dirIno);
   }
 
-  isUnreadable(dirIno: number): boolean { return this.unreadable.has(dirIno); }
+  isScanOnly(dirIno: number): boolean { return this.scanOnly.has(dirIno); }
 
   /** The block where the last linear lookup in this directory found its name (0 if none). */
   startHint(dirIno: number): number { return this.startHints.get(dirIno) ?? 0; }
@@ -110,7 +117,7 @@ export class Dcache {
     this.dirs.clear();
     this.dirBytes = 0;
     this.startHints.clear();
-    this.unreadable.clear();
+    this.scanOnly.clear();
   }
 }
 

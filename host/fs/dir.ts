@@ -248,13 +248,15 @@ function lookupUncached(fs: Ext4, dir: Inode, name: Uint8Array): number {
       if (!badIndex.has(e as Error)) throw e;
     }
   }
-  // A big linear directory is read whole once; later lookups are answered from memory.
-  if (dirBlocks(fs, dir) > INDEX_ON_LOOKUP_BLOCKS && !fs.dcache.isUnreadable(dir.ino)) {
+  // A big linear directory is read whole once, if it can be kept; later lookups
+  // are answered from memory. (An indexed one whose index is bad is searched
+  // linearly, but never kept whole: see readDir.)
+  if (!isIndexed(fs, dir) && dirBlocks(fs, dir) > INDEX_ON_LOOKUP_BLOCKS && !fs.dcache.isScanOnly(dir.ino)) {
     try {
       readDir(fs, dir);
     } catch {
       // A bad block further on must not hide a name before it: scan, as before.
-      fs.dcache.markUnreadable(dir.ino);
+      fs.dcache.markScanOnly(dir.ino);
     }
     if (fs.dcache.hasDir(dir.ino)) return fs.dcache.get(dir.ino, name) ?? 0;
   }
