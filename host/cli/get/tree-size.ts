@@ -19,6 +19,8 @@ export function treeSize(vol: Volume, top: Inode): number {
   }
   let n = 1;
   const dirs: Inode[] = [top];
+  // Each directory counted once: a hard link to a directory (a loop, in a corrupt image) must not make this endless.
+  const seen = new Set<number>([top.ino]);
   while (dirs.length > 0) {
     const d = dirs.pop()!;
     if ((d.mode & 0o170000) !== 0o040000) continue;
@@ -26,7 +28,8 @@ export function treeSize(vol: Volume, top: Inode): number {
     try { kids = vol.readdirInode(d); } catch { continue; } // the copy itself reports it
     n += kids.length;
     for (const k of kids) {
-      if (k.fileType !== FT.DIR) continue;
+      if (k.fileType !== FT.DIR || seen.has(k.ino)) continue;
+      seen.add(k.ino);
       try { dirs.push(vol.inodeByNumber(k.ino)); } catch { /* reported by the copy */ }
     }
   }
