@@ -147,3 +147,78 @@ function mkdirDeep(p: Buffer): void {
     process.chdir(start);
   }
 }
+
+// The CLI reaches the engine only through the vfs: get's drop-behind reads
+// and its progress total go through Volume methods, not the caches below.
+describe("the volume's methods for get and cat", () => {
+  it("openInode(..., { dropBehind: true }) reads a file once without keeping it cached", () => {
+    const src = path.join(work, "big-src");
+    fs.mkdirSync(src);
+    const chunk = Buffer.alloc(1 << 20);
+    for (let j = 0; j < chunk.length; j += 4096) chunk.writeUInt32LE(j + 1, j);
+    const fd0 = fs.openSync(path.join(src, "big"), "w");
+    for (let i = 0; i < 40; i++) fs.writeSync(fd0, chunk);
+    fs.closeSync(fd0);
+    const img = path.join(work, "big.img");
+    sh("mkfs.ext4", ["-q", "-F", "-b", "4096", "-d", src, img, "64M"]);
+    const vol = mount(img, { readOnly: true, cacheSize: 128 << 20 });
+    try {
+      const inode = vol.inodeOf("/big");
+      const readAll = (fd: number) => {
+        const buf = Buffer.alloc(1 << 20);
+        let peak = 0;
+        let total = 0;
+        for (let n; (n = vol.readSync(fd, buf, 0, buf.length, null)) > 0;) {
+          total += n;
+          peak = Math.max(peak, vol.fs.cache.stats().usedBytes);
+        }
+        vol.closeSync(fd);
+        return { peak, total, last: buf };
+      };
+      const dropped = readAll(vol.openInode(inode, "/big", { dropBehind: true }));
+      expect(dropped.total).toBe(40 << 20);
+      expect(dropped.last.equals(chunk)).toBe(true);
+      expect(dropped.peak).toBeLessThan(8 << 20);
+      vol.dropCaches();
+      const kept = readAll(vol.openInode(inode, "/big")); // the default keeps what it read
+      expect(kept.peak).toBeGreaterThan(32 << 20);
+    } finally {
+      vol.unmount();
+    }
+  });
+
+  it("statfsSync() gives the free counts e2fsprogs reads from the image", () => {
+    const vol = mount(loopImg, { readOnly: true });
+    try {
+      const st = vol.statfsSync();
+      const dump = sh("dumpe2fs", ["-h", loopImg]);
+      const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, "m").exec(dump)![1]);
+      expect(st).toEqual({
+        type: 0xef53, bsize: field("Block size"), blocks: field("Block count"), bfree: field("Free blocks"),
+        bavail: field("Free blocks") - field("Reserved block count"), files: field("Inode count"), ffree: field("Free inodes"),
+      });
+    } finally {
+      vol.unmount();
+    }
+  });
+
+  it("get and cat import nothing below the vfs (only vfs, format constants, errors, the package index)", () => {
+    const below = /from "(\.\.\/)+(buffered|cache|fs|journal|device|wasm)\//;
+    const offenders: string[] = [];
+    const walk = (d: string) => {
+      if (d.endsWith(".ts")) {
+        for (const line of fs.readFileSync(d, "utf8").split("\n")) if (below.test(line)) offenders.push(`${d}: ${line}`);
+        return;
+      }
+      for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+        const p = path.join(d, e.name);
+        if (e.isDirectory()) walk(p);
+        else if (p.endsWith(".ts")) for (const line of fs.readFileSync(p, "utf8").split("\n")) if (below.test(line)) offenders.push(`${p}: ${line}`);
+      }
+    };
+    const cli = path.join(__dirname, "..", "host", "cli");
+    walk(path.join(cli, "get"));
+    for (const c of ["get.ts", "cat.ts"]) walk(path.join(cli, "commands", c));
+    expect(offenders).toEqual([]);
+  });
+});

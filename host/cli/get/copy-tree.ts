@@ -227,7 +227,7 @@ export class TreeCopier {
     if (st.isFile()) {
       const fd = fs.openSync(this.host.at(dst), "wx", 0o600);
       try {
-        copyFileData(this.vol, shown, inode, fd, (n) => this.opts.progress.addBytes(n));
+        copyFileData(this.vol, shown, inode, Number(st.blksize), fd, (n) => this.opts.progress.addBytes(n));
       } catch (e) {
         // No half-copied file that looks whole: the failure is reported instead.
         fs.closeSync(fd);
