@@ -161,12 +161,11 @@ export class TreeCopier {
     }
   }
 
-  /** Marks a directory as on the path; a directory met before is a failure (see dirsSeen). */
-  private enterDir(ino: number, shown: string): void {
+  /** A directory met before is a failure (see dirsSeen). */
+  private checkNewDir(ino: number, shown: string): void {
     const onPath = this.dirsSeen.get(ino);
     if (onPath === true) throw new Ext4Error("EFSCORRUPTED", `directory loop: ${shown} is its own ancestor (inode ${ino})`, { ino });
     if (onPath === false) throw new Ext4Error("EFSCORRUPTED", `directory ${shown} (inode ${ino}) was already copied under another name (a second hard link to a directory)`, { ino });
-    this.dirsSeen.set(ino, true);
   }
 
   private fail(where: Buffer, e: unknown): void {
@@ -195,7 +194,7 @@ export class TreeCopier {
     const inode = step.inode ?? this.vol.inodeByNumber(step.ino, shown);
     const st = this.vol.statOf(inode, true) as BigIntStats;
     const isDir = st.isDirectory();
-    if (isDir) this.enterDir(inode.ino, shown);
+    if (isDir) this.checkNewDir(inode.ino, shown);
     // Inside a directory this copy just made nothing can be in the way: no lstat per entry.
     const merge = step.inFresh ? false : this.prepare(dst, isDir);
 
@@ -218,6 +217,7 @@ export class TreeCopier {
       fixup.xattrs = this.collectXattrs(inode, shown, dst, true);
       // Its metadata comes after everything below it; a listing that fails still gets it.
       todo.push({ done: fixup, dirIno: inode.ino });
+      this.dirsSeen.set(inode.ino, true); // an ancestor until its done step
       const kids = this.vol.readdirInode(inode, shown).sort((x, y) => Buffer.compare(x.name, y.name));
       const dir: DirCtx = { src, dst, inFresh: !merge };
       for (let i = kids.length - 1; i >= 0; i--) todo.push({ dir, name: kids[i].name, ino: kids[i].ino });
