@@ -17,7 +17,7 @@ export interface ImageOptions {
 }
 
 /**
- * Cache budget of ls and get: a walk reads each block once (file data is
+ * Cache budget of ls, get and cat: a walk reads each block once (file data is
  * dropped behind the copy), so a small cache holds the working set (the
  * inode table and directory blocks in use, a readahead window) and keeps the
  * resident set small on any tree. The metadata caches are sized from it too

@@ -4,16 +4,18 @@
 import { Buffer } from "node:buffer";
 import type { Readable } from "node:stream";
 import { BhBufferedIO } from "../buffered/bh/read.js";
-import type { BufferedIO } from "../buffered/io.js";
+import { dropBehind, type BufferedIO } from "../buffered/io.js";
 import { IomapBufferedIO } from "../buffered/iomap/read.js";
 import { ReadaheadState } from "../buffered/readahead.js";
 import { selectPath, shouldUseBufferedIomap } from "../buffered/select.js";
+import { MAX_FOLIO_ORDER, PAGE_SIZE } from "../cache/folio-cache.js";
 import { corrupted, Ext4Error } from "../errors.js";
 import { FT } from "../format/dirent.js";
 import { aclFromDisk, aclToXattr } from "../format/acl.js";
 import { XATTR_INDEX_POSIX_ACL_ACCESS, XATTR_INDEX_POSIX_ACL_DEFAULT, XATTR_VISIBLE } from "../format/xattr.js";
 import { Inode, INODE_FLAGS, isDir, isLnk, isReg, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK } from "../format/inode.js";
 import { readDir } from "../fs/dir.js";
+import { MapKind } from "../fs/mapping.js";
 import { readInline } from "../fs/inline.js";
 import { encryptedSymlinkCiphertext, readSymlink } from "../fs/symlink.js";
 import type { Ext4 } from "../fs/super.js";
@@ -33,7 +35,11 @@ interface EncOpt { encoding?: Encoding }
 /** A directory entry as getdents gives it: inode number, name bytes, file type (FT_*). */
 export interface DirEntryInfo { ino: number; name: Uint8Array; fileType: number }
 
-interface OpenFile { inode: Inode; pos: number; ra: ReadaheadState; path: string }
+interface OpenFile {
+  inode: Inode; pos: number; ra: ReadaheadState; path: string;
+  /** Drop-behind (openInode's dropBehind): the page from which the file's cached folios are still to be released. */
+  dropFrom?: number;
+}
 
 const S_TO_FT: Record<number, number> = {
   [S_IFREG]: FT.REG, [S_IFDIR]: FT.DIR, [S_IFCHR]: FT.CHR, [S_IFBLK]: FT.BLK, [S_IFIFO]: FT.FIFO,
@@ -343,6 +349,7 @@ export class Volume {
       const usePos = pos === null || pos === undefined || pos === -1 || pos === -1n ? f.pos : Number(pos);
       if (isDir(f.inode)) throw new Ext4Error("EISDIR", "illegal operation on a directory");
       const n = this.readInode(f.inode, usePos, buffer.subarray(off, off + len), f.ra);
+      if (f.dropFrom !== undefined) this.dropBehindRead(f, usePos, n, len);
       if (pos === null || pos === undefined || pos === -1 || pos === -1n) f.pos += n;
       return n;
     });
@@ -438,13 +445,56 @@ export class Volume {
     return this.op("listxattr", shown, () => this.visibleXattrs(inode));
   }
 
-  /** Opens an inode for readSync, as openSync opens a path. */
-  openInode(inode: Inode, shown = `<inode ${inode.ino}>`): number {
+  /**
+   * Opens an inode for readSync, as openSync opens a path. With `dropBehind`
+   * (the kernel's RWF_DONTCACHE), each read through the fd then releases the
+   * file's clean cached folios behind it: a reader that reads a file once (a
+   * copy, cat) keeps the cache for metadata instead of filling it with data.
+   */
+  openInode(inode: Inode, shown = `<inode ${inode.ino}>`, opts: { dropBehind?: boolean } = {}): number {
     return this.op("open", shown, () => {
       const fd = this.nextFd++;
-      this.files.set(fd, { inode, pos: 0, ra: new ReadaheadState(), path: shown });
+      this.files.set(fd, { inode, pos: 0, ra: new ReadaheadState(), path: shown, dropFrom: opts.dropBehind ? 0 : undefined });
       return fd;
     });
+  }
+
+  private dropBehindRead(f: OpenFile, pos: number, n: number, len: number): void {
+    // After a jump forward (a hole skipped), no folio (2 MiB at most) reaches back further than one folio before pos.
+    f.dropFrom = Math.max(f.dropFrom!, Math.floor(pos / PAGE_SIZE) - (1 << MAX_FOLIO_ORDER));
+    f.dropFrom = dropBehind(this.fs, f.inode.ino, f.dropFrom, pos + n, n < len || pos + n >= f.inode.size);
+  }
+
+  /**
+   * Where a file has data (FIEMAP's question, in blocks): from block lblk, the
+   * length of the run (at most max) that is all hole or all allocated. Inline
+   * data is all data.
+   */
+  blockRunInode(inode: Inode, lblk: number, max: number): { hole: boolean; blocks: number } {
+    this.check("fiemap");
+    if (inode.flags & INODE_FLAGS.INLINE_DATA) return { hole: false, blocks: max };
+    const m = this.fs.mapBlocks(inode, lblk, max);
+    return { hole: m.kind === MapKind.Hole, blocks: m.len };
+  }
+
+  /**
+   * statfs(2), in node's fs.statfsSync shape: from the superblock and the group
+   * descriptors' free counts (what ext4_statfs sums). blocks is s_blocks_count
+   * (no metadata overhead taken off); bavail leaves out the reserved blocks.
+   */
+  statfsSync(): { type: number; bsize: number; blocks: number; bfree: number; bavail: number; files: number; ffree: number } {
+    this.check("statfs");
+    const { sb, groups } = this.fs;
+    let bfree = 0;
+    let ffree = 0;
+    for (const g of groups) {
+      bfree += g.freeBlocks;
+      ffree += g.freeInodes;
+    }
+    return {
+      type: 0xef53, bsize: sb.blockSize, blocks: sb.blocksCount, bfree,
+      bavail: Math.max(0, bfree - sb.reservedBlocksCount), files: sb.inodesCount, ffree,
+    };
   }
 
   /** Drops every clean cached folio, data and metadata (like `echo 3 > /proc/sys/vm/drop_caches`). */

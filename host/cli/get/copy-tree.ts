@@ -14,6 +14,7 @@ import * as fs from "node:fs";
 import type { Inode } from "../../format/inode.js";
 import type { BigIntStats } from "../../vfs/stats.js";
 import type { Volume } from "../../vfs/volume.js";
+import { Ext4Error } from "../../errors.js";
 import { CliError } from "../errors.js";
 import { joinPath, majorMinor } from "../format.js";
 import { copyFileData } from "./file-data.js";
@@ -67,7 +68,7 @@ interface DirCtx { src: Buffer; dst: Buffer; inFresh: boolean }
  * when its turn comes, so a directory of n entries waits on the stack as n
  * names, not 2n joined paths.
  */
-type Step = { dir: DirCtx; name: Uint8Array; ino: number } | { top: Inode; src: Buffer; dst: Buffer } | { done: Fixup };
+type Step = { dir: DirCtx; name: Uint8Array; ino: number } | { top: Inode; src: Buffer; dst: Buffer } | { done: Fixup; dirIno: number };
 type CopyStep = { src: Buffer; dst: Buffer; inode: Inode | null; ino: number; top: boolean; inFresh: boolean };
 
 export class TreeCopier {
@@ -81,6 +82,13 @@ export class TreeCopier {
   private skipped = { devices: 0, sockets: 0, xattrsOnSpecial: 0, longPathXattrs: 0, otherNamespaces: new Set<string>() };
   private entries = 0;
   private readonly failures: CopyFailure[] = [];
+  /**
+   * Directories met so far, by inode number: true while on the current path
+   * (an ancestor), false once done. A hard link to a directory (a corrupt
+   * image) is then copied once: an ancestor met again would loop forever, any
+   * other repeat could multiply the tree, so both are failures.
+   */
+  private readonly dirsSeen = new Map<number, boolean>();
 
   constructor(private readonly vol: Volume, private readonly opts: CopyOptions) {
     this.nodes = new NodeMaker(opts.stagingParent);
@@ -93,6 +101,15 @@ export class TreeCopier {
    * it, a failed entry is recorded and the copy goes on (as debugfs rdump does).
    */
   run(src: Buffer, dst: Buffer): CopyResult {
+    // Long paths chdir (HostPaths), during the walk too (as root metadata is set as it goes): whatever escapes, the cwd is put back.
+    try {
+      return this.runInner(src, dst);
+    } finally {
+      this.host.restore();
+    }
+  }
+
+  private runInner(src: Buffer, dst: Buffer): CopyResult {
     const top = this.vol.inodeOf(src);
     try {
       this.walk({ top, src, dst });
@@ -101,23 +118,19 @@ export class TreeCopier {
       this.nodes.dispose();
     }
     const warnings: string[] = [];
-    try {
-      const jobs = this.xattrJobs.filter((j) => j.path.length < PATH_MAX);
-      const acls = this.aclJobs.filter((j) => j.path.length < PATH_MAX);
-      this.skipped.longPathXattrs = this.xattrJobs.length - jobs.length + this.aclJobs.length - acls.length;
-      const xattrProblem = restoreXattrs(jobs);
-      if (xattrProblem) warnings.push(`user.* xattrs not copied (${jobs.length} in all): ${xattrProblem}`);
-      const aclProblem = restoreXattrs(acls); // before chmod, which then sets the mask as the mode says
-      if (aclProblem) warnings.push(`POSIX ACLs not copied (${acls.length} in all): ${aclProblem}`);
-      for (const f of this.fixups) {
-        try {
-          this.applyMetadata(f);
-        } catch (e) {
-          this.fail(f.path, e);
-        }
+    const jobs = this.xattrJobs.filter((j) => j.path.length < PATH_MAX);
+    const acls = this.aclJobs.filter((j) => j.path.length < PATH_MAX);
+    this.skipped.longPathXattrs = this.xattrJobs.length - jobs.length + this.aclJobs.length - acls.length;
+    const xattrProblem = restoreXattrs(jobs);
+    if (xattrProblem) warnings.push(`user.* xattrs not copied (${jobs.length} in all): ${xattrProblem}`);
+    const aclProblem = restoreXattrs(acls); // before chmod, which then sets the mask as the mode says
+    if (aclProblem) warnings.push(`POSIX ACLs not copied (${acls.length} in all): ${aclProblem}`);
+    for (const f of this.fixups) {
+      try {
+        this.applyMetadata(f);
+      } catch (e) {
+        this.fail(f.path, e);
       }
-    } finally {
-      this.host.restore();
     }
     if (this.skipped.devices) warnings.push(`${this.skipped.devices} device node(s) not created: mknod needs root`);
     if (this.skipped.sockets) warnings.push(`${this.skipped.sockets} socket(s) skipped: a socket cannot be copied`);
@@ -132,6 +145,7 @@ export class TreeCopier {
     while (todo.length > 0) {
       const step = todo.pop()!;
       if ("done" in step) {
+        this.dirsSeen.set(step.dirIno, false); // no longer an ancestor
         this.finish(step.done); // after its contents: post-order
         continue;
       }
@@ -145,6 +159,13 @@ export class TreeCopier {
         this.fail(c.src, e);
       }
     }
+  }
+
+  /** A directory met before is a failure (see dirsSeen). */
+  private checkNewDir(ino: number, shown: string): void {
+    const onPath = this.dirsSeen.get(ino);
+    if (onPath === true) throw new Ext4Error("EFSCORRUPTED", `directory loop: ${shown} is its own ancestor (inode ${ino})`, { ino });
+    if (onPath === false) throw new Ext4Error("EFSCORRUPTED", `directory ${shown} (inode ${ino}) was already copied under another name (a second hard link to a directory)`, { ino });
   }
 
   private fail(where: Buffer, e: unknown): void {
@@ -173,6 +194,7 @@ export class TreeCopier {
     const inode = step.inode ?? this.vol.inodeByNumber(step.ino, shown);
     const st = this.vol.statOf(inode, true) as BigIntStats;
     const isDir = st.isDirectory();
+    if (isDir) this.checkNewDir(inode.ino, shown);
     // Inside a directory this copy just made nothing can be in the way: no lstat per entry.
     const merge = step.inFresh ? false : this.prepare(dst, isDir);
 
@@ -194,7 +216,8 @@ export class TreeCopier {
       if (!merge) fs.mkdirSync(this.host.at(dst), 0o700);
       fixup.xattrs = this.collectXattrs(inode, shown, dst, true);
       // Its metadata comes after everything below it; a listing that fails still gets it.
-      todo.push({ done: fixup });
+      todo.push({ done: fixup, dirIno: inode.ino });
+      this.dirsSeen.set(inode.ino, true); // an ancestor until its done step
       const kids = this.vol.readdirInode(inode, shown).sort((x, y) => Buffer.compare(x.name, y.name));
       const dir: DirCtx = { src, dst, inFresh: !merge };
       for (let i = kids.length - 1; i >= 0; i--) todo.push({ dir, name: kids[i].name, ino: kids[i].ino });
@@ -204,7 +227,7 @@ export class TreeCopier {
     if (st.isFile()) {
       const fd = fs.openSync(this.host.at(dst), "wx", 0o600);
       try {
-        copyFileData(this.vol, shown, inode, fd, (n) => this.opts.progress.addBytes(n));
+        copyFileData(this.vol, shown, inode, Number(st.blksize), fd, (n) => this.opts.progress.addBytes(n));
       } catch (e) {
         // No half-copied file that looks whole: the failure is reported instead.
         fs.closeSync(fd);

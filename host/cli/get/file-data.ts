@@ -4,50 +4,38 @@
 // (All-zero data blocks and unwritten extents become holes too: same bytes.)
 
 import * as fs from "node:fs";
-import { INODE_FLAGS, type Inode } from "../../format/inode.js";
-import { dropBehind } from "../../buffered/io.js";
-import { MAX_FOLIO_ORDER, PAGE_SIZE } from "../../cache/folio-cache.js";
-import { MapKind } from "../../fs/mapping.js";
+import type { Inode } from "../../format/inode.js";
 import type { Volume } from "../../vfs/volume.js";
 
 const CHUNK_BYTES = 1 << 20;
-const MAX_FOLIO_PAGES = 1 << MAX_FOLIO_ORDER;
 
-export function copyFileData(vol: Volume, shown: string, inode: Inode, dstFd: number, onBytes: (n: number) => void): void {
+/** Copies the file's bytes to dstFd; bs is the image's block size (the unit of holes). */
+export function copyFileData(vol: Volume, shown: string, inode: Inode, bs: number, dstFd: number, onBytes: (n: number) => void): void {
   const size = inode.size;
-  const bs = vol.fs.sb.blockSize;
   const chunkBlocks = Math.max(1, Math.floor(CHUNK_BYTES / bs));
   // One buffer for every file of a copy: a fresh 1 MiB per file made the
   // garbage collector most of the time of a tree copy, and the resident set large.
   const buf = scratch(chunkBlocks * bs);
   const zero = zeros(bs);
-  // Inline data has no block map; everything else can be asked where its holes are.
-  const mapped = (inode.flags & INODE_FLAGS.INLINE_DATA) === 0;
-  const fd = vol.openInode(inode, shown);
+  // Drop-behind: read once, not kept in the cache.
+  const fd = vol.openInode(inode, shown, { dropBehind: true });
   try {
     const totalBlocks = Math.ceil(size / bs);
     let lblk = 0;
-    // Page from which the file's cached data is still to be released (drop-behind: read once, not kept).
-    let dropFrom = 0;
     let writtenEnd = 0;
     while (lblk < totalBlocks) {
       let n = Math.min(chunkBlocks, totalBlocks - lblk);
-      if (mapped) {
-        const m = vol.fs.mapBlocks(inode, lblk, n);
-        if (m.kind === MapKind.Hole) {
-          lblk += Math.max(1, m.len);
-          continue;
-        }
-        n = Math.min(n, Math.max(1, m.len));
+      const m = vol.blockRunInode(inode, lblk, n);
+      if (m.hole) {
+        lblk += Math.max(1, m.blocks);
+        continue;
       }
+      n = Math.min(n, Math.max(1, m.blocks));
       const pos = lblk * bs;
       const want = Math.min(n * bs, size - pos);
       const got = readFully(vol, fd, buf, want, pos);
       writtenEnd = Math.max(writtenEnd, writeNonZeroRuns(dstFd, buf, got, pos, bs, zero));
       onBytes(got);
-      // After a hole, no folio (2 MiB at most) reaches back further than one folio before pos.
-      dropFrom = Math.max(dropFrom, Math.floor(pos / PAGE_SIZE) - MAX_FOLIO_PAGES);
-      dropFrom = dropBehind(vol.fs, inode.ino, dropFrom, pos + got, got < want || pos + got >= size);
       if (got < want) break; // the file ended early (size changed under us): stop at what exists
       lblk += n;
     }
