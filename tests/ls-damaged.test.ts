@@ -126,6 +126,29 @@ describe("ls on a damaged image (debugfs-made)", () => {
       expect(ours.status).toBe(k.status);
     }, { readOnly: true });
   });
+  it("a directory whose block cannot be read: header, 'reading directory' on stderr, nothing listed; exit 2 as the argument, 1 below it", () => {
+    const img = path.join(tmp, "dirblock.img");
+    fs.copyFileSync(IMG, img);
+    const blk = Number(sh("debugfs", ["-R", "bmap /sub/ok 0", img]).trim());
+    expect(blk).toBeGreaterThan(0);
+    const fd = fs.openSync(img, "r+");
+    try { fs.writeSync(fd, Buffer.alloc(1024, "garbage"), 0, 1024, blk * 1024); } finally { fs.closeSync(fd); }
+    const arg = ls("-laR", img, "/sub/ok");
+    expect(arg.out).toBe("/sub/ok:\ntotal 0\n");
+    expect(arg.err).toEqual([expect.stringMatching(/^ext4wasm: reading directory '\/sub\/ok': EFSCORRUPTED: directory block/)]);
+    expect(arg.status).toBe(2);
+    const below = ls("-R", img, "/sub");
+    expect(below.out).toBe("/sub:\nbadd\nf\nl\nok\n\n/sub/ok:\n");
+    expect(below.status).toBe(1);
+    if (!loop.ok) return;
+    withLoopMountSync(img, (mnt) => {
+      const k = kernelLs(mnt, ["-laRn", "sub/ok"]);
+      expect(arg.out.replace(/^\//, "")).toBe(k.out);
+      expect(arg.err.map(shape)).toEqual(k.err.map(shape));
+      expect(arg.status).toBe(k.status);
+    }, { readOnly: true });
+  });
+
   if (!loop.ok) console.log(`ls-damaged: kernel comparison skipped: ${loop.reason}`);
 });
 

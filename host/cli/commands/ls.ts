@@ -273,9 +273,12 @@ export function run(args: ParsedArgs, out: Output): number {
       }
       first = false;
       let list: DirEntryInfo[] = [];
+      // "." and ".." are entries of the first block: a directory that cannot be read shows neither, as on the kernel.
+      let dots = all;
       try {
         list = vol.readdirInode(dir, shown, true);
       } catch (e) {
+        dots = false;
         problem(isArg, `reading directory '${shown}': ${reason(e)}`);
         failed(dirPath, "scandir", reason(e));
       }
@@ -293,7 +296,7 @@ export function run(args: ParsedArgs, out: Output): number {
           }
         } else {
           let shownEntries = entries;
-          if (all) {
+          if (dots) {
             const dot = (name: string, inodeOf: () => Inode, parentIno: number): Entry => {
               const p = joinPath(dirPath, Buffer.from(name));
               try {
@@ -324,7 +327,7 @@ export function run(args: ParsedArgs, out: Output): number {
           }
           if (isDir) subdirs.push({ ino: d.ino, path: joinPath(dirPath, d.name) });
         }
-        if (all) out.line(".\n..");
+        if (dots) out.line(".\n..");
         for (const d of kids) out.line(d.name);
       }
       if (!recursive) break;
