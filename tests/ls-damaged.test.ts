@@ -149,6 +149,24 @@ describe("ls on a damaged image (debugfs-made)", () => {
     }, { readOnly: true });
   });
 
+  it("a symlink whose target cannot be read is listed without '-> target', 'cannot read symbolic link' on stderr, exit 1", () => {
+    // (The kernel refuses this inode at iget, so it lists "l?????????"; ours reads the inode and fails the readlink, as GNU ls reports that.)
+    const img = path.join(tmp, "badlink.img");
+    fs.copyFileSync(IMG, img);
+    sh("debugfs", ["-w", "-R", "sif /sub/l size 200", img]); // a fast symlink claiming 200 bytes
+    const r = ls("-l", img, "/sub");
+    expect(r.out.split("\n")).toContainEqual(expect.stringMatching(/^lrwxrwxrwx 1 0 0 +200 \d{4}-\d\d-\d\d \d\d:\d\d l$/));
+    expect(r.err).toContainEqual(expect.stringMatching(/^ext4wasm: cannot read symbolic link '\/sub\/l': EFSCORRUPTED/));
+    expect(r.status).toBe(1);
+    const j = runCli(["ls", "--json", img, "/sub"]);
+    const items = JSON.parse(j.stdout.toString("utf8")) as Record<string, unknown>[];
+    expect(items.find((i) => i.path === "/sub/l")).toMatchObject({ type: "symlink", size: 200, syscall: "readlink", error: expect.stringMatching(/^EFSCORRUPTED/) });
+    expect(j.status).toBe(1);
+    const top = ls("-l", img, "/sub/l");
+    expect(top.status).toBe(2);
+    expect(top.out).toMatch(/ \/sub\/l\n$/);
+  });
+
   if (!loop.ok) console.log(`ls-damaged: kernel comparison skipped: ${loop.reason}`);
 });
 

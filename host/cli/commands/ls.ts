@@ -45,6 +45,8 @@ interface Entry {
   target?: Buffer;
   /** Why its inode could not be read: listed as ls lists it then, "?" for every field. */
   error?: string;
+  /** Why a symlink's target could not be read. */
+  linkError?: string;
 }
 
 export interface LsJsonEntry {
@@ -62,6 +64,9 @@ export interface LsJsonEntry {
   mtimeNs: string;
   rdev?: { major: number; minor: number };
   target?: string;
+  /** A symlink whose target could not be read: why, and syscall "readlink". */
+  error?: string;
+  syscall?: string;
 }
 
 /**
@@ -89,13 +94,22 @@ const FT_TO_S: Record<number, number> = {
 
 const isDevice = (mode: number) => { const f = mode & S_IFMT; return f === S_IFCHR || f === S_IFBLK; };
 
-function entryOf(vol: Volume, inode: Inode, path: Buffer, name: Buffer): Entry {
+/** onBadLink: a symlink whose target cannot be read is still listed, without "-> target" (as ls does). */
+function entryOf(vol: Volume, inode: Inode, path: Buffer, name: Buffer, onBadLink?: (e: unknown) => void): Entry {
   const st = vol.statOf(inode, false) as Stats;
   const e: Entry = {
     name, ino: st.ino, mode: st.mode, nlink: st.nlink, uid: st.uid, gid: st.gid, size: st.size, rdev: st.rdev, blocks: st.blocks,
     mtimeNs: BigInt(inode.mtime.sec) * 1_000_000_000n + BigInt(inode.mtime.nsec),
   };
-  if (st.isSymbolicLink()) e.target = vol.readlinkInode(inode, path.toString("utf8"));
+  if (st.isSymbolicLink()) {
+    try {
+      e.target = vol.readlinkInode(inode, path.toString("utf8"));
+    } catch (err) {
+      if (!onBadLink) throw err;
+      onBadLink(err);
+      e.linkError = reason(err);
+    }
+  }
   return e;
 }
 
@@ -115,6 +129,7 @@ function jsonEntry(e: Entry, path: Buffer): LsJsonEntry {
   if (!isUtf8(e.name)) j.nameHex = e.name.toString("hex");
   if (isDevice(e.mode)) j.rdev = majorMinor(e.rdev);
   if (e.target) j.target = e.target.toString("utf8");
+  if (e.linkError) { j.error = e.linkError; j.syscall = "readlink"; }
   return j;
 }
 
@@ -211,7 +226,8 @@ export function run(args: ParsedArgs, out: Output): number {
     const statEntry = (d: DirEntryInfo, path: Buffer, name: Buffer): Entry => {
       const shown = path.toString("utf8");
       try {
-        return entryOf(vol, vol.inodeByNumber(d.ino, shown), path, name);
+        return entryOf(vol, vol.inodeByNumber(d.ino, shown), path, name,
+          (e) => problem(false, `cannot read symbolic link '${shown}': ${reason(e)}`));
       } catch (e) {
         problem(false, `cannot access '${shown}': ${reason(e)}`);
         return unreadable(name, d.ino, d.fileType, reason(e));
@@ -223,7 +239,7 @@ export function run(args: ParsedArgs, out: Output): number {
     try {
       // A symlink named on the command line is followed, except by -l (as ls does).
       const topInode = vol.inodeOf(start);
-      top = entryOf(vol, topInode, start, start);
+      top = entryOf(vol, topInode, start, start, (e) => problem(true, `cannot read symbolic link '${topShown}': ${reason(e)}`));
       let followTop = false;
       if ((top.mode & S_IFMT) === S_IFLNK && !long) {
         try { followTop = vol.statSync(start, { throwIfNoEntry: false })?.isDirectory() === true; } catch { /* listed as the link */ }
