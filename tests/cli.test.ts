@@ -372,11 +372,15 @@ describe("errors", () => {
   });
 
   it("a missing path inside the image is one ENOENT line, exit 1", () => {
-    for (const cmd of [["cat", IMG, "/x"], ["stat", IMG, "/x"], ["ls", IMG, "/x"], ["get", IMG, "/x", path.join(tmp, "x")]]) {
+    for (const cmd of [["cat", IMG, "/x"], ["stat", IMG, "/x"], ["get", IMG, "/x", path.join(tmp, "x")]]) {
       const r = runCli(cmd);
       expect(r.status, cmd.join(" ")).toBe(1);
       expect(oneLine(r)).toMatch(/^ext4wasm: ENOENT: no such file or directory, l?stat '\/x'$/);
     }
+    // ls words it as GNU ls does, and exits 2 for an argument it cannot access (its "serious trouble").
+    const r = runCli(["ls", IMG, "/x"]);
+    expect(r.status).toBe(2);
+    expect(oneLine(r)).toBe("ext4wasm: cannot access '/x': ENOENT: no such file or directory");
   });
 
   it("usage errors exit 2 with one line", () => {

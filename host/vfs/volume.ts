@@ -262,7 +262,7 @@ export class Volume {
   }
 
   /** Directory entries without "." and "..", with file types filled in when the fs lacks them. */
-  private entries(dir: Inode): DirEntryInfo[] {
+  private entries(dir: Inode, rawTypes = false): DirEntryInfo[] {
     const out: DirEntryInfo[] = [];
     const encrypted = (dir.flags & INODE_FLAGS.ENCRYPT) !== 0;
     const version = encrypted ? readdirHashVersion(this.fs, dir) : -1;
@@ -270,7 +270,7 @@ export class Volume {
       const n = e.name;
       if ((n.length === 1 && n[0] === 0x2e) || (n.length === 2 && n[0] === 0x2e && n[1] === 0x2e)) continue;
       let ft = e.fileType;
-      if (ft === FT.UNKNOWN || ft > FT.SYMLINK) ft = S_TO_FT[this.fs.inode(e.ino).mode & S_IFMT] ?? FT.UNKNOWN;
+      if (!rawTypes && (ft === FT.UNKNOWN || ft > FT.SYMLINK)) ft = S_TO_FT[this.fs.inode(e.ino).mode & S_IFMT] ?? FT.UNKNOWN;
       out.push({ ino: e.ino, name: encrypted ? nokeyName(this.fs, version, n) : n, fileType: ft });
     }
     return out;
@@ -417,11 +417,15 @@ export class Volume {
   // over), so no path is re-resolved and none has to fit PATH_MAX. `shown` is
   // only what errors name.
 
-  /** Entries of a directory inode without "." and "..", with inode numbers and file types. */
-  readdirInode(dir: Inode, shown?: string): DirEntryInfo[] {
+  /**
+   * Entries of a directory inode without "." and "..", with inode numbers and file types.
+   * rawTypes: the types as the entries hold them (FT.UNKNOWN without the filetype feature),
+   * as getdents gives d_type, so no child inode is read (ls lists names past a bad inode).
+   */
+  readdirInode(dir: Inode, shown?: string, rawTypes = false): DirEntryInfo[] {
     return this.op("scandir", shown, () => {
       if (!isDir(dir)) throw new Ext4Error("ENOTDIR", "not a directory");
-      return this.entries(dir);
+      return this.entries(dir, rawTypes);
     });
   }
 
