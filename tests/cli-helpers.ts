@@ -123,3 +123,19 @@ export function pseudoRandom(n: number, seed: number): Buffer {
   }
   return b;
 }
+
+/**
+ * Writes `mib` MiB, each MiB the same pattern (every 4 KiB block starts with its
+ * offset in the MiB + 1, so a misplaced block shows); returns that MiB.
+ */
+export function writePatternedFile(file: string, mib: number): Buffer {
+  const chunk = Buffer.alloc(1 << 20);
+  for (let j = 0; j < chunk.length; j += 4096) chunk.writeUInt32LE(j + 1, j);
+  const fd = fs.openSync(file, "w");
+  try {
+    for (let i = 0; i < mib; i++) fs.writeSync(fd, chunk);
+  } finally {
+    fs.closeSync(fd);
+  }
+  return chunk;
+}

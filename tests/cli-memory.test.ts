@@ -13,7 +13,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BIN, ensureBuilt, sh } from "./cli-helpers.js";
+import { BIN, ensureBuilt, sh, writePatternedFile } from "./cli-helpers.js";
 
 const LIMIT_MIB = 128;
 const base = fs.existsSync("/dev/shm") ? "/dev/shm" : os.tmpdir();
@@ -100,11 +100,7 @@ describe("memory of cat", () => {
     const img = path.join(tmp, "cat.img");
     try {
       fs.mkdirSync(src);
-      const chunk = Buffer.alloc(1 << 20);
-      for (let j = 0; j < chunk.length; j += 4096) chunk.writeUInt32LE(j + 1, j);
-      const fd = fs.openSync(path.join(src, "big"), "w");
-      for (let i = 0; i < 150; i++) fs.writeSync(fd, chunk);
-      fs.closeSync(fd);
+      writePatternedFile(path.join(src, "big"), 150);
       sh("mkfs.ext4", ["-q", "-F", "-b", "4096", "-d", src, img, "200M"]);
       fs.rmSync(src, { recursive: true, force: true });
       const r = peakOf(["cat", img, "/big"]);

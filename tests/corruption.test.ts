@@ -260,6 +260,15 @@ const keepsCsum = (img: Uint8Array) => (new DataView(img.buffer, img.byteOffset)
 
 interface ModeTally { outcomes: Record<string, number> }
 
+/** A walk's outcome as the tallies name it; hangs, crashes and untyped failures are recorded in `failures`. */
+function classifyOutcome(out: JobOutcome, where: string, failures: string[]): string {
+  if (out.kind === "hang") { failures.push(`${where}: no answer within ${out.ms} ms`); return "HANG"; }
+  if (out.kind === "crash") { failures.push(`${where}: ${out.message}`); return "CRASH"; }
+  const r = out.result;
+  if (r.bugs.length) { failures.push(`${where}: ${r.bugs.slice(0, 3).join(" || ")}`); return "BUG"; }
+  return !r.mounted ? `refused:${r.mountError ?? "?"}` : Object.keys(r.errors).length ? "walked-with-errors" : "walked-clean";
+}
+
 describe("seeded metadata corruption", () => {
   // Temporary files are made in beforeAll: a describe body also runs when -t filters every test out.
   let tmp = "";
@@ -340,13 +349,9 @@ describe("seeded metadata corruption", () => {
         const image = mut.image.slice();
         const out: JobOutcome = await runner.run({ image, options: { ...m.options, mountOptions: io } }, PER_WALK_MS, true);
         const where = `seed ${seed} ${m.label}${io ? " iomap" : ""} [${mut.category}] ${mut.description}`;
-        let outcome: string;
-        if (out.kind === "hang") { outcome = "HANG"; failures.push(`${where}: no answer within ${out.ms} ms`); }
-        else if (out.kind === "crash") { outcome = "CRASH"; failures.push(`${where}: ${out.message}`); }
-        else {
+        let outcome = classifyOutcome(out, where, failures);
+        if (out.kind === "done") {
           const r = out.result;
-          outcome = !r.mounted ? `refused:${r.mountError ?? "?"}` : Object.keys(r.errors).length ? "walked-with-errors" : "walked-clean";
-          if (r.bugs.length) { outcome = "BUG"; failures.push(`${where}: ${r.bugs.slice(0, 3).join(" || ")}`); }
           // Silent damage: a checksummed image read without complaint must read as before.
           const watched = info.variant.csum && m.label === "verify" && CHECKSUMMED.has(mut.category) && keepsCsum(mut.image);
           if (watched && r.mounted && outcome === "walked-clean" && r.digest !== pristine.get(`${m.label}/${io}`)!.digest) {
@@ -396,13 +401,9 @@ describe("seeded metadata corruption", () => {
       if (withKernel) fs.writeFileSync(file, mut.image);
       const out = await runner.run({ image: mut.image.slice(), options: { readOnly: true, mountOptions: io }, collectFiles: withKernel }, PER_WALK_MS, true);
       const where = `seed ${seed}${io ? " iomap" : ""} [${mut.category}] ${mut.description}`;
-      let outcome: string;
-      if (out.kind === "hang") { outcome = "HANG"; failures.push(`${where}: no answer within ${out.ms} ms`); }
-      else if (out.kind === "crash") { outcome = "CRASH"; failures.push(`${where}: ${out.message}`); }
-      else {
+      const outcome = classifyOutcome(out, where, failures);
+      if (out.kind === "done") {
         const r = out.result;
-        outcome = !r.mounted ? `refused:${r.mountError ?? "?"}` : Object.keys(r.errors).length ? "walked-with-errors" : "walked-clean";
-        if (r.bugs.length) { outcome = "BUG"; failures.push(`${where}: ${r.bugs.slice(0, 3).join(" || ")}`); }
         if (withKernel) {
           const k = kernelWalk(file);
           const c = compareWithKernel(r, k);

@@ -12,7 +12,7 @@ import { Progress } from "../host/cli/get/progress.js";
 import { treeSize } from "../host/cli/get/tree-size.js";
 import { mount } from "../host/index.js";
 import type { Volume } from "../host/vfs/volume.js";
-import { sh } from "./cli-helpers.js";
+import { sh, writePatternedFile } from "./cli-helpers.js";
 
 let work: string;
 let loopImg: string; // a/b/f, and /a/b/loop a hard link to /a
@@ -154,11 +154,7 @@ describe("the volume's methods for get and cat", () => {
   it("openInode(..., { dropBehind: true }) reads a file once without keeping it cached", () => {
     const src = path.join(work, "big-src");
     fs.mkdirSync(src);
-    const chunk = Buffer.alloc(1 << 20);
-    for (let j = 0; j < chunk.length; j += 4096) chunk.writeUInt32LE(j + 1, j);
-    const fd0 = fs.openSync(path.join(src, "big"), "w");
-    for (let i = 0; i < 40; i++) fs.writeSync(fd0, chunk);
-    fs.closeSync(fd0);
+    const chunk = writePatternedFile(path.join(src, "big"), 40);
     const img = path.join(work, "big.img");
     sh("mkfs.ext4", ["-q", "-F", "-b", "4096", "-d", src, img, "64M"]);
     const vol = mount(img, { readOnly: true, cacheSize: 128 << 20 });
