@@ -114,3 +114,74 @@ export function inodeBlocks512(raw: Uint8Array, hugeFileFeature: boolean, blockS
 export const isDir = (i: Inode) => (i.mode & S_IFMT) === S_IFDIR;
 export const isReg = (i: Inode) => (i.mode & S_IFMT) === S_IFREG;
 export const isLnk = (i: Inode) => (i.mode & S_IFMT) === S_IFLNK;
+
+/** The 32-bit base and extra word of a time (ext4_encode_extra_time): epoch bits carry seconds past 2038. */
+export function encodeTime(t: Timespec): { base: number; extra: number } {
+  const base = ((t.sec % 0x100000000) + 0x100000000) % 0x100000000;
+  const signed = base | 0;
+  const epoch = ((t.sec - signed) / 0x100000000) & 3;
+  return { base: base >>> 0, extra: ((t.nsec << 2) | epoch) >>> 0 };
+}
+
+/**
+ * Writes the decoded fields back into `raw` (ext4_do_update_inode), leaving
+ * the i_block area (already a view of raw) and the in-inode xattrs as they
+ * are. Fields past i_extra_isize are not written. The checksum is the
+ * caller's. Throws RangeError for an i_blocks the format cannot hold.
+ */
+export function encodeInode(inode: Inode, raw: Uint8Array, ctx: InodeDecodeContext): void {
+  const set16 = (o: number, v: number) => { raw[o] = v & 0xff; raw[o + 1] = (v >>> 8) & 0xff; };
+  const set32 = (o: number, v: number) => { set16(o, v & 0xffff); set16(o + 2, (v >>> 16) & 0xffff); };
+  const hi32 = (v: number) => Math.floor(v / 0x100000000) >>> 0;
+  set16(0x0, inode.mode);
+  set16(0x2, inode.uid & 0xffff);
+  set32(0x4, inode.size >>> 0);
+  set32(0x6c, hi32(inode.size));
+  set16(0x18, inode.gid & 0xffff);
+  set16(0x1a, inode.linksCount);
+  set32(0x14, inode.dtime);
+  set32(0x24, inode.version >>> 0);
+  set32(0x64, inode.generation);
+  set32(0x68, inode.fileAcl >>> 0);
+  set16(0x76, hi32(inode.fileAcl) & 0xffff);
+  set16(0x78, inode.uid >>> 16);
+  set16(0x7a, inode.gid >>> 16);
+  let flags = inode.flags;
+  // ext4_inode_blocks_set: 32 bits, or 48 with huge_file, or fs blocks with HUGE_FILE_FL.
+  const b = inode.blocks512;
+  let lo = b;
+  let hi = 0;
+  if (b <= 0xffffffff) {
+    flags &= ~INODE_FLAGS.HUGE_FILE;
+  } else if (!ctx.hugeFile) {
+    throw new RangeError(`inode ${inode.ino}: ${b} sectors need the huge_file feature`);
+  } else if (b <= 0xffffffffffff) {
+    flags &= ~INODE_FLAGS.HUGE_FILE;
+    lo = b % 0x100000000;
+    hi = Math.floor(b / 0x100000000);
+  } else {
+    const fsb = b / (ctx.blockSize / 512);
+    if (fsb > 0xffffffffffff) throw new RangeError(`inode ${inode.ino}: ${b} sectors is too many`);
+    flags |= INODE_FLAGS.HUGE_FILE;
+    lo = fsb % 0x100000000;
+    hi = Math.floor(fsb / 0x100000000);
+  }
+  set32(0x1c, lo >>> 0);
+  set16(0x74, hi);
+  inode.flags = flags;
+  set32(0x20, flags);
+  const extraIsize = ctx.inodeSize > GOOD_OLD_INODE_SIZE ? inode.extraIsize : 0;
+  const has = (field: number, len: number) => extraIsize > 0 && GOOD_OLD_INODE_SIZE + extraIsize >= field + len;
+  const time = (baseOff: number, extraOff: number, t: Timespec) => {
+    const e = encodeTime(t);
+    set32(baseOff, e.base);
+    if (has(extraOff, 4)) set32(extraOff, e.extra);
+  };
+  time(0x8, 0x8c, inode.atime);
+  time(0xc, 0x84, inode.ctime);
+  time(0x10, 0x88, inode.mtime);
+  if (ctx.inodeSize > GOOD_OLD_INODE_SIZE) set16(0x80, inode.extraIsize);
+  if (inode.crtime && has(0x90, 4)) time(0x90, 0x94, inode.crtime);
+  if (has(0x98, 4)) set32(0x98, hi32(inode.version));
+  if (has(0x9c, 4)) set32(0x9c, inode.projid);
+}

@@ -75,6 +75,11 @@ export class Checksums {
     return this.w.crc32c(c, ZERO4);
   }
 
+  /** Block or inode bitmap (ext4_block_bitmap_csum_set): crc32c(fs seed, the first `bytes` bytes). */
+  bitmap(b: Uint8Array, bytes: number): number {
+    return this.w.crc32c(this.seed, b.subarray(0, bytes)) >>> 0;
+  }
+
   /** xattr block: crc32c(fs seed, le64 block number, block with checksum (0x10) zeroed). */
   xattrBlock(pblk: number, block: Uint8Array): number {
     return this.crcSkipping(this.w.crc32c(this.seed, le64(pblk)), block, 0x10, 4);

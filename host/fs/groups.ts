@@ -2,11 +2,14 @@
 // superblock, or meta_bg clusters), with their checksums verified.
 
 import { corrupted } from "../errors.js";
-import { decodeGroupDesc, GroupDesc } from "../format/group-desc.js";
+import { BG_CHECKSUM_OFFSET, decodeGroupDesc, encodeGroupDesc, GroupDesc } from "../format/group-desc.js";
+import { setU16 } from "../format/bytes.js";
+import type { Handle } from "../journal/handle.js";
 import { COMPAT, INCOMPAT, RO_COMPAT } from "../format/features.js";
 import { groupCount, hasIncompat, hasRoCompat, Superblock, SUPERBLOCK_OFFSET } from "../format/superblock.js";
 import type { BufferCache } from "../cache/buffer-cache.js";
 import type { Checksums } from "./csum.js";
+import type { Ext4 } from "./super.js";
 
 function isPowerOf(n: number, base: number): boolean {
   if (n < 1) return false;
@@ -83,4 +86,34 @@ function checkDescriptor(sb: Superblock, g: number, gd: GroupDesc, pblk: number)
   if (!inFs(gd.blockBitmap, 1)) throw corrupted(`group ${g} block bitmap ${gd.blockBitmap} outside the filesystem`, { block: pblk });
   if (!inFs(gd.inodeBitmap, 1)) throw corrupted(`group ${g} inode bitmap ${gd.inodeBitmap} outside the filesystem`, { block: pblk });
   if (!inFs(gd.inodeTable, itableBlocks)) throw corrupted(`group ${g} inode table ${gd.inodeTable} outside the filesystem`, { block: pblk });
+}
+
+/**
+ * Re-encodes `fs.groups[g]` into its descriptor block with its checksum, as
+ * ext4_group_desc_csum_set before ext4_handle_dirty_metadata. Bitmap
+ * checksums in the descriptor are the caller's (they follow the bitmaps).
+ */
+export function markGroupDescDirty(handle: Handle, fs: Ext4, g: number): void {
+  const sb = fs.sb;
+  const perBlock = sb.blockSize / sb.descSize;
+  const bh = fs.bcache.bread(descriptorBlock(sb, Math.floor(g / perBlock)), "group descriptor block");
+  try {
+    handle.getWriteAccess(bh);
+    const b = bh.data;
+    const o = (g % perBlock) * sb.descSize;
+    const gd = fs.groups[g];
+    encodeGroupDesc(gd, b, o, sb.descSize);
+    gd.checksum = groupDescChecksum(fs, g, b.subarray(o, o + sb.descSize));
+    setU16(b, o + BG_CHECKSUM_OFFSET, gd.checksum);
+    handle.dirtyMetadata(bh);
+  } finally {
+    fs.bcache.brelse(bh);
+  }
+}
+
+/** The descriptor checksum the features call for (crc32c low 16, crc16 with gdt_csum, else 0). */
+export function groupDescChecksum(fs: Ext4, g: number, raw: Uint8Array): number {
+  if (fs.metadataCsum) return fs.csum.groupDescCsum32(g, raw);
+  if (hasRoCompat(fs.sb, RO_COMPAT.GDT_CSUM)) return fs.csum.groupDescCsum16(fs.sb.uuid, g, raw);
+  return 0;
 }

@@ -13,6 +13,7 @@ import { COMPAT, INCOMPAT, INCOMPAT_READ_SUPPORTED, RO_COMPAT, RO_COMPAT_KNOWN }
 import type { GroupDesc } from "../format/group-desc.js";
 import { Inode, INODE_FLAGS, isDir } from "../format/inode.js";
 import { hasIncompat, hasRoCompat, SB_CHECKSUM_OFFSET, Superblock } from "../format/superblock.js";
+import { type Handle, type Journal, NoJournalHandle } from "../journal/handle.js";
 import type { ParsedOptions } from "../options.js";
 import { Ext4Wasm } from "../wasm/module.js";
 import { Checksums } from "./csum.js";
@@ -61,6 +62,8 @@ export class Ext4 {
   recovery: RecoveryReport | undefined;
   /** What the kernel would log at mount (ext4_msg) and mount anyway: for `info` and callers. */
   warnings: string[] = [];
+  /** The jbd2 journal once it is loaded for writing (undefined: no journal, or read-only). */
+  journal: Journal | undefined;
   /** Metadata blocks no file may use (block_validity), once the mount has built it. */
   systemZone: SystemZone | undefined;
   private readonly inodes: LruMap<number, Inode>;
@@ -122,6 +125,7 @@ export class Ext4 {
   /** Switches to a device view (journal overlay) and restarts every cache. */
   replaceDevice(device: BlockDevice): void {
     this.device = device;
+    this.bcache.dropAll();
     this.cache.dropAll();
     this.load(readSuperblock(device));
   }
@@ -188,9 +192,33 @@ export class Ext4 {
 
   get hasJournal(): boolean { return (this.sb.featureCompat & COMPAT.HAS_JOURNAL) !== 0; }
 
+  /**
+   * ext4_journal_start: a handle for `credits` metadata blocks. Every metadata
+   * change goes through one. Without a journal it only dirties buffers.
+   */
+  startHandle(credits: number): Handle {
+    if (this.readOnly) throw new Ext4Error("EROFS", "read-only file system");
+    if (this.journal) return this.journal.start(credits);
+    // Metadata of a journaled filesystem never reaches the device around its journal.
+    if (this.hasJournal) throw new Ext4Error("EOPNOTSUPP", "writing metadata of a journaled filesystem needs its journal loaded for writing");
+    return new NoJournalHandle(this.bcache);
+  }
+
+  /** Writes every dirty metadata buffer home and flushes the device (sync_filesystem without a journal). */
+  sync(): void {
+    if (this.readOnly) return;
+    if (this.journal) throw new Error("sync with a journal belongs to journal/");
+    if (this.bcache.writeDirty() > 0) this.device.flush();
+  }
+
   unmount(): void {
-    this.cache.dropAll();
-    this.device.close();
+    try {
+      if (!this.readOnly) this.sync();
+    } finally {
+      this.bcache.dropAll();
+      this.cache.dropAll();
+      this.device.close();
+    }
   }
 }
 

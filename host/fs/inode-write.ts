@@ -1,0 +1,38 @@
+// Writing an inode back to its table block through a journal handle
+// (ext4_mark_inode_dirty -> ext4_do_update_inode), checksum included.
+
+import { setU16 } from "../format/bytes.js";
+import { encodeInode, GOOD_OLD_INODE_SIZE, type Inode, INODE_CSUM_HI, INODE_CSUM_LO } from "../format/inode.js";
+import { INCOMPAT, RO_COMPAT } from "../format/features.js";
+import { hasRoCompat } from "../format/superblock.js";
+import type { Handle } from "../journal/handle.js";
+import { inodeLocation } from "./inode-table.js";
+import type { Ext4 } from "./super.js";
+
+/** Encodes `inode` into its raw bytes, sets the checksum, and dirties its inode-table block in `handle`. */
+export function markInodeDirty(handle: Handle, fs: Ext4, inode: Inode): void {
+  const sb = fs.sb;
+  encodeInode(inode, inode.raw, {
+    inodeSize: sb.inodeSize, blockSize: sb.blockSize, hugeFile: hasRoCompat(sb, RO_COMPAT.HUGE_FILE),
+    largeDir: (sb.featureIncompat & INCOMPAT.LARGEDIR) !== 0,
+  });
+  setInodeChecksum(fs, inode.ino, inode.raw);
+  const loc = inodeLocation(fs, inode.ino);
+  const bh = fs.bcache.bread(loc.block, "inode table block");
+  try {
+    handle.getWriteAccess(bh);
+    bh.data.set(inode.raw.subarray(0, sb.inodeSize), loc.offset);
+    handle.dirtyMetadata(bh);
+  } finally {
+    fs.bcache.brelse(bh);
+  }
+}
+
+/** ext4_inode_csum_set: the low 16 bits always, the high 16 where i_extra_isize covers them. */
+export function setInodeChecksum(fs: Ext4, ino: number, raw: Uint8Array): void {
+  if (!fs.metadataCsum) return;
+  const size = fs.sb.inodeSize;
+  const c = fs.csum.inode(ino, raw, size);
+  setU16(raw, INODE_CSUM_LO, c & 0xffff);
+  if (size > GOOD_OLD_INODE_SIZE && raw[0x80] + (raw[0x81] << 8) + GOOD_OLD_INODE_SIZE >= INODE_CSUM_HI + 2) setU16(raw, INODE_CSUM_HI, c >>> 16);
+}
