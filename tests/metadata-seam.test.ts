@@ -179,6 +179,24 @@ d("metadata through a no-journal handle", () => {
     expect(sha(img)).toBe(before);
   });
 
+  it.each(variants)("committing an unchanged superblock (%s) rewrites it byte for byte", (name, args) => {
+    const img = mkfs(`sb-${name}`, ["-O", "^has_journal", ...args]);
+    const before = sha(img);
+    const vol = mount(img);
+    let counted = 0;
+    try {
+      const f = fsOf(vol);
+      const dev = f.device;
+      const write = dev.write.bind(dev);
+      dev.write = (pos, src) => { counted += src.length; write(pos, src); };
+      f.markSuperDirty();
+    } finally {
+      vol.unmount();
+    }
+    expect(counted).toBe(1024);
+    expect(sha(img)).toBe(before);
+  });
+
   it("a handle is refused on a read-only mount (EROFS) and, until the journal writer is loaded, on a journaled filesystem", () => {
     const img = mkfs("journaled", []);
     const before = sha(img);

@@ -2,17 +2,17 @@
 // inode layer. Mounting checks features, verifies checksums and replays the
 // journal if it needs recovery.
 
-import { BufferCache } from "../cache/buffer-cache.js";
+import { BufferCache, writeDevice } from "../cache/buffer-cache.js";
 import { FolioCache } from "../cache/folio-cache.js";
 import { LruMap } from "../cache/lru.js";
 import type { BlockDevice } from "../device/block-device.js";
 import { OverlayDevice } from "../device/overlay-device.js";
 import { corrupted, Ext4Error } from "../errors.js";
-import { u32 } from "../format/bytes.js";
+import { setU32, u32 } from "../format/bytes.js";
 import { COMPAT, INCOMPAT, INCOMPAT_READ_SUPPORTED, RO_COMPAT, RO_COMPAT_KNOWN } from "../format/features.js";
 import type { GroupDesc } from "../format/group-desc.js";
 import { Inode, INODE_FLAGS, isDir } from "../format/inode.js";
-import { hasIncompat, hasRoCompat, SB_CHECKSUM_OFFSET, Superblock } from "../format/superblock.js";
+import { encodeSuperblockCounts, hasIncompat, hasRoCompat, SB_CHECKSUM_OFFSET, Superblock, SUPERBLOCK_OFFSET } from "../format/superblock.js";
 import { type Handle, type Journal, NoJournalHandle } from "../journal/handle.js";
 import type { ParsedOptions } from "../options.js";
 import { Ext4Wasm } from "../wasm/module.js";
@@ -204,11 +204,33 @@ export class Ext4 {
     return new NoJournalHandle(this.bcache);
   }
 
-  /** Writes every dirty metadata buffer home and flushes the device (sync_filesystem without a journal). */
+  /** Summary fields (free counts, orphan head, features) changed since the superblock was last written. */
+  private superDirty = false;
+
+  /** The in-memory superblock changed; ext4_commit_super writes it at the next sync. */
+  markSuperDirty(): void { this.superDirty = true; }
+
+  /**
+   * ext4_commit_super: the summary fields and checksum written straight to the
+   * primary superblock (the kernel writes it outside the journal too; backups
+   * are left alone, as the kernel leaves them).
+   */
+  commitSuper(): void {
+    if (this.readOnly) throw new Ext4Error("EROFS", "read-only file system");
+    const raw = encodeSuperblockCounts(this.sb);
+    if (this.metadataCsum) setU32(raw, SB_CHECKSUM_OFFSET, this.csum.superblock(raw));
+    writeDevice(this.device, SUPERBLOCK_OFFSET, raw);
+    this.superDirty = false;
+  }
+
+  /** Writes every dirty metadata buffer and the superblock home, then flushes (sync_filesystem without a journal). */
   sync(): void {
     if (this.readOnly) return;
     if (this.journal) throw new Error("sync with a journal belongs to journal/");
-    if (this.bcache.writeDirty() > 0) this.device.flush();
+    const wrote = this.bcache.writeDirty();
+    const superWritten = this.superDirty;
+    if (superWritten) this.commitSuper();
+    if (wrote > 0 || superWritten) this.device.flush();
   }
 
   unmount(): void {

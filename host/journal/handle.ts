@@ -31,6 +31,11 @@ export interface Handle {
   extend(n: number): boolean;
   /** Ends this handle's part of the transaction and starts a new handle with `n` credits (truncate_restart_trans). */
   restart(n: number): void;
+  /**
+   * Runs `fn` once this handle's transaction is durable (the jbd2 commit
+   * callback: mballoc releases freed blocks there). Without a journal, now.
+   */
+  onCommit(fn: () => void): void;
   /** ext4_journal_stop. */
   stop(): void;
 }
@@ -70,6 +75,8 @@ export class NoJournalHandle implements Handle {
     if (bh) this.bcache.clearDirty(bh);
     void blocknr;
   }
+
+  onCommit(fn: () => void): void { fn(); }
 
   extend(_n: number): boolean { return true; }
   restart(_n: number): void { this.live(); }
