@@ -9,7 +9,7 @@ import { openFileDevice } from "../device/open.js";
 import { Ext4Error } from "../errors.js";
 import { featureNames } from "../format/features.js";
 import { uuidString } from "../format/bytes.js";
-import { computeLayout, type Layout } from "./layout.js";
+import { backupGroups, computeLayout, type Layout } from "./layout.js";
 import { resolveParams, type MkfsOptions } from "./options.js";
 import { writeFilesystem, type WriteStats } from "./write.js";
 
@@ -31,6 +31,8 @@ export interface MkfsResult {
   reservedGdtBlocks: number;
   flexBgSize: number;
   journalBlocks: number;
+  /** Blocks holding the backup superblocks. */
+  backups: number[];
   features: string[];
   uuid: string;
   hashSeed: string;
@@ -140,6 +142,7 @@ function summary(l: Layout, written: WriteStats): MkfsResult {
     reservedGdtBlocks: l.reservedGdtBlocks,
     flexBgSize: l.logGroupsPerFlex ? 1 << l.logGroupsPerFlex : 0,
     journalBlocks: l.journal?.blocks ?? 0,
+    backups: backupGroups(l.features, l.groupCount).map((g) => l.groups[g].first),
     features: featureNames(l.features.compat, l.features.incompat, l.features.roCompat),
     uuid: uuidString(l.p.uuid, 0),
     hashSeed: uuidString(l.p.hashSeed, 0),

@@ -8,6 +8,8 @@ import { Ext4Error } from "../errors.js";
 import { COMPAT, INCOMPAT, RO_COMPAT } from "../format/features.js";
 
 export interface MkfsOptions {
+  /** -t: ext2, ext3 or ext4 (the default): which of mke2fs.conf's feature sets to start from. */
+  fsType?: "ext2" | "ext3" | "ext4";
   /** Filesystem size: bytes, or a string with a K/M/G/T suffix ("256M"). Default: the device's or file's size. */
   size?: number | string;
   /** -b: 1024, 2048, 4096 ... 65536. Default 4096, 1024 below 512 MiB. */
@@ -39,7 +41,7 @@ export interface MkfsOptions {
   /** -E lazy_journal_init: skip zeroing the journal on a device that is not known to be zero. Default false. */
   lazyJournalInit?: boolean;
   /** -E orphan_file_size=: bytes. Default by filesystem size. */
-  orphanFileSize?: number;
+  orphanFileSize?: number | string;
   /** -e: errors behaviour. Default "continue". */
   errors?: "continue" | "remount-ro" | "panic";
   /** Creation time, seconds since the epoch. Default $SOURCE_DATE_EPOCH, else $E2FSPROGS_FAKE_TIME, else now. */
@@ -54,11 +56,11 @@ export function parseSize(v: number | string, what: string, unit = 1): number {
     if (!Number.isSafeInteger(v) || v <= 0) throw einval(`invalid ${what} ${v}`);
     return v * unit;
   }
-  const m = /^(0x[0-9a-f]+|[0-9]+)([kmgt]?)$/i.exec(v.trim());
+  const m = /^(0x[0-9a-f]+|[0-9]+)([kmgts]?)$/i.exec(v.trim());
   if (!m) throw einval(`invalid ${what} '${v}'`);
   const n = Number(m[1]);
-  const shift = { "": 0, k: 10, m: 20, g: 30, t: 40 }[m[2].toLowerCase() as "" | "k" | "m" | "g" | "t"];
-  const bytes = shift === 0 ? n * unit : n * 2 ** shift;
+  const suffix = m[2].toLowerCase();
+  const bytes = suffix === "" ? n * unit : suffix === "s" ? n * 512 : n * 2 ** { k: 10, m: 20, g: 30, t: 40 }[suffix as "k" | "m" | "g" | "t"];
   if (!Number.isSafeInteger(bytes) || bytes <= 0) throw einval(`invalid ${what} '${v}'`);
   return bytes;
 }
@@ -237,8 +239,11 @@ export function resolveParams(o: MkfsOptions, deviceBytes: number | undefined): 
   const profile = SIZE_TYPES[type];
 
   const features: FeatureSet = { compat: 0, incompat: 0, roCompat: 0 };
+  const fsType = o.fsType ?? "ext4";
+  if (!["ext2", "ext3", "ext4"].includes(fsType)) throw einval(`unknown filesystem type '${fsType}' (-t)`);
   editFeatures(features, BASE_FEATURES);
-  editFeatures(features, EXT4_FEATURES);
+  if (fsType === "ext3") editFeatures(features, "has_journal");
+  if (fsType === "ext4") editFeatures(features, EXT4_FEATURES);
   const userFeatures = o.features === undefined ? "" : Array.isArray(o.features) ? o.features.join(",") : o.features;
   if (typeof userFeatures !== "string") throw einval("features (-O) must be a string or a list of strings");
   editFeatures(features, userFeatures);
