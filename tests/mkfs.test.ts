@@ -11,42 +11,13 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Ext4Error, MemoryDevice, mkfs, mount, type MkfsOptions } from "../host/index.js";
 import { runSync } from "./helpers/exec.js";
+import { MKE2FS_CONF } from "./helpers/mke2fs-conf.js";
 import { loopMountSupport, withLoopMountSync } from "./helpers/kernel.js";
 
 const UUID = "0b7d5e5c-0c0e-4c6f-9a3e-6c1f2d2b8a11";
 const SEED = "5d3c0a9e-8f41-4b7a-9d2c-1e6f7a8b9c0d";
 const TIME = 1700000000;
 
-// The mke2fs.conf that e2fsprogs ships (and this machine has): the defaults mkfs follows.
-const MKE2FS_CONF = `[defaults]
-	base_features = sparse_super,large_file,filetype,resize_inode,dir_index,ext_attr
-	default_mntopts = acl,user_xattr
-	enable_periodic_fsck = 0
-	blocksize = 4096
-	inode_size = 256
-	inode_ratio = 16384
-[fs_types]
-	ext3 = {
-		features = has_journal
-	}
-	ext4 = {
-		features = has_journal,extent,huge_file,flex_bg,metadata_csum,64bit,dir_nlink,extra_isize
-	}
-	small = {
-		blocksize = 1024
-		inode_ratio = 4096
-	}
-	floppy = {
-		blocksize = 1024
-		inode_ratio = 8192
-	}
-	big = {
-		inode_ratio = 32768
-	}
-	huge = {
-		inode_ratio = 65536
-	}
-`;
 
 let work: string;
 let env: NodeJS.ProcessEnv;
