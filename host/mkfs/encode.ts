@@ -32,7 +32,7 @@ export function superblockBytes(l: Layout, csum: Checksums, group: number, kbyte
   setU32(b, 0x30, p.time); // s_wtime: ext2fs_flush stamps it
   setU16(b, 0x36, 0xffff); // s_max_mnt_count -1: no periodic fsck
   setU16(b, 0x38, EXT4_MAGIC);
-  setU16(b, 0x3a, 1); // EXT2_VALID_FS
+  setU16(b, 0x3a, group === 0 ? 1 : 0); // EXT2_VALID_FS; ext2fs_flush writes the backups with it clear
   setU16(b, 0x3c, p.errors);
   setU32(b, 0x40, p.time); // s_lastcheck
   setU32(b, 0x4c, 1); // EXT2_DYNAMIC_REV
@@ -136,6 +136,8 @@ export interface InodeSpec {
   iblock: Uint8Array; // 60 bytes
   /** Set the three times only (inode 1: ext2fs_update_bb_inode's plain write). */
   small?: boolean;
+  /** Made with inline data and expanded to blocks (lost+found with inline_data). */
+  inlineWas?: boolean;
 }
 
 /** An on-disk inode as ext2fs_write_new_inode writes it: all times = now, i_extra_isize 32, crtime. */
@@ -163,6 +165,8 @@ export function inodeBytes(l: Layout, csum: Checksums, ino: number, s: InodeSpec
     if (isz > 128 && !s.small) {
       setU16(b, 0x80, 32);
       if (isz >= 0x98) setU32(b, 0x90, t); // crtime
+      // A directory that began as inline data keeps the in-inode xattr header its system.data left.
+      if (s.inlineWas && isz >= 128 + 32 + 4) setU32(b, 128 + 32, 0xea020000);
     }
   }
   if (hasFeature(l.features, "metadata_csum")) {
@@ -238,18 +242,19 @@ function putDirent(b: Uint8Array, o: number, ino: number, len: number, name: str
 }
 
 /** A directory block: the entries given (name, ino), the last one stretched to the end, and the checksum tail. */
-export function dirBlockBytes(l: Layout, csum: Checksums, dirIno: number, entries: [string, number][]): Uint8Array {
+export function dirBlockBytes(l: Layout, csum: Checksums, dirIno: number, entries: [string, number][], stretchLast = true): Uint8Array {
   const bs = l.blockSize;
   const b = new Uint8Array(bs);
   const withTail = hasFeature(l.features, "metadata_csum");
   const end = withTail ? bs - 12 : bs;
   let o = 0;
-  if (entries.length === 0) putDirent(b, 0, 0, end, "", 0, l);
   entries.forEach(([name, ino], i) => {
-    const len = i === entries.length - 1 ? end - o : (8 + name.length + 3) & ~3;
+    const len = stretchLast && i === entries.length - 1 ? end - o : (8 + name.length + 3) & ~3;
     putDirent(b, o, ino, len, name, 2, l);
     o += len;
   });
+  // The rest as one empty entry (an empty block; or a block that was inline data: its entries keep their size).
+  if (o < end) putDirent(b, o, 0, end - o, "", 0, l);
   if (withTail) {
     const t = bs - 12;
     setU16(b, t + 4, 12);

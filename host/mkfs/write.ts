@@ -122,9 +122,12 @@ export function writeFilesystem(dev: BlockDevice, l: Layout, zeroed: boolean): W
   // Directories.
   w.block(l.root.extents[0].pblk, dirBlockBytes(l, seeded, ROOT_INO, [[".", ROOT_INO], ["..", ROOT_INO], ["lost+found", LOST_FOUND_INO]]));
   let first = true;
+  const inline = hasFeature(l.features, "inline_data");
   for (const e of l.lostFound.extents) {
     for (let i = 0; i < e.len; i++) {
-      w.block(e.pblk + i, dirBlockBytes(l, seeded, LOST_FOUND_INO, first ? [[".", LOST_FOUND_INO], ["..", ROOT_INO]] : []));
+      // Expanded from inline data, the first block keeps "." and ".." at their own sizes.
+      const entries: [string, number][] = first ? [[".", LOST_FOUND_INO], ["..", ROOT_INO]] : [];
+      w.block(e.pblk + i, dirBlockBytes(l, seeded, LOST_FOUND_INO, entries, !inline));
       first = false;
     }
   }
@@ -190,7 +193,10 @@ function writeInodes(w: Writer, l: Layout, csum: Checksums): void {
   // ext2fs_update_bb_inode: an empty bad-block inode with its times set.
   specs.set(1, { mode: 0, links: 0, size: 0, blocks: 0, flags: 0, iblock: new Uint8Array(60), small: true });
   specs.set(ROOT_INO, { ...fileInode(l, l.root, S_IFDIR | 0o755, 3, bs), uid: l.p.rootUid, gid: l.p.rootGid });
-  specs.set(LOST_FOUND_INO, fileInode(l, l.lostFound, S_IFDIR | 0o700, 2, l.lostFound.extents.reduce((n, e) => n + e.len, 0) * bs));
+  specs.set(LOST_FOUND_INO, {
+    ...fileInode(l, l.lostFound, S_IFDIR | 0o700, 2, l.lostFound.extents.reduce((n, e) => n + e.len, 0) * bs),
+    inlineWas: hasFeature(l.features, "inline_data"),
+  });
   if (l.resize) {
     const apb = bs / 4;
     const iblock = new Uint8Array(60);
