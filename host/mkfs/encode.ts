@@ -104,13 +104,16 @@ export function blockBitmapBytes(l: Layout, g: number): Uint8Array {
   const gl = l.groups[g];
   const bits = l.map.groupBits(g);
   const clusters = gl.blocks / l.clusterRatio;
-  if (bits) {
+  if (bits && l.clusterRatio === 1) out.set(bits.subarray(0, Math.ceil(clusters / 8)));
+  else if (bits) {
     for (let c = 0; c < clusters; c++) {
       const blk = c * l.clusterRatio;
       if (bits[blk >> 3] & (1 << (blk & 7))) out[c >> 3] |= 1 << (c & 7);
     }
   }
-  for (let c = clusters; c < l.blockSize * 8; c++) out[c >> 3] |= 1 << (c & 7);
+  let c = clusters;
+  for (; c & 7; c++) out[c >> 3] |= 1 << (c & 7);
+  out.fill(0xff, c >> 3);
   return out;
 }
 
