@@ -49,6 +49,7 @@ const CASES: Case[] = [
   { name: "2k blocks", size: "300M", args: ["-b", "2048"], opts: { blockSize: 2048 } },
   { name: "1k blocks, 2G", size: "2G", args: ["-b", "1024"], opts: { blockSize: 1024 } },
   { name: "64k blocks", size: "2G", args: ["-b", "65536"], opts: { blockSize: 65536 } },
+  { name: "1k blocks, a journal of 5 extents (so an extent leaf)", size: "1G", args: ["-b", "1024", "-J", "size=128"], opts: { blockSize: 1024, journalSize: 128 } },
   { name: "^has_journal", size: "512M", args: ["-O", "^has_journal"], opts: { features: "^has_journal" } },
   { name: "^metadata_csum", size: "1G", args: ["-O", "^metadata_csum"], opts: { features: "^metadata_csum" } },
   { name: "^metadata_csum,uninit_bg", size: "1G", args: ["-O", "^metadata_csum,uninit_bg"], opts: { features: ["^metadata_csum", "uninit_bg"] } },

@@ -191,6 +191,8 @@ export function extentRoot(extents: Extent[], leafBlock: number): Uint8Array {
     setU32(b, 12, 0);
     setU32(b, 16, leafBlock >>> 0);
     setU16(b, 20, Math.floor(leafBlock / 2 ** 32));
+    // extent_node_split leaves the root's old entries 1..3 behind the index, as mke2fs's images show.
+    extents.slice(1, 4).forEach((e, i) => putExtent(b, 24 + i * 12, e));
   } else {
     setU16(b, 2, extents.length);
     extents.forEach((e, i) => putExtent(b, 12 + i * 12, e));
