@@ -270,6 +270,27 @@ describe("mkfs output", () => {
   });
 });
 
+describe("mkfs on a MemoryDevice", () => {
+  it("a fresh one gets only metadata; one with old bytes gets its journal zeroed and checks clean", () => {
+    const fresh = MemoryDevice.ofSize(32 << 20);
+    expect(mkfs(fresh, { uuid: UUID, hashSeed: SEED, time: TIME }).written.zeroedBytes).toBe(0);
+    const dirty = new MemoryDevice(new Uint8Array(32 << 20).fill(0x5a));
+    const r = mkfs(dirty, { uuid: UUID, hashSeed: SEED, time: TIME });
+    expect(r.written.zeroedBytes).toBeGreaterThanOrEqual((r.journalBlocks - 1) * r.blockSize);
+    const img = path.join(work, "mem.img");
+    try {
+      fs.writeFileSync(img, dirty.bytes);
+      e2fsckClean(img);
+      // Everything e2fsck and dumpe2fs look at is as on the fresh device.
+      fs.writeFileSync(path.join(work, "mem-fresh.img"), fresh.bytes);
+      expect(dumpe2fs(img, false)).toBe(dumpe2fs(path.join(work, "mem-fresh.img"), false));
+    } finally {
+      fs.rmSync(img, { force: true });
+      fs.rmSync(path.join(work, "mem-fresh.img"), { force: true });
+    }
+  });
+});
+
 describe("mkfs errors", () => {
   const dev = () => MemoryDevice.ofSize(16 << 20);
   const bad: [string, MkfsOptions, RegExp, string?][] = [

@@ -121,7 +121,6 @@ export interface MkfsParams {
   inodesCount: number;
   inodeSize: number;
   reservedBlocks: number;
-  reservedRatio: number;
   features: FeatureSet;
   logGroupsPerFlex: number;
   /** Journal blocks when has_journal; 0 otherwise. */
@@ -345,7 +344,7 @@ export function resolveParams(o: MkfsOptions, deviceBytes: number | undefined): 
 
   if (blocksCount === 0) throw einval(`size ${bytes} is too small for a filesystem`);
   return {
-    blockSize, logBlockSize, clusterSize, blocksCount, inodesCount, inodeSize, reservedBlocks, reservedRatio,
+    blockSize, logBlockSize, clusterSize, blocksCount, inodesCount, inodeSize, reservedBlocks,
     features, logGroupsPerFlex, journalBlocks, journalExplicit, orphanFileBlocks, label,
     uuid: uuidOption(o.uuid, "UUID (-U)"),
     hashSeed: o.hashSeed === undefined ? randomUuid() : parseUuid(o.hashSeed, "hash seed (-E hash_seed=)"),
