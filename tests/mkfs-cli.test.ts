@@ -67,6 +67,9 @@ describe("ext4wasm mkfs", () => {
     expect(r.status).toBe(0);
     expect(r.stdout.toString()).toMatch(/^Creating filesystem with 262144 1k blocks and 65536 inodes\nFilesystem UUID: [0-9a-f-]{36}\nSuperblock backups stored on blocks: \n\t8193, 24577/);
     expect(fs.statSync(img).size).toBe(256 << 20);
+    // Our reader lists the new root as ls -a does: its own ".", "..", and lost+found.
+    const ls = runCli(["ls", "-a", img, "/"]);
+    expect(ls.stdout.toString()).toBe(".\n..\nlost+found\n");
     const again = runCli(["mkfs", img, "256M"]);
     expect(again.status).toBe(1);
     expect(again.stderr).toBe(`ext4wasm: EEXIST: the image already holds an ext2/3/4 filesystem (use -F to overwrite it), mkfs '${img}'\n`);
