@@ -76,3 +76,5 @@ function partitionedDisk(table: PartitionTable, cause: unknown): Ext4Error {
   (e as Ext4Error & { partitionTable?: PartitionTable }).partitionTable = table;
   return e;
 }
+export { mkfs } from "./mkfs/mkfs.js";
+export type { MkfsOptions, MkfsResult } from "./mkfs/mkfs.js";

@@ -8,6 +8,7 @@ import * as demo from "./commands/demo.js";
 import * as get from "./commands/get.js";
 import * as info from "./commands/info.js";
 import * as ls from "./commands/ls.js";
+import * as mkfsCmd from "./commands/mkfs.js";
 import * as stat from "./commands/stat.js";
 import { debugEnabled, errorLine, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, StdoutClosed, UsageError, writeStderr } from "./errors.js";
 import { Output } from "./output.js";
@@ -17,14 +18,14 @@ interface Command {
   run(args: ParsedArgs, out: Output): number;
 }
 
-const COMMANDS: Command[] = [info, ls, cat, stat, get, demo];
+const COMMANDS: Command[] = [info, ls, cat, stat, get, mkfsCmd, demo];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.spec.name.length + c.spec.usage.length + 1));
   return [
     "usage: ext4wasm <command> [options] ...",
     "",
-    "Read ext4 images without the kernel.",
+    "Read ext4 images, and make new ones, without the kernel.",
     "",
     "commands:",
     ...COMMANDS.map((c) => `  ${`${c.spec.name} ${c.spec.usage}`.padEnd(width)}  ${c.spec.summary}`),
