@@ -32,6 +32,8 @@ const variants: [string, string[], string, string][] = [
   ["1k-noflex-nocsum", ["-b", "1024"], "^flex_bg,^metadata_csum,^64bit", "64M"],
   ["bigalloc-16k", ["-b", "4096", "-C", "16384"], "bigalloc", "1G"],
   ["bigalloc-64k-1k", ["-b", "1024", "-C", "65536"], "bigalloc", "1G"],
+  ["1k-meta_bg", ["-b", "1024"], "meta_bg,^resize_inode", "96M"],
+  ["4k-sparse_super2-noflex", ["-b", "4096", "-g", "8192"], "sparse_super2,^flex_bg", "512M"],
 ];
 
 /** Requests that touch the first group, the middle of others, a BLOCK_UNINIT group, and the last group. */
@@ -151,6 +153,48 @@ d("allocation and free judged by e2fsck", () => {
     const end = freeCounts(img);
     expect(end.free).toBe(start.free);
     expect(end.groups).toEqual(start.groups);
+  });
+});
+
+d("BLOCK_UNINIT groups", () => {
+  it.each(variants.filter((v) => !v[2].includes("^metadata_csum") || v[2].includes("uninit_bg")))("%s: filling an uninitialised group to its last cluster takes exactly what e2fsck calls free there", (name, args, features, size) => {
+    const img = makeImage(work, `uninit-${name}`, args, features, size);
+    let ratio = 1;
+    const got: number[] = [];
+    const vol = mount(img);
+    try {
+      const f = fsOf(vol);
+      ratio = f.sb.clusterSize / f.sb.blockSize;
+      // The last uninitialised group (flex_bg packs other groups' metadata into the first ones; sparse_super2 and meta_bg move backups).
+      let g = -1;
+      f.groups.forEach((gd, i) => { if (gd.flags & BG_FLAGS.BLOCK_UNINIT) g = i; });
+      if (g < 0) return void console.log(`mballoc: ${name} has no BLOCK_UNINIT group`);
+      const free = f.groups[g].freeBlocks;
+      const h = f.startHandle(100);
+      const clusters = f.sb.clustersPerGroup;
+      const first = groupFirstBlock(f.sb, g);
+      for (let c = 0; c < clusters && first + c * ratio < f.sb.blocksCount; ) {
+        try {
+          const r = newBlocks(h, f, { goal: first + c * ratio, len: Math.min((clusters - c) * ratio, 32768), flags: ALLOC.EXACT_GOAL | ALLOC.MERGE });
+          expect(r.pblk).toBe(first + c * ratio);
+          got.push(...clusterStarts(r.pblk, r.clusters, ratio));
+          c += r.clusters;
+        } catch (e) {
+          expect((e as Ext4Error).code).toBe("ENOSPC");
+          c++;
+        }
+      }
+      h.stop();
+      expect(got.length).toBe(free);
+      expect(f.groups[g].freeBlocks).toBe(0);
+      expect(f.groups[g].flags & BG_FLAGS.BLOCK_UNINIT).toBe(0);
+    } finally {
+      vol.unmount();
+    }
+    if (!got.length) return;
+    const diff = bitmapDifferences(img, ratio);
+    expect(diff.plus.size).toBe(0);
+    expect([...diff.minus].sort((a, b) => a - b)).toEqual(got.sort((a, b) => a - b));
   });
 });
 

@@ -303,7 +303,7 @@ function markUsed(handle: Handle, a: Allocator, run: Run, flags: number): void {
   const pblk = geo.blockOf(run.g, run.c);
   const blocks = run.n * geo.ratio;
   const zone = fs.systemZone?.overlapping(pblk, blocks);
-  if (zone && zone.ino === 0) {
+  if (zone) {
     // The bitmap calls metadata free: it cannot be trusted (the kernel leaks the run and errors).
     a.markCorrupt(run.g, `block bitmap of group ${run.g} marks metadata blocks near ${zone.start} free`);
     throw corrupted(`allocating blocks ${pblk}-${pblk + blocks - 1} which overlap filesystem metadata`, { block: pblk });
