@@ -89,7 +89,7 @@ interface PendingFree { group: number; start: number; count: number; tid: number
 /** ext4_group_info: what the allocator knows of a group beyond its descriptor. */
 interface GroupInfo {
   /** Freed, not yet committed runs in this group (cluster offsets), in no particular order. */
-  pending: PendingFree[];
+  pending: Set<PendingFree>;
   pendingCount: number;
   /** Longest free run in the allocator's view, when known exactly (-1: unknown). */
   largest: number;
@@ -111,7 +111,7 @@ class Allocator {
 
   constructor(readonly fs: Ext4) {
     this.geo = new Geometry(fs.sb, fs.groups);
-    this.info = fs.groups.map(() => ({ pending: [], pendingCount: 0, largest: -1, checked: false, corrupt: undefined }));
+    this.info = fs.groups.map(() => ({ pending: new Set<PendingFree>(), pendingCount: 0, largest: -1, checked: false, corrupt: undefined }));
     // Without extents the kernel reserves nothing; else 2% of the clusters, at most 4096.
     const clusters = Math.floor(fs.sb.blocksCount / this.geo.ratio);
     this.resvClusters = hasIncompat(fs.sb, INCOMPAT.EXTENTS) ? Math.min(Math.floor(clusters / 50), 4096) : 0;
@@ -229,6 +229,15 @@ export function newBlocks(handle: Handle, fs: Ext4, req: AllocRequest): AllocRes
   if (req.inode) req.inode.blocks512 += blocks * (sb.blockSize / 512);
   if (!(flags & ALLOC.METADATA)) fs.bcache.forgetRange(pblk, Math.min(blocks, sb.blocksCount - pblk));
   return { pblk, len: Math.min(req.len, blocks), clusters: run.n };
+}
+
+/**
+ * ext4_new_meta_blocks for one block (an extent index or leaf, a directory
+ * or xattr block): charged to `inode` if given; the caller getblk()s it and
+ * takes create access.
+ */
+export function newMetaBlock(handle: Handle, fs: Ext4, inode: Inode | undefined, goal: number, flags = 0): number {
+  return newBlocks(handle, fs, { inode, goal, len: 1, flags: (flags | ALLOC.METADATA) & ~ALLOC.DATA }).pblk;
 }
 
 function enospc(a: Allocator, why: string): Ext4Error {
@@ -400,7 +409,7 @@ export function freeBlocks(handle: Handle, fs: Ext4, inode: Inode | undefined, p
     const i = a.info[p.g];
     if (deferred) {
       const e: PendingFree = { group: p.g, start: p.c, count: p.n, tid: handle.tid };
-      i.pending.push(e);
+      i.pending.add(e);
       i.pendingCount += p.n;
       a.pendingClusters += p.n;
       handle.onCommit(() => releasePending(a, e));
@@ -414,9 +423,7 @@ export function freeBlocks(handle: Handle, fs: Ext4, inode: Inode | undefined, p
 /** ext4_free_data_in_buddy: the committed run becomes free to the allocator. */
 function releasePending(a: Allocator, e: PendingFree): void {
   const i = a.info[e.group];
-  const k = i.pending.indexOf(e);
-  if (k < 0) return;
-  i.pending.splice(k, 1);
+  if (!i.pending.delete(e)) return;
   i.pendingCount -= e.count;
   a.pendingClusters -= e.count;
   i.largest = -1;
