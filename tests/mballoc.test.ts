@@ -36,6 +36,30 @@ const variants: [string, string[], string, string][] = [
   ["4k-sparse_super2-noflex", ["-b", "4096", "-g", "8192"], "sparse_super2,^flex_bg", "512M"],
 ];
 
+d("runs across group boundaries", () => {
+  it("one free of a run that spans two groups clears both bitmaps and both counts", () => {
+    const img = makeImage(work, "span", ["-b", "1024"], "", "64M");
+    const start = freeCounts(img);
+    const vol = mount(img);
+    try {
+      const f = fsOf(vol);
+      const h = f.startHandle(100);
+      const edge = groupFirstBlock(f.sb, 4);
+      const a = newBlocks(h, f, { goal: edge - 10, len: 10, flags: ALLOC.EXACT_GOAL });
+      const b = newBlocks(h, f, { goal: edge, len: 10, flags: ALLOC.EXACT_GOAL });
+      expect([a.pblk, b.pblk]).toEqual([edge - 10, edge]);
+      const inode = { ...f.inode(vol.statSync("/f0").ino), blocks512: 40 };
+      freeBlocks(h, f, inode, edge - 10, 20);
+      expect(inode.blocks512).toBe(0);
+      h.stop();
+    } finally {
+      vol.unmount();
+    }
+    expectClean(img);
+    expect(freeCounts(img).groups).toEqual(start.groups);
+  });
+});
+
 /** Requests that touch the first group, the middle of others, a BLOCK_UNINIT group, and the last group. */
 function requests(f: Ext4): { goal: number; len: number }[] {
   const sb = f.sb;
@@ -344,6 +368,37 @@ d("reserves and refusals", () => {
       vol.unmount();
     }
     expect(bitmapDifferences(img, 1).plus.size).toBe(0);
+  });
+
+  it.each([
+    ["4k, groups of 31920, the last 1104 blocks", ["-b", "4096"], "", "129M"],
+    ["1k, last group 3615 blocks, no flex_bg", ["-b", "1024"], "^flex_bg", "20000K"],
+  ])("%s: taking every free block never goes past the end, and e2fsck agrees block for block", (_name, args, features, size) => {
+    const img = makeImage(work, `short-${args[1]}-${size}`, args, features, size as string);
+    const got: number[] = [];
+    const vol = mount(img);
+    try {
+      const f = fsOf(vol);
+      const h = f.startHandle(100);
+      for (;;) {
+        try {
+          const r = newBlocks(h, f, { goal: f.sb.blocksCount - 50, len: 700, flags: ALLOC.NOFAIL });
+          expect(r.pblk + r.len).toBeLessThanOrEqual(f.sb.blocksCount);
+          for (let b = r.pblk; b < r.pblk + r.len; b++) got.push(b);
+        } catch (e) {
+          expect((e as Ext4Error).code).toBe("ENOSPC");
+          break;
+        }
+      }
+      expect(f.sb.freeBlocksCount).toBe(0);
+      expect(got).toContain(f.sb.blocksCount - 1);
+      h.stop();
+    } finally {
+      vol.unmount();
+    }
+    const diff = bitmapDifferences(img, 1);
+    expect(diff.plus.size).toBe(0);
+    expect([...diff.minus].sort((a, b) => a - b)).toEqual(got.sort((a, b) => a - b));
   });
 
   it("double frees, frees of metadata and damaged bitmaps are EFSCORRUPTED, never a write", () => {
