@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Ext4Error, mount } from "../host/index.js";
 import { BG_FLAGS } from "../host/format/group-desc.js";
 import { groupFirstBlock } from "../host/fs/groups.js";
-import { ALLOC, freeBlocks, goalForInode, inodeToGoalBlock, newBlocks, type AllocResult } from "../host/fs/mballoc.js";
+import { ALLOC, allocStats, claimFreeClusters, freeBlocks, goalForInode, inodeToGoalBlock, newBlocks, releaseClaim, type AllocResult } from "../host/fs/mballoc.js";
 import type { Ext4 } from "../host/fs/super.js";
 import { missingTools } from "./helpers/exec.js";
 import { attachRuns, bitmapDifferences, clusterStarts, detachRuns, expectClean, freeCounts, fsOf, makeImage } from "./helpers/mballoc.js";
@@ -399,6 +399,36 @@ d("reserves and refusals", () => {
     const diff = bitmapDifferences(img, 1);
     expect(diff.plus.size).toBe(0);
     expect([...diff.minus].sort((a, b) => a - b)).toEqual(got.sort((a, b) => a - b));
+  });
+
+  it("clusters claimed for delayed allocation are not given to others; the claimant allocates them with DELALLOC_RESERVED", () => {
+    const img = makeImage(work, "claim", ["-b", "1024", "-m", "0"], "^flex_bg", "16M");
+    const vol = mount(img);
+    try {
+      const f = fsOf(vol);
+      const h = f.startHandle(100);
+      const { resvClusters } = allocStats(f);
+      const claim = f.sb.freeBlocksCount - resvClusters - 100;
+      claimFreeClusters(f, claim);
+      expect(allocStats(f).dirtyClusters).toBe(claim);
+      expect(() => claimFreeClusters(f, 101)).toThrow(expect.objectContaining({ code: "ENOSPC" }));
+      // Others get what is left unclaimed (halving their request until it fits), then ENOSPC.
+      expect(newBlocks(h, f, { goal: 0, len: 300 }).len).toBeLessThanOrEqual(100);
+      let left = 0;
+      for (;;) {
+        try { left += newBlocks(h, f, { goal: 0, len: 100 }).len; } catch (e) { expect((e as Ext4Error).code).toBe("ENOSPC"); break; }
+      }
+      expect(left).toBeLessThan(100);
+      // The claimant's writeback still finds its clusters.
+      let got = 0;
+      while (got < claim) got += newBlocks(h, f, { goal: 0, len: Math.min(claim - got, 1000), flags: ALLOC.DELALLOC_RESERVED }).len;
+      releaseClaim(f, claim);
+      expect(allocStats(f).dirtyClusters).toBe(0);
+      expect(f.sb.freeBlocksCount).toBeLessThanOrEqual(resvClusters);
+      h.stop();
+    } finally {
+      vol.unmount();
+    }
   });
 
   it("double frees, frees of metadata and damaged bitmaps are EFSCORRUPTED, never a write", () => {
