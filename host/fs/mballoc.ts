@@ -60,7 +60,12 @@ export interface AllocRequest {
   inode?: Inode;
   /** Block near which to allocate (goalForInode). Out of range: the first data block. */
   goal: number;
-  /** Blocks wanted, >= 1. With bigalloc, whole clusters are allocated (the goal's cluster first). */
+  /**
+   * Blocks wanted, >= 1. With bigalloc whole clusters are allocated and the
+   * run starts on a cluster boundary: the caller asks for its logical range
+   * widened to the cluster start and maps lblk to pblk + the offset in the
+   * cluster, as ext4_ext_map_blocks does.
+   */
   len: number;
   flags?: number;
   cred?: AllocCred;
