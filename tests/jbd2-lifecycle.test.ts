@@ -93,6 +93,36 @@ d("read-write mount lifecycle", () => {
     expect(f.get("Journal features")).toBe("journal_64bit journal_checksum_v3");
   });
 
+  it("one change and an unmount leave the journal superblock as the kernel's chown and unmount do", () => {
+    const s = loopMountSupport();
+    if (!s.ok) { console.log(`jbd2-lifecycle: kernel comparison skipped: ${s.reason}`); return; }
+    const img = mkfsImage(work, "one-change", tree, []);
+    const kimg = path.join(work, "one-change-kernel.img");
+    fs.copyFileSync(img, kimg);
+    const vol = mount(img);
+    try {
+      const f = fsOf(vol);
+      const h = f.startHandle(1);
+      const inode = f.inode(vol.statSync("/f3").ino);
+      inode.uid = 77;
+      markInodeDirty(h, f, inode);
+      h.stop();
+    } finally {
+      vol.unmount();
+    }
+    withLoopMountSync(kimg, (mnt) => fs.chownSync(path.join(mnt, "f3"), 77, 0), { options: "noatime" });
+    const jsb = (file: string) => {
+      const jb = Number(/\d+/.exec(runSync("debugfs", ["-R", "bmap <8> 0", file]).stdout)![0]);
+      const b = Buffer.alloc(1024);
+      const fd = fs.openSync(file, "r");
+      try { fs.readSync(fd, b, 0, 1024, jb * 4096); } finally { fs.closeSync(fd); }
+      return { sequence: b.readUInt32BE(0x18), start: b.readUInt32BE(0x1c), head: b.readUInt32BE(0x58), compat: b.readUInt32BE(0x24), incompat: b.readUInt32BE(0x28), csumType: b[0x50] };
+    };
+    expect(jsb(img)).toEqual(jsb(kimg));
+    fsckClean(img);
+    fsckClean(kimg);
+  });
+
   it("without a journal, VALID_FS is cleared while mounted and put back at unmount (ext4_setup_super)", () => {
     const img = mkfsImage(work, "state-nojournal", tree, ["-O", "^has_journal"]);
     const vol = mount(img);

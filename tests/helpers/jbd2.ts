@@ -43,11 +43,12 @@ export class RecordingDevice implements BlockDevice {
 
 export function fsOf(vol: Volume): Ext4 { return (vol as unknown as { fs: Ext4 }).fs; }
 
+/** mkfs.ext4 -d with fixed UUID, hash seed and time; 4 KiB blocks unless `args` says -b. */
 export function mkfsImage(work: string, name: string, tree: string, args: string[], size = "32M"): string {
   const img = path.join(work, `${name}.img`);
   const r = runSync("mkfs.ext4", [
     "-q", "-F", "-U", "6d0e4b2a-61b1-4c1e-9d5a-0a0b0c0d0e0f", "-E", "lazy_itable_init=0,hash_seed=1b2c3d4e-0000-4000-8000-000000000001",
-    ...args, "-d", tree, img, size,
+    ...(args.includes("-b") ? [] : ["-b", "4096"]), ...args, "-d", tree, img, size,
   ], { env: { ...mkfsEnv(work), E2FSPROGS_FAKE_TIME: "1700000000" } });
   expect(r.code, r.stderr).toBe(0);
   return img;
