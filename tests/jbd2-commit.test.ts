@@ -303,3 +303,33 @@ d("commit triggers, credits and the transaction cap", () => {
     vol.unmount();
   });
 });
+
+d("data=ordered hook", () => {
+  it("a commit calls the ordered-data writer with its inodes before its commit block", () => {
+    const img = mkfsImage(work, "ordered", tree, []);
+    const rec = new RecordingDevice(new Uint8Array(fs.readFileSync(img)));
+    const vol = mount(rec, { mountOptions: "data=ordered" });
+    const f = fsOf(vol);
+    const j = f.journal!;
+    const calls: { inodes: number[]; tid: number; opsAt: number }[] = [];
+    j.writeOrderedData = (inodes, tid) => calls.push({ inodes, tid, opsAt: rec.ops.length });
+    const ino = vol.statSync("/f5").ino;
+    const h = f.startHandle(1);
+    h.addOrderedInode!(ino);
+    const inode = f.inode(ino);
+    inode.uid = 55;
+    markInodeDirty(h, f, inode);
+    const tid = h.tid;
+    h.stop();
+    f.commit();
+    expect(calls.map((c) => [c.inodes, c.tid])).toEqual([[[ino], tid]]);
+    const ops = classify(rec.ops, j, f.sb.blockSize);
+    const commit = ops.findIndex((o) => o.kind === "commit" && o.seq === tid);
+    expect(calls[0].opsAt).toBeLessThan(commit);
+    // A transaction without ordered inodes does not call it.
+    setUid(f, "/f6", 66, vol);
+    f.commit();
+    expect(calls.length).toBe(1);
+    vol.unmount();
+  });
+});

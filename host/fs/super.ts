@@ -13,7 +13,7 @@ import { COMPAT, INCOMPAT, INCOMPAT_READ_SUPPORTED, RO_COMPAT, RO_COMPAT_KNOWN }
 import type { GroupDesc } from "../format/group-desc.js";
 import { Inode, INODE_FLAGS, isDir } from "../format/inode.js";
 import { encodeSuperblockCounts, hasIncompat, hasRoCompat, SB_CHECKSUM_OFFSET, Superblock, SUPERBLOCK_OFFSET } from "../format/superblock.js";
-import { type Handle, type Journal, NoJournalHandle } from "../journal/handle.js";
+import { type Handle, NoJournalHandle } from "../journal/handle.js";
 import type { ParsedOptions } from "../options.js";
 import { Ext4Wasm } from "../wasm/module.js";
 import { Checksums } from "./csum.js";
@@ -65,7 +65,7 @@ export class Ext4 {
   /** What the kernel would log at mount (ext4_msg) and mount anyway: for `info` and callers. */
   warnings: string[] = [];
   /** The jbd2 journal once it is loaded for writing (undefined: no journal, or read-only). */
-  journal: (Journal & Jbd2Journal) | undefined;
+  journal: Jbd2Journal | undefined;
   /** Read-write mounts: s_state at mount (put back at clean unmount) and the lifetime-writes base. */
   private mountState = 0;
   private kbytesAtMount = 0;
