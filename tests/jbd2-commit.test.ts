@@ -333,3 +333,37 @@ d("data=ordered hook", () => {
     vol.unmount();
   });
 });
+
+d("a failed commit aborts the journal", () => {
+  it("the write error surfaces as EIO, later handles fail, and the unmount leaves needs_recovery for the next mount", () => {
+    const img = mkfsImage(work, "abort", tree, []);
+    const rec = new RecordingDevice(new Uint8Array(fs.readFileSync(img)));
+    const vol = mount(rec);
+    const f = fsOf(vol);
+    setUid(f, "/f1", 1, vol);
+    f.commit();
+    setUid(f, "/f2", 2, vol);
+    const write = rec.write.bind(rec);
+    let fail = true;
+    rec.write = (pos, src) => { if (fail) throw new Error("injected write failure"); write(pos, src); };
+    // A second inode table block in the failing transaction, and a committed one waiting for its checkpoint.
+    const h = f.startHandle(1);
+    const far = f.inode(f.sb.inodesPerGroup + 1 > f.sb.inodesCount ? 1 : f.sb.inodesPerGroup + 1);
+    markInodeDirty(h, f, far);
+    h.stop();
+    expect(() => f.commit()).toThrow(expect.objectContaining({ code: "EIO" }));
+    fail = false;
+    expect(() => f.startHandle(1)).toThrow(expect.objectContaining({ code: "EIO" }));
+    vol.unmount();
+    const file = path.join(work, "abort-after.img");
+    fs.writeFileSync(file, rec.bytes);
+    expect(dumpe2fsFeatures(file)).toMatch(/needs_recovery/);
+    mount(file).unmount(); // our replay: the first transaction only
+    fsckClean(file);
+    expect(debugfsUids(file, ["/f1", "/f2"])).toEqual([1, 0]);
+  });
+});
+
+function dumpe2fsFeatures(file: string): string {
+  return runSync("dumpe2fs", ["-h", file]).stdout.split("\n").find((l) => l.startsWith("Filesystem features"))!;
+}

@@ -123,6 +123,40 @@ d("read-write mount lifecycle", () => {
     fsckClean(kimg);
   });
 
+  it("a log left without needs_recovery is ignored, as the kernel ignores it (jbd2_journal_wipe)", () => {
+    const img = mkfsImage(work, "wipe", tree, []);
+    const vol = mount(img);
+    const crash = path.join(work, "wipe-crash.img");
+    try {
+      const f = fsOf(vol);
+      const h = f.startHandle(2);
+      const inode = f.inode(vol.statSync("/f4").ino);
+      inode.uid = 99;
+      markInodeDirty(h, f, inode);
+      h.stop();
+      f.commit();
+      fs.copyFileSync(img, crash);
+    } finally {
+      vol.unmount();
+    }
+    runSync("debugfs", ["-w", "-R", "feature ^needs_recovery", crash]);
+    const kimg = path.join(work, "wipe-kernel.img");
+    fs.copyFileSync(crash, kimg);
+    const v2 = mount(crash);
+    try {
+      expect(fsOf(v2).warnings.join(" ")).toMatch(/ignoring recovery information/);
+      expect(v2.statSync("/f4").uid).toBe(0);
+    } finally {
+      v2.unmount();
+    }
+    fsckClean(crash);
+    expect(runSync("debugfs", ["-R", "stat /f4", crash]).stdout).toMatch(/User:\s+0 /);
+    const s = loopMountSupport();
+    if (!s.ok) { console.log(`jbd2-lifecycle: kernel comparison skipped: ${s.reason}`); return; }
+    withLoopMountSync(kimg, (mnt) => expect(fs.statSync(path.join(mnt, "f4")).uid).toBe(0), { options: "noatime" });
+    fsckClean(kimg);
+  });
+
   it("without a journal, VALID_FS is cleared while mounted and put back at unmount (ext4_setup_super)", () => {
     const img = mkfsImage(work, "state-nojournal", tree, ["-O", "^has_journal"]);
     const vol = mount(img);

@@ -11,7 +11,10 @@ import { COMPAT, INCOMPAT, RO_COMPAT } from "../format/features.js";
 import type { Superblock } from "../format/superblock.js";
 import { Jbd2Journal } from "../journal/journal.js";
 import type { ParsedOptions } from "../options.js";
+import { writeDevice } from "../cache/buffer-cache.js";
+import { planRecovery } from "../journal/recovery.js";
 import { MapKind } from "./mapping.js";
+import { journalBlockToDevice, journalLog } from "./recovery.js";
 import type { Ext4 } from "./super.js";
 
 const S_MTIME = 0x2c;
@@ -55,9 +58,33 @@ function journalBlocks(fs: Ext4): number[] {
   return out;
 }
 
+/**
+ * jbd2_journal_wipe: a log left behind without needs_recovery is not
+ * replayed but skipped (the kernel: "ignoring recovery information"), the
+ * sequence moved past every transaction in it so no stale block can ever
+ * read as a continuation of ours.
+ */
+function wipeUnneededLog(fs: Ext4): void {
+  if (fs.sb.featureIncompat & INCOMPAT.RECOVER) return;
+  const plan = planRecovery(journalLog(fs), { ignoreChecksums: !fs.verifyChecksums, fsBlockCount: fs.sb.blocksCount });
+  if (!plan.needed) return;
+  fs.warnings.push(`journal: ignoring recovery information (transactions ${plan.firstTid}..${plan.lastTid}) on a filesystem not marked needs_recovery`);
+  writeDevice(fs.device, journalBlockToDevice(fs, 0) * fs.sb.blockSize, plan.cleanSuperblock);
+  fs.device.flush();
+  // The scan cached log blocks that the writer will now overwrite around the cache.
+  const ino = fs.inode(fs.sb.journalInum);
+  const n = Math.floor(ino.size / fs.sb.blockSize);
+  for (let j = 0; j < n;) {
+    const m = fs.mapBlocks(ino, j, n - j);
+    if (m.kind === MapKind.Mapped) fs.bcache.forgetRange(m.pblk, m.len);
+    j += Math.max(1, m.len);
+  }
+}
+
 /** ext4_load_journal for writing (after any replay) with ext4_init_journal_params' options. */
 export function loadJournalForWriting(fs: Ext4): Jbd2Journal {
   const o = fs.config.options;
+  wipeUnneededLog(fs);
   const j = new Jbd2Journal(
     { device: fs.device, bcache: fs.bcache, blockSize: fs.sb.blockSize, blocks: journalBlocks(fs) },
     {

@@ -278,9 +278,12 @@ export class Ext4 {
         // ext4_put_super: the journal destroyed (committed, checkpointed, marked empty), then the clean superblock.
         if (this.journal) this.journal.destroy();
         else this.bcache.writeDirty();
-        cleanSuper(this, this.mountState);
-        this.commitSuper();
-        this.device.flush();
+        // An aborted journal keeps needs_recovery: the next mount replays what was committed.
+        if (!this.journal?.aborted) {
+          cleanSuper(this, this.mountState);
+          this.commitSuper();
+          this.device.flush();
+        }
         this.journal = undefined;
       }
     } finally {

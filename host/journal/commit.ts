@@ -116,7 +116,7 @@ export function commitTransaction(j: Jbd2Journal, t: Transaction): void {
 function refile(j: Jbd2Journal, t: Transaction, bh: BufferHead): void {
   const jh = jhOf(bh)!;
   jh.transaction = undefined;
-  bh.clear(BH.JBDDIRTY);
+  bh.clear(BH.JBDDIRTY | BH.NEW);
   const old = jh.cpTransaction;
   if (old && old !== t) {
     old.cpList.delete(bh);

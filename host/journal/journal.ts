@@ -169,6 +169,7 @@ export class Jbd2Journal implements Journal {
   // ---------------------------------------------------------------- handles
 
   start(credits: number): Handle {
+    this.checkAborted();
     if (!Number.isSafeInteger(credits) || credits < 0) throw new Ext4Error("EINVAL", `bad handle credits ${credits}`);
     return new JournalHandle(this, this.join(credits), credits);
   }
@@ -233,8 +234,24 @@ export class Jbd2Journal implements Journal {
 
   /** Commits the running transaction, if there is one. No handle may be open. */
   commitRunning(): void {
+    this.checkAborted();
     const t = this.running;
-    if (t) commitTransaction(this, t);
+    if (!t) return;
+    if (t.updates !== 0) throw new Error(`commit of transaction ${t.tid} with ${t.updates} handle(s) open`);
+    try {
+      commitTransaction(this, t);
+    } catch (e) {
+      // jbd2_journal_abort: a commit that failed half-way leaves nothing we could safely go on from.
+      this.aborted = e instanceof Error ? e : new Error(String(e));
+      throw e;
+    }
+  }
+
+  /** Set when a commit or checkpoint failed (the journal is aborted: no more writes). */
+  aborted: Error | undefined;
+
+  private checkAborted(): void {
+    if (this.aborted) throw new Ext4Error("EIO", `the journal was aborted after an error: ${this.aborted.message}`, { cause: this.aborted });
   }
 
   /**
@@ -258,6 +275,11 @@ export class Jbd2Journal implements Journal {
 
   /** Unmount (jbd2_journal_destroy): commit, checkpoint all, then mark the journal empty. */
   destroy(): void {
+    if (this.aborted) {
+      // Leave the log for the next mount's recovery, as an aborted jbd2 journal does; nothing more reaches home.
+      this.discardAll();
+      return;
+    }
     if (this.running && this.running.updates > 0) throw new Error("unmount with a journal handle open");
     this.commitRunning();
     checkpointAll(this);
@@ -268,6 +290,22 @@ export class Jbd2Journal implements Journal {
       this.sb.head = this.head;
       this.writeSuperblock(this.tailSequence, 0, true);
     }
+  }
+
+  /** After an abort: every buffer the journal knows is dropped unwritten. */
+  private discardAll(): void {
+    const all = new Set<BufferHead>();
+    for (const t of this.checkpoints) for (const bh of t.cpList) all.add(bh);
+    const r = this.running;
+    if (r) for (const set of [r.buffers, r.reserved, r.forgets]) for (const bh of set) all.add(bh);
+    for (const bh of all) {
+      const jh = jhOf(bh);
+      if (jh) { jh.transaction = undefined; jh.cpTransaction = undefined; jh.forgetIn = undefined; }
+      this.bcache.clearDirty(bh);
+      this.detach(bh);
+    }
+    this.checkpoints.length = 0;
+    this.running = undefined;
   }
 
   // ---------------------------------------------------------------- buffers
