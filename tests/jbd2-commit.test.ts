@@ -367,3 +367,48 @@ d("a failed commit aborts the journal", () => {
 function dumpe2fsFeatures(file: string): string {
   return runSync("dumpe2fs", ["-h", file]).stdout.split("\n").find((l) => l.startsWith("Filesystem features"))!;
 }
+
+d("sync and data=journal forget", () => {
+  it("fs.sync() commits the running transaction and flushes", () => {
+    const img = mkfsImage(work, "sync", tree, []);
+    const rec = new RecordingDevice(new Uint8Array(fs.readFileSync(img)));
+    const vol = mount(rec);
+    const f = fsOf(vol);
+    const tid = setUid(f, "/f7", 70, vol);
+    f.sync();
+    expect(f.journal!.commitSequence).toBe(tid);
+    expect(rec.ops[rec.ops.length - 1].kind).toBe("flush");
+    // A crash right after sync replays the change.
+    const file = path.join(work, "sync-crash.img");
+    fs.writeFileSync(file, rec.snapshot());
+    mount(file).unmount();
+    fsckClean(file);
+    expect(debugfsUids(file, ["/f7"])).toEqual([70]);
+    vol.unmount();
+  });
+
+  it.each([
+    ["data=ordered", 1],
+    ["data=journal", 0],
+  ])("%s: a forgotten metadata block is revoked only outside data=journal (__ext4_forget)", (opt, revokes) => {
+    const img = mkfsImage(work, `forget-${opt.replace("=", "-")}`, tree, []);
+    const free = Number(/Free blocks found: (\d+)/.exec(runSync("debugfs", ["-R", "ffb 1 5000", img]).stdout)![1]);
+    const vol = mount(img, { mountOptions: opt });
+    const f = fsOf(vol);
+    const h = f.startHandle(1);
+    const bh = f.bcache.getblk(free);
+    h.getCreateAccess(bh);
+    bh.data.fill(1);
+    h.dirtyMetadata(bh);
+    h.stop();
+    f.commit();
+    const h2 = f.startHandle(1);
+    h2.forget(free, true, bh);
+    h2.stop();
+    f.bcache.brelse(bh);
+    f.commit();
+    expect(f.journal!.stats.revokeBlocks).toBe(revokes);
+    vol.unmount();
+    fsckClean(img);
+  });
+});
