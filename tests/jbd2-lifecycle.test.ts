@@ -157,6 +157,24 @@ d("read-write mount lifecycle", () => {
     fsckClean(kimg);
   });
 
+  it("the superblock written by commitSuper and a cached copy of its block never disagree (one copy, as s_sbh)", () => {
+    const img = mkfsImage(work, "sb-cache", tree, []);
+    const vol = mount(img);
+    try {
+      const f = fsOf(vol);
+      const cached = f.bcache.readCopy(0);
+      f.sb.freeInodesCount -= 0; // unchanged counts, new write time
+      f.commitSuper();
+      const disk = Buffer.alloc(4096);
+      const fd = fs.openSync(img, "r");
+      try { fs.readSync(fd, disk, 0, 4096, 0); } finally { fs.closeSync(fd); }
+      expect(Buffer.from(f.bcache.readCopy(0)).equals(disk)).toBe(true);
+      expect(cached.length).toBe(4096);
+    } finally {
+      vol.unmount();
+    }
+  });
+
   it("without a journal, VALID_FS is cleared while mounted and put back at unmount (ext4_setup_super)", () => {
     const img = mkfsImage(work, "state-nojournal", tree, ["-O", "^has_journal"]);
     const vol = mount(img);

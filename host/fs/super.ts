@@ -238,6 +238,9 @@ export class Ext4 {
     updateSuperStats(raw, nowSeconds(), this.kbytesAtMount, written);
     if (this.metadataCsum) setU32(raw, SB_CHECKSUM_OFFSET, this.csum.superblock(raw));
     writeDevice(this.device, SUPERBLOCK_OFFSET, raw);
+    // One copy of the superblock, as the kernel's s_sbh: a cached block holding it must not go stale.
+    const bs = this.sb.blockSize;
+    this.bcache.read(Math.floor(SUPERBLOCK_OFFSET / bs), "superblock").set(raw, SUPERBLOCK_OFFSET % bs);
     this.superDirty = false;
   }
 

@@ -133,8 +133,13 @@ export class JournalHandle implements Handle {
     const old = this.t;
     this.release();
     // jbd2__journal_restart asks for the commit of the old transaction.
-    if (old.updates === 0 && this.j.running === old) this.j.commitRunning();
-    this.t = this.j.join(n);
+    try {
+      if (old.updates === 0 && this.j.running === old) this.j.commitRunning();
+      this.t = this.j.join(n);
+    } catch (e) {
+      this.stopped = true; // its part of the old transaction is already given back
+      throw e;
+    }
     this.left = n;
   }
 
