@@ -412,3 +412,37 @@ d("sync and data=journal forget", () => {
     fsckClean(img);
   });
 });
+
+d("committed buffers and the cache budget", () => {
+  it("buffers waiting for the checkpoint never pin more than a quarter of a small cache", () => {
+    const img = mkfsImage(work, "pinned", tree, ["-J", "size=64"], "256M");
+    const vol = mount(img, { cacheSize: 4 << 20 });
+    const f = fsOf(vol);
+    const j = f.journal!;
+    const limit = j.opts.maxPinnedBuffers!;
+    expect(limit).toBe(256);
+    const free = runSync("debugfs", ["-R", "ffb 1200 20000", img]).stdout.match(/\d+/g)!.map(Number);
+    let most = 0;
+    try {
+      for (let i = 0; i < free.length; i += 8) {
+        const h = f.startHandle(8);
+        for (const b of free.slice(i, i + 8)) {
+          const bh = f.bcache.getblk(b);
+          h.getCreateAccess(bh);
+          bh.data.fill(i & 0xff);
+          h.dirtyMetadata(bh);
+          f.bcache.brelse(bh);
+        }
+        h.stop();
+        f.commit();
+        most = Math.max(most, j.pinnedBuffers);
+      }
+      // The journal (16384 blocks) had room for all of them: only the budget made it checkpoint.
+      expect(j.stats.checkpoints).toBeGreaterThan(0);
+      expect(most).toBeLessThanOrEqual(limit + 8);
+    } finally {
+      vol.unmount();
+    }
+    fsckClean(img);
+  });
+});

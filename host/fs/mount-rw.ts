@@ -95,6 +95,8 @@ export function loadJournalForWriting(fs: Ext4): Jbd2Journal {
       barrier: o.barrier,
       commitSeconds: o.commitSeconds,
       dataJournal: o.data === "journal",
+      // A quarter of the folio cache may wait for the checkpoint; the rest stays for everyone else.
+      maxPinnedBuffers: Math.max(64, Math.floor(fs.cache.stats().capacityBytes / fs.sb.blockSize / 4)),
     },
   );
   return j;

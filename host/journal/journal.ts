@@ -45,6 +45,12 @@ export interface JournalOptions {
   commitSeconds: number;
   /** data=journal mount: forget, never revoke (__ext4_forget). */
   dataJournal: boolean;
+  /**
+   * Committed buffers waiting for their checkpoint stay pinned in the cache;
+   * past this many the oldest transactions are checkpointed when a new one
+   * starts (the kernel's writeback would have sent them home by then).
+   */
+  maxPinnedBuffers?: number;
 }
 
 /** What the filesystem provides: the device, its buffer cache and where each journal block lives. */
@@ -189,6 +195,7 @@ export class Jbd2Journal implements Journal {
       throw new Ext4Error("ENOSPC", `transaction ${t.tid} is full (${t.outstanding} of ${this.maxTransactionBuffers} credits) while a handle is open`);
     }
     if (!t) {
+      this.limitPinned();
       this.waitForSpace();
       t = new Transaction(this.transactionSequence, this.clock());
       this.transactionSequence = (this.transactionSequence + 1) >>> 0;
@@ -219,6 +226,19 @@ export class Jbd2Journal implements Journal {
 
   /** jbd2_log_space_left. */
   get spaceLeft(): number { return Math.max(0, this.free - MIN_LOG_RESERVED_BLOCKS); }
+
+  /** Buffers on checkpoint lists (pinned in the cache until written home). */
+  get pinnedBuffers(): number {
+    let n = 0;
+    for (const t of this.checkpoints) n += t.cpList.size;
+    return n;
+  }
+
+  private limitPinned(): void {
+    const max = this.opts.maxPinnedBuffers;
+    if (max === undefined) return;
+    while (this.checkpoints.length && this.pinnedBuffers > max) checkpointOldest(this);
+  }
 
   /** __jbd2_log_wait_for_space: room for a whole transaction before a new one starts. */
   private waitForSpace(): void {
