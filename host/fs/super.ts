@@ -234,10 +234,13 @@ export class Ext4 {
   commitSuper(): void {
     if (this.readOnly) throw new Ext4Error("EROFS", "read-only file system");
     const raw = encodeSuperblockCounts(this.sb);
-    const written = this.device instanceof CountingDevice ? this.device.written + raw.length : 0;
-    updateSuperStats(raw, nowSeconds(), this.kbytesAtMount, written);
+    const counting = this.device instanceof CountingDevice ? this.device : undefined;
+    // As ext4_update_super: what this mount wrote before this write, the superblock's
+    // buffer counted whole (a block, as the kernel's s_sbh).
+    updateSuperStats(raw, nowSeconds(), this.kbytesAtMount, counting ? counting.written : 0);
     if (this.metadataCsum) setU32(raw, SB_CHECKSUM_OFFSET, this.csum.superblock(raw));
     writeDevice(this.device, SUPERBLOCK_OFFSET, raw);
+    if (counting) counting.written += Math.max(0, this.sb.blockSize - raw.length);
     // One copy of the superblock, as the kernel's s_sbh: a cached block holding it must not go stale.
     const bs = this.sb.blockSize;
     this.bcache.read(Math.floor(SUPERBLOCK_OFFSET / bs), "superblock").set(raw, SUPERBLOCK_OFFSET % bs);
