@@ -13,14 +13,20 @@ export interface ParsedOptions {
   errors: "continue" | "remount-ro" | "panic";
   delalloc: boolean;
   commitSeconds: number;
+  /** journal_checksum / nojournal_checksum; undefined: the default (on with metadata_csum). */
+  journalChecksum: boolean | undefined;
+  /** journal_async_commit (implies journal_checksum). */
+  journalAsyncCommit: boolean;
+  /** barrier (default) / nobarrier: device flushes around commit blocks and log tail updates. */
+  barrier: boolean;
   /** Options accepted for compatibility that change nothing here. */
   accepted: string[];
 }
 
 const NO_EFFECT = new Set([
-  "barrier", "nobarrier", "noatime", "relatime", "strictatime", "nodiratime", "lazytime", "nolazytime",
+  "noatime", "relatime", "strictatime", "nodiratime", "lazytime", "nolazytime",
   "user_xattr", "nouser_xattr", "acl", "noacl", "discard", "nodiscard", "dioread_nolock", "dioread_lock",
-  "journal_checksum", "nojournal_checksum", "auto_da_alloc", "noauto_da_alloc", "block_validity",
+  "auto_da_alloc", "noauto_da_alloc", "block_validity",
   "noblock_validity", "init_itable", "noinit_itable", "i_version", "noquota", "defaults", "async",
 ]);
 
@@ -28,7 +34,8 @@ const NO_EFFECT = new Set([
 export function parseMountOptions(text: string | undefined, readOnlyOpt: boolean | undefined): ParsedOptions {
   const o: ParsedOptions = {
     readOnly: readOnlyOpt ?? false, bufferedIomap: false, noRecovery: false, data: "ordered",
-    errors: "remount-ro", delalloc: true, commitSeconds: 5, accepted: [],
+    errors: "remount-ro", delalloc: true, commitSeconds: 5,
+    journalChecksum: undefined, journalAsyncCommit: false, barrier: true, accepted: [],
   };
   for (const raw of (text ?? "").split(",")) {
     const opt = raw.trim();
@@ -57,6 +64,13 @@ export function parseMountOptions(text: string | undefined, readOnlyOpt: boolean
         if (!Number.isInteger(n) || n < 0) throw bad("expected whole seconds");
         o.commitSeconds = n === 0 ? 5 : n; break;
       }
+      case "journal_checksum": noValue(); o.journalChecksum = true; break;
+      case "nojournal_checksum": noValue(); o.journalChecksum = false; break;
+      case "journal_async_commit": noValue(); o.journalAsyncCommit = true; o.journalChecksum = true; break;
+      case "nobarrier": noValue(); o.barrier = false; break;
+      case "barrier":
+        if (val !== undefined && val !== "0" && val !== "1") throw bad("expected barrier, barrier=0 or barrier=1");
+        o.barrier = val !== "0"; break;
       case "inode_readahead_blks": case "stripe": case "max_batch_time": case "min_batch_time": case "journal_ioprio": {
         if (val === undefined || !/^\d+$/.test(val)) throw bad("expected a number");
         o.accepted.push(opt); break;
@@ -66,6 +80,6 @@ export function parseMountOptions(text: string | undefined, readOnlyOpt: boolean
         throw new Ext4Error("EINVAL", `unknown mount option '${opt}'`);
     }
   }
-  if (o.noRecovery && !o.readOnly) throw new Ext4Error("EINVAL", "noload/norecovery needs a read-only mount (add ro)");
+  // noload on a read-write mount is refused at mount, and only when the journal needs recovery (as the kernel).
   return o;
 }

@@ -13,7 +13,7 @@ import { COMPAT, INCOMPAT, INCOMPAT_READ_SUPPORTED, RO_COMPAT, RO_COMPAT_KNOWN }
 import type { GroupDesc } from "../format/group-desc.js";
 import { Inode, INODE_FLAGS, isDir } from "../format/inode.js";
 import { encodeSuperblockCounts, hasIncompat, hasRoCompat, SB_CHECKSUM_OFFSET, Superblock, SUPERBLOCK_OFFSET } from "../format/superblock.js";
-import { type Handle, type Journal, NoJournalHandle } from "../journal/handle.js";
+import { type Handle, NoJournalHandle } from "../journal/handle.js";
 import type { ParsedOptions } from "../options.js";
 import { Ext4Wasm } from "../wasm/module.js";
 import { Checksums } from "./csum.js";
@@ -25,6 +25,8 @@ import { readInodeRaw } from "./inode-table.js";
 import { BlockMapping } from "./mapping.js";
 import { recoverOnMount, RecoveryReport } from "./recovery.js";
 import { readSuperblock } from "./superblock-io.js";
+import { checkWritable, cleanSuper, CountingDevice, loadJournalForWriting, setupSuper, updateSuperStats } from "./mount-rw.js";
+import type { Jbd2Journal } from "../journal/journal.js";
 import { setupSystemZone, type SystemZone } from "./system-zone.js";
 
 export const ROOT_INO = 2;
@@ -63,7 +65,10 @@ export class Ext4 {
   /** What the kernel would log at mount (ext4_msg) and mount anyway: for `info` and callers. */
   warnings: string[] = [];
   /** The jbd2 journal once it is loaded for writing (undefined: no journal, or read-only). */
-  journal: Journal | undefined;
+  journal: Jbd2Journal | undefined;
+  /** Read-write mounts: s_state at mount (put back at clean unmount) and the lifetime-writes base. */
+  private mountState = 0;
+  private kbytesAtMount = 0;
   /** Metadata blocks no file may use (block_validity), once the mount has built it. */
   systemZone: SystemZone | undefined;
   private readonly inodes: LruMap<number, Inode>;
@@ -91,12 +96,24 @@ export class Ext4 {
 
   static mount(device: BlockDevice, config: Ext4MountConfig): Ext4 {
     const sb = readSuperblock(device);
-    checkFeatures(sb, config.options.readOnly || device.readOnly);
-    const fs = new Ext4(device, sb, config);
+    const readOnly = config.options.readOnly || device.readOnly;
+    checkFeatures(sb, readOnly);
+    if (!readOnly) checkWritable(sb, config.options);
+    const fs = new Ext4(readOnly ? device : new CountingDevice(device), sb, config);
     fs.recovery = recoverOnMount(fs);
     fs.systemZone = setupSystemZone(fs);
     fs.checkRoot();
+    if (!readOnly) fs.startWriting();
     return fs;
+  }
+
+  /** After replay: the journal loaded for writing (noload: none) and ext4_setup_super's superblock written. */
+  private startWriting(): void {
+    if (this.hasJournal && !this.config.options.noRecovery) this.journal = loadJournalForWriting(this);
+    this.kbytesAtMount = this.sb.kbytesWritten;
+    this.mountState = setupSuper(this, nowSeconds());
+    this.commitSuper();
+    this.device.flush();
   }
 
   /** (Re)loads superblock-derived state; after journal replay the caches restart from the replayed image. */
@@ -199,8 +216,7 @@ export class Ext4 {
   startHandle(credits: number): Handle {
     if (this.readOnly) throw new Ext4Error("EROFS", "read-only file system");
     if (this.journal) return this.journal.start(credits);
-    // Metadata of a journaled filesystem never reaches the device around its journal.
-    if (this.hasJournal) throw new Ext4Error("EOPNOTSUPP", "writing metadata of a journaled filesystem needs its journal loaded for writing");
+    // Without a loaded journal (no journal, or noload on a clean one) metadata is written in place, as the kernel does.
     return new NoJournalHandle(this.bcache);
   }
 
@@ -218,24 +234,64 @@ export class Ext4 {
   commitSuper(): void {
     if (this.readOnly) throw new Ext4Error("EROFS", "read-only file system");
     const raw = encodeSuperblockCounts(this.sb);
+    const counting = this.device instanceof CountingDevice ? this.device : undefined;
+    // As ext4_update_super: what this mount wrote before this write, the superblock's
+    // buffer counted whole (a block, as the kernel's s_sbh).
+    updateSuperStats(raw, nowSeconds(), this.kbytesAtMount, counting ? counting.written : 0);
     if (this.metadataCsum) setU32(raw, SB_CHECKSUM_OFFSET, this.csum.superblock(raw));
     writeDevice(this.device, SUPERBLOCK_OFFSET, raw);
+    if (counting) counting.written += Math.max(0, this.sb.blockSize - raw.length);
+    // One copy of the superblock, as the kernel's s_sbh: a cached block holding it must not go stale.
+    const bs = this.sb.blockSize;
+    this.bcache.read(Math.floor(SUPERBLOCK_OFFSET / bs), "superblock").set(raw, SUPERBLOCK_OFFSET % bs);
     this.superDirty = false;
   }
 
-  /** Writes every dirty metadata buffer and the superblock home, then flushes (sync_filesystem without a journal). */
+  /** ext4_sync_fs: commits the running transaction (with a journal) or writes dirty buffers home, then the superblock. */
   sync(): void {
     if (this.readOnly) return;
-    if (this.journal) throw new Error("sync with a journal belongs to journal/");
+    if (this.journal) {
+      this.journal.commitRunning();
+      if (this.superDirty) this.commitSuper();
+      if (this.journal.opts.barrier) this.device.flush();
+      return;
+    }
     const wrote = this.bcache.writeDirty();
     const superWritten = this.superDirty;
     if (superWritten) this.commitSuper();
     if (wrote > 0 || superWritten) this.device.flush();
   }
 
+  /** Commits the running transaction now (jbd2_journal_force_commit); a no-op without a journal. */
+  commit(): void {
+    if (this.journal) this.journal.commitRunning();
+  }
+
+  /**
+   * fsync's journal part (ext4_sync_file): commit transaction `tid` (the
+   * inode's i_sync_tid) if it is not committed yet, else flush the device.
+   * Without a journal: write dirty buffers home and flush.
+   */
+  syncTid(tid: number): void {
+    if (this.readOnly) return;
+    if (this.journal) this.journal.syncTid(tid);
+    else this.sync();
+  }
+
   unmount(): void {
     try {
-      if (!this.readOnly) this.sync();
+      if (!this.readOnly) {
+        // ext4_put_super: the journal destroyed (committed, checkpointed, marked empty), then the clean superblock.
+        if (this.journal) this.journal.destroy();
+        else this.bcache.writeDirty();
+        // An aborted journal keeps needs_recovery: the next mount replays what was committed.
+        if (!this.journal?.aborted) {
+          cleanSuper(this, this.mountState);
+          this.commitSuper();
+          this.device.flush();
+        }
+        this.journal = undefined;
+      }
     } finally {
       this.bcache.dropAll();
       this.cache.dropAll();
@@ -243,6 +299,8 @@ export class Ext4 {
     }
   }
 }
+
+function nowSeconds(): number { return Math.floor(Date.now() / 1000); }
 
 export function checkFeatures(sb: Superblock, readOnly: boolean): void {
   if (sb.featureIncompat & INCOMPAT.JOURNAL_DEV) throw new Ext4Error("EINVAL", "this is an external journal device, not a filesystem");

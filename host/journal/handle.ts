@@ -38,11 +38,27 @@ export interface Handle {
   onCommit(fn: () => void): void;
   /** ext4_journal_stop. */
   stop(): void;
+  /**
+   * data=ordered (ext4_jbd2_inode_add_write): the inode has newly allocated
+   * blocks whose data the commit of this transaction must write and wait on
+   * before its commit block. Absent without a journal (nothing to order).
+   */
+  addOrderedInode?(ino: number): void;
 }
 
 /** What a filesystem with a journal offers: handles over the running transaction, and commits. */
 export interface Journal {
   start(credits: number): Handle;
+  /** Commits the running transaction now (no handle may be open). */
+  commitRunning(): void;
+  /** fsync of something last changed in `tid` (i_sync_tid): commit it if not yet committed, else flush. */
+  syncTid(tid: number): void;
+  /**
+   * The data path's ordered-data hook: called by a commit, before its commit
+   * block, with the inodes its handles named through addOrderedInode; it must
+   * write their data home and wait for it (journal_submit_data_buffers).
+   */
+  writeOrderedData: ((inodes: number[], tid: number) => void) | undefined;
 }
 
 /** ext4 without a journal: changes are just dirty buffers, written home by sync (ext4_handle_valid is false). */
