@@ -39,6 +39,10 @@ function canMerge(a: ExtentStatus, b: ExtentStatus): boolean {
   return !(a.status & ES_MAPPED) || a.pblk + a.len === b.pblk;
 }
 
+function joined(a: ExtentStatus, b: ExtentStatus): Node {
+  return node(a.lblk, a.len + b.len, a.pblk, a.status);
+}
+
 /** Part [from, to) of extent `e`, physical start moved along for mapped kinds. */
 function slice(e: ExtentStatus, from: number, to: number): Node {
   return node(from, to - from, e.status & ES_MAPPED ? e.pblk + (from - e.lblk) : 0, e.status);
@@ -215,34 +219,44 @@ export class ExtentStatusTree {
     let right = i < j && ex[j - 1].lblk + ex[j - 1].len > end ? slice(ex[j - 1], end, ex[j - 1].lblk + ex[j - 1].len) : undefined;
     if (add) {
       // ext4_es_try_to_merge_left / _right, with what is left of an overlapped extent or the neighbour.
-      const merged = (a: ExtentStatus, b: ExtentStatus) => node(a.lblk, a.len + b.len, a.pblk, a.status);
       if (left && canMerge(left, add)) {
-        add = merged(left, add);
+        add = joined(left, add);
         left = undefined;
       } else if (!left && i > 0 && canMerge(ex[i - 1], add)) {
-        add = merged(ex[--i], add);
+        add = joined(ex[--i], add);
       }
       if (right && canMerge(add, right)) {
-        add = merged(add, right);
+        add = joined(add, right);
         right = undefined;
       } else if (!right && j < ex.length && canMerge(add, ex[j])) {
-        add = merged(add, ex[j++]);
+        add = joined(add, ex[j++]);
       }
     }
-    const out: Node[] = [];
-    if (left) out.push(left);
-    if (add) out.push(add);
-    if (right) out.push(right);
     let dDelayed = 0;
     let dReclaim = 0;
     for (let k = i; k < j; k++) {
       if (ex[k].status & ES.DELAYED) dDelayed -= ex[k].len; else dReclaim--;
     }
-    for (const e of out) {
+    let n = 0;
+    for (const e of [left, add, right]) {
+      if (!e) continue;
+      n++;
       if (e.status & ES.DELAYED) dDelayed += e.len; else dReclaim++;
     }
-    if (j - i === 1 && out.length === 1) ex[i] = out[0];
-    else ex.splice(i, j - i, ...out);
+    if (n === 1 && j === ex.length && i === j) {
+      ex.push((left ?? add ?? right)!); // appending: the common case as a file grows
+    } else if (n === j - i) {
+      let k = i;
+      if (left) ex[k++] = left;
+      if (add) ex[k++] = add;
+      if (right) ex[k++] = right;
+    } else {
+      const out: Node[] = [];
+      if (left) out.push(left);
+      if (add) out.push(add);
+      if (right) out.push(right);
+      ex.splice(i, j - i, ...out);
+    }
     this.last = -1;
     this.account(dDelayed, dReclaim);
   }
