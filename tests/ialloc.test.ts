@@ -167,6 +167,7 @@ d("inode allocation", () => {
       const f = fsOf(vol);
       seedInodeAllocator(f, 42);
       ngroups = f.groups.length;
+      const blockUninitBefore = f.groups.map((gd) => (gd.flags & BG_FLAGS.BLOCK_UNINIT) !== 0);
       nflex = Math.ceil(ngroups / flexSize(f));
       const nsec = f.sb.inodeSize > 128;
       const root = f.iget(2);
@@ -226,6 +227,9 @@ d("inode allocation", () => {
       // Orlov: top-level directories in as many (flex) groups as there are, up to their number.
       const tops = made.filter((m) => /^\/top\d$/.test(m.path));
       const flexOf = (grp: number) => Math.floor(grp / flexSize(f));
+      // A group's first inode initialises its inode bitmap and its block bitmap (the kernel's order).
+      for (const m of made) expect(f.groups[m.group].flags & (BG_FLAGS.BLOCK_UNINIT | BG_FLAGS.INODE_UNINIT), m.path).toBe(0);
+      if (junkGroups > 0 && flexSize(f) === 1) expect(made.some((m) => blockUninitBefore[m.group]), "some inode went to a BLOCK_UNINIT group").toBe(true);
       // Orlov spreads them where there is more than one (flex) group to spread over.
       if (nflex > 2) expect(new Set(tops.map((m) => flexOf(m.group))).size).toBeGreaterThan(1);
       // Files near their parent: the same group, or the same flex group.
@@ -284,6 +288,8 @@ d("inode allocation", () => {
     try {
       const f = fsOf(vol);
       seedInodeAllocator(f, 7);
+      const blockUninit = f.groups.filter((gd) => gd.flags & BG_FLAGS.BLOCK_UNINIT).length;
+      expect(blockUninit).toBeGreaterThan(0);
       const root = f.iget(2);
       const h = f.startHandle(1);
       const failures: string[] = [];
@@ -305,6 +311,8 @@ d("inode allocation", () => {
       expect(failures.length).toBe(401 - made.length);
       expect(f.sb.freeInodesCount).toBe(0);
       expect(f.groups.every((gd) => gd.freeInodes === 0)).toBe(true);
+      // Every group now has inodes, so every group has its inode and block bitmaps.
+      expect(f.groups.filter((gd) => gd.flags & (BG_FLAGS.BLOCK_UNINIT | BG_FLAGS.INODE_UNINIT)).length).toBe(0);
     } finally {
       vol.unmount();
     }

@@ -13,6 +13,7 @@ import { BG_FLAGS } from "../format/group-desc.js";
 import { decodeInode, GOOD_OLD_INODE_SIZE, type Inode, INODE_FLAGS, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type Timespec } from "../format/inode.js";
 import { hasIncompat, hasRoCompat } from "../format/superblock.js";
 import type { Handle } from "../journal/handle.js";
+import { Geometry, readBlockBitmap, setBlockBitmapCsum } from "./block-bitmap.js";
 import { markGroupDescDirty } from "./groups.js";
 import { Ext4Inode, shouldUseBufferedIomap, STATE } from "./inode.js";
 import { markInodeDirty } from "./inode-write.js";
@@ -346,11 +347,37 @@ export function newInode(handle: Handle, fs: Ext4, dir: Inode, mode: number, opt
   return initNewInode(handle, fs, parent, ino, mode, opts);
 }
 
+/**
+ * A group that gets its first inode gets its block bitmap too, as
+ * __ext4_new_inode does: the bitmap ext4_init_block_bitmap builds (the block
+ * allocator's, block-bitmap.ts) is written, BLOCK_UNINIT cleared, and the
+ * free count is what that bitmap leaves free (ext4_free_clusters_after_init).
+ */
+function initGroupBlockBitmap(handle: Handle, fs: Ext4, g: number): void {
+  const gd = fs.groups[g];
+  const geo = new Geometry(fs.sb, fs.groups);
+  const bh = readBlockBitmap(fs, geo, g);
+  try {
+    handle.getWriteAccess(bh);
+    handle.dirtyMetadata(bh);
+    gd.flags &= ~BG_FLAGS.BLOCK_UNINIT;
+    const b = bh.data;
+    const clusters = geo.clustersInGroup(g);
+    let used = 0;
+    for (let c = 0; c < clusters; c++) if (b[c >> 3] & (1 << (c & 7))) used++;
+    gd.freeBlocks = clusters - used;
+    setBlockBitmapCsum(fs, geo, gd, b);
+  } finally {
+    fs.bcache.brelse(bh);
+  }
+}
+
 /** The descriptor's side of taking bit `bit` of group `g`, and the superblock's counts. */
 function updateGroupForAlloc(handle: Handle, fs: Ext4, g: number, bit: number, isDir: boolean, bitmap: BufferHead): void {
   const sb = fs.sb;
   const gd = fs.groups[g];
   const ipg = sb.inodesPerGroup;
+  if (hasGroupDescCsum(fs) && gd.flags & BG_FLAGS.BLOCK_UNINIT) initGroupBlockBitmap(handle, fs, g);
   if (hasGroupDescCsum(fs)) {
     let used = ipg - gd.itableUnused;
     if (gd.flags & BG_FLAGS.INODE_UNINIT) {
