@@ -201,7 +201,9 @@ export class InodeCache {
   settle(inode: Ext4Inode): void {
     if (inode.state & STATE.FREED || this.weak.get(inode.ino)?.deref() !== inode) return;
     if (inode.pinned) {
-      if (this.idle.delete(inode.ino)) this.busy.set(inode.ino, inode);
+      // Also an object that had left the LRU while a reader held it: pinned, it is cached again.
+      this.idle.delete(inode.ino);
+      this.busy.set(inode.ino, inode);
     } else if (this.busy.delete(inode.ino)) {
       this.idle.set(inode.ino, inode);
     }
