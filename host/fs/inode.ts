@@ -66,10 +66,9 @@ export class Ext4Inode implements Inode {
   readonly blockGroup: number;
   /** i_last_alloc_group (-1: none yet): where the last inode created in this directory went. */
   lastAllocGroup = -1;
-  /** The extent status tree (i_es_tree) and its change counter `es.seq`. */
-  readonly es: ExtentStatusTree;
+  private esTree: ExtentStatusTree | undefined;
 
-  constructor(d: Inode, inodesPerGroup: number, shrinker?: EsShrinker) {
+  constructor(d: Inode, inodesPerGroup: number, private readonly shrinker?: EsShrinker) {
     this.ino = d.ino;
     this.mode = d.mode;
     this.uid = d.uid;
@@ -92,8 +91,21 @@ export class Ext4Inode implements Inode {
     this.raw = d.raw;
     this.disksize = d.disksize ?? d.size;
     this.blockGroup = Math.floor((d.ino - 1) / inodesPerGroup);
-    this.es = new ExtentStatusTree(shrinker);
   }
+
+  /** The extent status tree (i_es_tree) and its change counter `es.seq`; made on first use (a tree walk never needs one). */
+  get es(): ExtentStatusTree {
+    return (this.esTree ??= new ExtentStatusTree(this.shrinker));
+  }
+
+  /** Delayed blocks in the extent status tree. */
+  get delayedBlocks(): number { return this.esTree?.delayedBlocks ?? 0; }
+
+  /** Forgets every extent, delayed ones included (the inode is freed). */
+  dropAllExtents(): void { this.esTree?.clear(); }
+
+  /** Drops the cached (non-delayed) extents, as eviction does. */
+  dropCachedExtents(): void { this.esTree?.shrink(true); }
 
   testState(bit: number): boolean { return (this.state & bit) !== 0; }
   setState(bit: number): void { this.state |= bit; }
@@ -101,7 +113,7 @@ export class Ext4Inode implements Inode {
 
   /** Whether the cache must keep this inode (referenced, dirty, or holding unwritten-back data). */
   get pinned(): boolean {
-    return this.count > 0 || this.dirty || this.dirtyFolios > 0 || this.es.delayedBlocks > 0 || this.reservedDataBlocks > 0;
+    return this.count > 0 || this.dirty || this.dirtyFolios > 0 || this.delayedBlocks > 0 || this.reservedDataBlocks > 0;
   }
 
   /** True when buffered I/O takes the iomap path (the state bit). */
@@ -227,7 +239,7 @@ export class InodeCache {
     if (this.weak.get(inode.ino)?.deref() === inode) this.weak.delete(inode.ino);
     this.busy.delete(inode.ino);
     this.idle.delete(inode.ino);
-    inode.es.clear();
+    inode.dropAllExtents();
   }
 
   /** The cached object of `ino` if any, without loading or referencing. */
@@ -242,7 +254,7 @@ export class InodeCache {
   /** Everything forgotten (journal replay changed the device under the cache). */
   clear(): void {
     for (const i of this.busy.values()) {
-      if (i.dirty || i.dirtyFolios > 0 || i.es.delayedBlocks > 0) throw new Error(`dropping the inode cache with inode ${i.ino} dirty`);
+      if (i.dirty || i.dirtyFolios > 0 || i.delayedBlocks > 0) throw new Error(`dropping the inode cache with inode ${i.ino} dirty`);
     }
     this.busy.clear();
     this.idle.clear();
@@ -271,6 +283,6 @@ export class InodeCache {
 
   /** Left the LRU: its cached (non-delayed) extents go; the object may live on with whoever holds it. */
   private evicted(inode: Ext4Inode): void {
-    inode.es.shrink(true);
+    inode.dropCachedExtents();
   }
 }
