@@ -52,35 +52,45 @@ function copy(name: string): string {
 function fsOf(vol: unknown): Ext4 { return (vol as { fs: Ext4 }).fs; }
 
 d("in-core inode cache", () => {
-  it("gives one object per inode number through iget, fs.inode and eviction, and keeps referenced inodes", () => {
-    const vol = mount(copy("one.img"), { readOnly: true, cacheSize: 4 << 20 });
+  it("gives one object per inode number while referenced (iget, open files) and refuses changes through a stale one", () => {
+    const vol = mount(copy("one.img"), { cacheSize: 4 << 20 });
     try {
       const f = fsOf(vol);
       const ino = vol.statSync("/a").ino;
-      const held = f.inode(ino);
+      const held = f.iget(ino);
       expect(held).toBeInstanceOf(Ext4Inode);
-      const a = f.iget(ino);
+      expect(f.inode(ino)).toBe(held);
       const b = f.iget(ino);
-      expect(a).toBe(held);
       expect(b).toBe(held);
       expect(held.count).toBe(2);
-      f.iput(a);
       f.iput(b);
-      expect(held.count).toBe(0);
-      expect(() => f.iput(held)).toThrow(/without a reference/);
-      const pinned = f.iget(vol.statSync("/big").ino);
-      // Far more inodes than the idle LRU holds (256 at a 4 MiB budget): `held` is evicted from it.
+      const bigIno = vol.statSync("/big").ino;
+      const unreferenced = f.inode(bigIno);
+      const fd = vol.openSync("/big");
+      const opened = f.icache.cached(bigIno)!;
+      expect(opened).toBe(unreferenced);
+      expect(opened.count).toBe(1);
+      // Far more inodes than the idle LRU holds (256 at a 4 MiB budget).
+      const lost = f.inode(11);
       for (let i = 12; i <= f.sb.inodesCount; i++) f.inode(i);
       expect(f.icache.stats.idle).toBeLessThanOrEqual(256);
-      expect(f.icache.stats.busy).toBe(1);
-      // Still the same object while this test holds it, for readers and iget alike.
+      expect(f.icache.stats.busy).toBe(2);
+      // Referenced: still the one object, for readers and iget alike.
       expect(f.inode(ino)).toBe(held);
-      const again = f.iget(ino);
-      expect(again).toBe(held);
-      f.iput(again);
-      expect(f.icache.cached(pinned.ino)).toBe(pinned);
-      f.iput(pinned);
+      expect(f.inode(bigIno)).toBe(opened);
+      expect(vol.readSync(fd, Buffer.alloc(4), 0, 4, 0)).toBe(4);
+      vol.closeSync(fd);
+      expect(opened.count).toBe(0);
+      f.iput(held);
+      expect(() => f.iput(held)).toThrow(/without a reference/);
       expect(f.icache.stats.busy).toBe(0);
+      // Unreferenced and evicted: a later lookup reads a new object, and the old one may not be written.
+      const fresh = f.inode(11);
+      expect(fresh).not.toBe(lost);
+      const h = f.startHandle(1);
+      expect(() => markInodeDirty(h, f, lost)).toThrow(/stale/);
+      markInodeDirty(h, f, fresh);
+      h.stop();
     } finally {
       vol.unmount();
     }

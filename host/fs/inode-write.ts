@@ -14,6 +14,7 @@ import type { Ext4 } from "./super.js";
 export function markInodeDirty(handle: Handle, fs: Ext4, inode: Inode): void {
   const sb = fs.sb;
   const incore = inode instanceof Ext4Inode ? inode : undefined;
+  if (incore) fs.icache.assertCurrent(incore);
   if (incore?.testState(STATE.NEW)) {
     // EXT4_STATE_NEW: nothing of what the table held before survives, in-inode xattr area included.
     const iblock = inode.iBlock.slice();

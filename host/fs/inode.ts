@@ -3,11 +3,14 @@
 // i_size apart from i_disksize, state bits, delalloc reservations, the
 // transaction ids fsync waits for, and the extent status tree.
 //
-// The cache keeps every referenced or dirty inode, and idle ones (no
-// reference, clean, no dirty folios, no delayed extents) in an LRU. An inode
-// evicted from the LRU is also remembered weakly, so an object some reader
-// still holds (an open file, a walk in progress) is the one the next iget
-// returns: there is never a second object for the same inode number.
+// The cache keeps every referenced or pinned inode (dirty, dirty folios,
+// delayed extents, reservations) and idle ones in an LRU: while an inode is
+// referenced, iget returns that one object. An unreferenced object can be
+// evicted and a later lookup reads a new one, so whoever keeps an inode past
+// the call that found it (an open file) or changes it holds an iget
+// reference; changing an evicted object once a newer one exists is refused.
+// (Not WeakRefs: a WeakRef keeps its target alive until the synchronous job
+// ends, and a tree walk is one job.)
 
 import { LruMap } from "../cache/lru.js";
 import { INODE_FLAGS, type Inode, isReg, type Timespec } from "../format/inode.js";
@@ -170,20 +173,19 @@ export class InodeCache {
   private readonly busy = new Map<number, Ext4Inode>();
   /** Idle inodes, least recently used evicted first. */
   private readonly idle: LruMap<number, Ext4Inode>;
-  /** Every inode handed out, weakly: an evicted object still held somewhere is found again. */
-  private weak = new Map<number, WeakRef<Ext4Inode>>();
-  private sweepAt: number;
 
   constructor(idleCapacity: number, private readonly load: (ino: number) => Ext4Inode) {
     this.idle = new LruMap(idleCapacity, (_ino, inode) => this.evicted(inode));
-    this.sweepAt = Math.max(1024, idleCapacity * 2);
   }
 
   /** iget: the inode, referenced. */
   iget(ino: number): Ext4Inode {
-    const inode = this.find(ino);
-    if (this.idle.delete(ino)) this.busy.set(ino, inode);
-    else if (!this.busy.has(ino)) this.busy.set(ino, inode);
+    let inode = this.busy.get(ino);
+    if (!inode) {
+      inode = this.idle.get(ino) ?? this.load(ino);
+      this.idle.delete(ino);
+      this.busy.set(ino, inode);
+    }
     inode.count++;
     return inode;
   }
@@ -196,39 +198,52 @@ export class InodeCache {
   }
 
   /**
-   * The inode without a reference, for read-only lookups: it stays the one
-   * object of its number while anything holds it, but may leave the cache
-   * (and is re-read on the next lookup) once nothing does.
+   * The inode without a reference, for use within the current call (the read
+   * path's lookups): it may be evicted once nothing references it.
    */
   peekOrLoad(ino: number): Ext4Inode {
-    const b = this.busy.get(ino);
+    const b = this.busy.get(ino) ?? this.idle.get(ino);
     if (b) return b;
-    const inode = this.find(ino);
-    if (!inode.pinned) this.idle.set(ino, inode);
-    else this.busy.set(ino, inode);
+    const inode = this.load(ino);
+    if (inode.pinned) this.busy.set(ino, inode);
+    else this.idle.set(ino, inode);
     return inode;
+  }
+
+  /**
+   * Before an inode is changed: it must be its number's cached object. One
+   * evicted while unreferenced is taken back if no newer one was read since;
+   * otherwise changing it would fork the inode, and that is refused.
+   */
+  assertCurrent(inode: Ext4Inode): void {
+    if (inode.state & STATE.FREED) throw new Error(`inode ${inode.ino} changed after it was freed`);
+    const cur = this.cached(inode.ino);
+    if (cur === inode) return;
+    if (cur) throw new Error(`inode ${inode.ino} changed through a stale in-core object (evicted while unreferenced): hold it with iget`);
+    if (inode.pinned) this.busy.set(inode.ino, inode);
+    else this.idle.set(inode.ino, inode);
   }
 
   /** Re-files an inode whose pins changed (after markInodeDirty, writeback, a reservation released). */
   settle(inode: Ext4Inode): void {
-    if (inode.state & STATE.FREED || this.weak.get(inode.ino)?.deref() !== inode) return;
+    if (inode.state & STATE.FREED) return;
+    const cur = this.cached(inode.ino);
+    if (cur !== undefined && cur !== inode) return;
     if (inode.pinned) {
-      // Also an object that had left the LRU while a reader held it: pinned, it is cached again.
       this.idle.delete(inode.ino);
       this.busy.set(inode.ino, inode);
-    } else if (this.busy.delete(inode.ino)) {
+    } else if (this.busy.delete(inode.ino) || cur === undefined) {
       this.idle.set(inode.ino, inode);
     }
   }
 
-  /** Adds a newly created inode (ialloc): it must not be known yet. Returned referenced. */
+  /** Adds a newly created inode (ialloc): no object of its number may be in use. Returned referenced. */
   insertNew(inode: Ext4Inode): Ext4Inode {
-    const old = this.weak.get(inode.ino)?.deref();
-    if (old && !(old.state & STATE.FREED)) {
+    const old = this.cached(inode.ino);
+    if (old) {
       if (old.pinned) throw new Error(`inode ${inode.ino} allocated while its in-core inode is still in use`);
       this.forget(old);
     }
-    this.remember(inode);
     inode.count++;
     this.busy.set(inode.ino, inode);
     return inode;
@@ -236,19 +251,18 @@ export class InodeCache {
 
   /** Drops an inode from the cache for good (it was freed). */
   forget(inode: Ext4Inode): void {
-    if (this.weak.get(inode.ino)?.deref() === inode) this.weak.delete(inode.ino);
-    this.busy.delete(inode.ino);
-    this.idle.delete(inode.ino);
+    if (this.busy.get(inode.ino) === inode) this.busy.delete(inode.ino);
+    if (this.idle.has(inode.ino) && this.idle.get(inode.ino) === inode) this.idle.delete(inode.ino);
     inode.dropAllExtents();
   }
 
   /** The cached object of `ino` if any, without loading or referencing. */
   cached(ino: number): Ext4Inode | undefined {
-    return this.busy.get(ino) ?? this.weak.get(ino)?.deref();
+    return this.busy.get(ino) ?? (this.idle.has(ino) ? this.idle.get(ino) : undefined);
   }
 
-  get stats(): { busy: number; idle: number; known: number } {
-    return { busy: this.busy.size, idle: this.idle.size, known: this.weak.size };
+  get stats(): { busy: number; idle: number } {
+    return { busy: this.busy.size, idle: this.idle.size };
   }
 
   /** Everything forgotten (journal replay changed the device under the cache). */
@@ -258,27 +272,6 @@ export class InodeCache {
     }
     this.busy.clear();
     this.idle.clear();
-    this.weak.clear();
-  }
-
-  private find(ino: number): Ext4Inode {
-    const b = this.busy.get(ino);
-    if (b) return b;
-    const i = this.idle.get(ino);
-    if (i) return i;
-    const w = this.weak.get(ino)?.deref();
-    if (w) return w;
-    const inode = this.load(ino);
-    this.remember(inode);
-    return inode;
-  }
-
-  private remember(inode: Ext4Inode): void {
-    this.weak.set(inode.ino, new WeakRef(inode));
-    if (this.weak.size > this.sweepAt) {
-      for (const [k, r] of this.weak) if (r.deref() === undefined) this.weak.delete(k);
-      this.sweepAt = Math.max(1024, this.weak.size * 2);
-    }
   }
 
   /** Left the LRU: its cached (non-delayed) extents go; the object may live on with whoever holds it. */
