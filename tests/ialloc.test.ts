@@ -219,7 +219,7 @@ d("inode allocation", () => {
       setU32(chr.iBlock, 0, (1 << 8) | 3); // old-style rdev 1:3 (/dev/null)
       markInodeDirty(h, f, chr);
       f.iput(chr);
-      f.iput(make(root, "", "fifo", S_IFIFO | 0o644, 5, 5));
+      f.iput(make(root, "", "fifo", S_IFIFO | 0o644, 100005, 70000)); // 32-bit ids: the high halves live in osd2
       h.stop();
       for (const dir of dirs) f.iput(dir);
       f.iput(root);
