@@ -16,7 +16,8 @@ export class LruMap<K, V> {
   private tail = NIL;
   private used = 0;
 
-  constructor(readonly capacity: number) {
+  /** `onEvict` hears of entries pushed out by `set` (not of delete or clear). */
+  constructor(readonly capacity: number, private readonly onEvict?: (key: K, value: V) => void) {
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`LruMap capacity must be a positive integer (got ${capacity})`);
     this.keys = new Array(capacity).fill(undefined);
     this.vals = new Array(capacity).fill(undefined);
@@ -49,7 +50,9 @@ export class LruMap<K, V> {
     } else {
       s = this.tail;
       this.unlink(s);
-      this.slotOf.delete(this.keys[s]!);
+      const k = this.keys[s]!;
+      this.slotOf.delete(k);
+      if (this.onEvict) this.onEvict(k, this.vals[s]!);
     }
     this.keys[s] = key;
     this.vals[s] = value;

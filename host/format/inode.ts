@@ -33,6 +33,12 @@ export interface Inode {
   uid: number;
   gid: number;
   size: number;
+  /**
+   * i_disksize, what the on-disk inode records and encodeInode writes (the
+   * in-core inode keeps it apart from i_size); decoding sets both. Absent:
+   * `size` is written.
+   */
+  disksize?: number;
   atime: Timespec;
   ctime: Timespec;
   mtime: Timespec;
@@ -79,13 +85,15 @@ export function decodeInode(ino: number, raw: Uint8Array, ctx: InodeDecodeContex
   const extra = (off: number) => (has(off, 4) ? u32(raw, off) : undefined);
   const flags = u32(raw, 0x20);
   const mode = u16(raw, 0x0);
+  // ext4_isize: i_size_high counts for regular files, and for directories with largedir.
+  const size = hiLo((mode & S_IFMT) === S_IFREG || ctx.largeDir ? u32(raw, 0x6c) : 0, u32(raw, 0x4));
   return {
     ino,
     mode,
     uid: (u16(raw, 0x2) | (u16(raw, 0x78) << 16)) >>> 0,
     gid: (u16(raw, 0x18) | (u16(raw, 0x7a) << 16)) >>> 0,
-    // ext4_isize: i_size_high counts for regular files, and for directories with largedir.
-    size: hiLo((mode & S_IFMT) === S_IFREG || ctx.largeDir ? u32(raw, 0x6c) : 0, u32(raw, 0x4)),
+    size,
+    disksize: size,
     atime: decodeTime(u32(raw, 0x8), extra(0x8c)),
     ctime: decodeTime(u32(raw, 0xc), extra(0x84)),
     mtime: decodeTime(u32(raw, 0x10), extra(0x88)),
@@ -135,8 +143,10 @@ export function encodeInode(inode: Inode, raw: Uint8Array, ctx: InodeDecodeConte
   const hi32 = (v: number) => Math.floor(v / 0x100000000) >>> 0;
   set16(0x0, inode.mode);
   set16(0x2, inode.uid & 0xffff);
-  set32(0x4, inode.size >>> 0);
-  set32(0x6c, hi32(inode.size));
+  // ext4_isize_set: i_disksize is what the disk records (i_size may run ahead of it).
+  const size = inode.disksize ?? inode.size;
+  set32(0x4, size >>> 0);
+  set32(0x6c, hi32(size));
   set16(0x18, inode.gid & 0xffff);
   set16(0x1a, inode.linksCount);
   set32(0x14, inode.dtime);

@@ -4,7 +4,6 @@
 
 import { BufferCache, writeDevice } from "../cache/buffer-cache.js";
 import { FolioCache } from "../cache/folio-cache.js";
-import { LruMap } from "../cache/lru.js";
 import type { BlockDevice } from "../device/block-device.js";
 import { OverlayDevice } from "../device/overlay-device.js";
 import { corrupted, Ext4Error } from "../errors.js";
@@ -19,10 +18,12 @@ import { Ext4Wasm } from "../wasm/module.js";
 import { Checksums } from "./csum.js";
 import { Dcache, VerifiedBlocks } from "./dcache.js";
 import { extentMapBlocks } from "./extents.js";
+import { ES, EsShrinker } from "./extents-status.js";
+import { Ext4Inode, InodeCache, shouldUseBufferedIomap, STATE } from "./inode.js";
 import { loadGroupDescriptors } from "./groups.js";
 import { indirectMapBlocks } from "./indirect.js";
 import { readInodeRaw } from "./inode-table.js";
-import { BlockMapping } from "./mapping.js";
+import { BlockMapping, MapKind } from "./mapping.js";
 import { recoverOnMount, RecoveryReport } from "./recovery.js";
 import { readSuperblock } from "./superblock-io.js";
 import { checkWritable, cleanSuper, CountingDevice, loadJournalForWriting, setupSuper, updateSuperStats } from "./mount-rw.js";
@@ -42,6 +43,9 @@ export const JOURNAL_INO = 8;
  */
 const INODE_CACHE_BYTES_PER_ENTRY = 64 << 10;
 const INODE_CACHE_MIN = 256;
+/** Cached (non-delayed) extent status entries per mount: one per 4 KiB of cache budget, about 100 bytes each. */
+const ES_CACHE_BYTES_PER_ENTRY = 4096;
+const ES_CACHE_MIN = 1024;
 export const DEFAULT_CACHE_SIZE = 256 << 20;
 
 export interface Ext4MountConfig {
@@ -71,7 +75,10 @@ export class Ext4 {
   private kbytesAtMount = 0;
   /** Metadata blocks no file may use (block_validity), once the mount has built it. */
   systemZone: SystemZone | undefined;
-  private readonly inodes: LruMap<number, Inode>;
+  /** The in-core inodes (iget / iput). */
+  readonly icache: InodeCache;
+  /** The extent status shrinker: caps cached extents across this mount's inodes. */
+  readonly esShrinker: EsShrinker;
   /** Name lookups already answered (see dcache.ts). */
   readonly dcache: Dcache;
   /** Metadata blocks whose checksum has been verified, by owner inode. */
@@ -86,7 +93,8 @@ export class Ext4 {
     if (!Number.isInteger(cacheSize) || cacheSize < 4 << 20 || cacheSize > 3 * 2 ** 30) {
       throw new Ext4Error("EINVAL", `cacheSize must be between 4 MiB and 3 GiB (got ${cacheSize})`);
     }
-    this.inodes = new LruMap(Math.max(INODE_CACHE_MIN, Math.floor(cacheSize / INODE_CACHE_BYTES_PER_ENTRY)));
+    this.esShrinker = new EsShrinker(Math.max(ES_CACHE_MIN, Math.floor(cacheSize / ES_CACHE_BYTES_PER_ENTRY)));
+    this.icache = new InodeCache(Math.max(INODE_CACHE_MIN, Math.floor(cacheSize / INODE_CACHE_BYTES_PER_ENTRY)), (ino) => this.readInode(ino));
     this.dcache = new Dcache(cacheSize);
     this.verified = new VerifiedBlocks(cacheSize);
     this.wasm = new Ext4Wasm(cacheSize, Math.log2(sb.blockSize));
@@ -134,7 +142,8 @@ export class Ext4 {
     }
     this.warnings = [];
     this.groups = loadGroupDescriptors(sb, this.bcache, this.csum, this.verifyChecksums, this.readOnly, (m) => this.warnings.push(m));
-    this.inodes.clear();
+    this.icache.clear();
+    this.esShrinker.clear();
     this.dcache.clear();
     this.verified.clear();
   }
@@ -156,13 +165,35 @@ export class Ext4 {
     if (!isDir(root)) throw corrupted("root inode is not a directory", { ino: ROOT_INO });
   }
 
-  /** The inode, read through a small LRU cache of decoded inodes. */
-  inode(ino: number): Inode {
-    let i = this.inodes.get(ino);
-    if (i) return i;
-    i = readInodeRaw(this, ino);
-    this.inodes.set(ino, i);
-    return i;
+  /**
+   * The in-core inode for read-only use, without a reference (iget + iput):
+   * the one object of its number for as long as anything holds it. Code that
+   * changes an inode, or needs it to stay cached, takes `iget` and `iput`.
+   */
+  inode(ino: number): Ext4Inode {
+    return this.icache.peekOrLoad(ino);
+  }
+
+  /** ext4_iget: the in-core inode, referenced; every iget is paired with one iput. */
+  iget(ino: number): Ext4Inode {
+    return this.icache.iget(ino);
+  }
+
+  /** iput: drops the reference iget (or newInode) gave. */
+  iput(inode: Ext4Inode): void {
+    this.icache.iput(inode);
+  }
+
+  /** An inode's pins changed (written, written back, reservation released): it may become evictable. */
+  inodeSettled(inode: Ext4Inode): void {
+    this.icache.settle(inode);
+  }
+
+  /** __ext4_iget: reads and checks the on-disk inode, and fixes its buffered path. */
+  private readInode(ino: number): Ext4Inode {
+    const inode = new Ext4Inode(readInodeRaw(this, ino), this.sb.inodesPerGroup, this.esShrinker);
+    if (shouldUseBufferedIomap(this, inode)) inode.setState(STATE.BUFFERED_IOMAP);
+    return inode;
   }
 
   /**
@@ -171,7 +202,7 @@ export class Ext4 {
    * inodes and the orphan file are no file a name may lead to
    * (is_special_ino), and an inode without links is a dangling entry.
    */
-  inodeByEntry(ino: number): Inode {
+  inodeByEntry(ino: number): Ext4Inode {
     const sb = this.sb;
     if ((ino < sb.firstIno && ino !== ROOT_INO) || sb.quotaInums.includes(ino) || (sb.orphanFileInum !== 0 && ino === sb.orphanFileInum)) {
       throw corrupted(`directory entry names special inode ${ino}`, { ino });
@@ -192,11 +223,31 @@ export class Ext4 {
     return s;
   }
 
-  /** Maps logical blocks of an inode: the one entry point for both I/O paths. */
+  /**
+   * Maps logical blocks of an inode: the one entry point for both I/O paths.
+   * The extent status tree answers first (ext4_map_blocks); what the on-disk
+   * map says is cached there.
+   */
   mapBlocks(inode: Inode, lblk: number, maxLen: number): BlockMapping {
-    if (inode.flags & INODE_FLAGS.EXTENTS) return extentMapBlocks(this, inode, lblk, maxLen);
-    if (inode.flags & INODE_FLAGS.INLINE_DATA) throw corrupted("mapping blocks of an inline-data inode", { ino: inode.ino });
-    return indirectMapBlocks(this, inode, lblk, maxLen);
+    const es = inode instanceof Ext4Inode ? inode.es : undefined;
+    if (es) {
+      const e = es.lookup(lblk);
+      if (e) {
+        const len = Math.max(1, Math.min(e.lblk + e.len - lblk, maxLen));
+        if (e.status === ES.WRITTEN) return { lblk, len, pblk: e.pblk + (lblk - e.lblk), kind: MapKind.Mapped };
+        if (e.status === ES.UNWRITTEN) return { lblk, len, pblk: e.pblk + (lblk - e.lblk), kind: MapKind.Unwritten };
+        // Delayed blocks have no disk blocks yet: to a read they are a hole (their data is in dirty folios).
+        return { lblk, len, pblk: 0, kind: MapKind.Hole };
+      }
+    }
+    let m: BlockMapping;
+    if (inode.flags & INODE_FLAGS.EXTENTS) m = extentMapBlocks(this, inode, lblk, maxLen);
+    else if (inode.flags & INODE_FLAGS.INLINE_DATA) throw corrupted("mapping blocks of an inline-data inode", { ino: inode.ino });
+    else m = indirectMapBlocks(this, inode, lblk, maxLen);
+    if (es && m.len > 0 && lblk + m.len <= 0x100000000) {
+      es.cache(m.lblk, m.len, m.pblk, m.kind === MapKind.Mapped ? ES.WRITTEN : m.kind === MapKind.Unwritten ? ES.UNWRITTEN : ES.HOLE);
+    }
+    return m;
   }
 
   /** Pointer of bytes in wasm memory: cached blocks as they are, other bytes copied to scratch. */

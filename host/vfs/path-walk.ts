@@ -105,7 +105,7 @@ export function resolve(fs: Ext4, path: PathLike, followLast: boolean, syscall: 
   // Components still to walk, consumed from the end; symlink targets are pushed on.
   const todo = splitComponents(bytes).reverse();
   let stack: { inode: Inode; name: Uint8Array }[] = [];
-  let cur = fs.inode(ROOT_INO);
+  let cur: Inode = fs.inode(ROOT_INO);
   while (todo.length > 0) {
     const name = todo.pop()!;
     if (!isDir(cur)) throw new Ext4Error("ENOTDIR", "not a directory", { syscall, path: shown });

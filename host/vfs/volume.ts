@@ -18,6 +18,7 @@ import { readDir } from "../fs/dir.js";
 import { MapKind } from "../fs/mapping.js";
 import { readInline } from "../fs/inline.js";
 import { encryptedSymlinkCiphertext, readSymlink } from "../fs/symlink.js";
+import type { Ext4Inode } from "../fs/inode.js";
 import type { Ext4 } from "../fs/super.js";
 import { inodeXattrs } from "../fs/xattr.js";
 import { nokeyName, readdirHashVersion } from "./nokey-name.js";
@@ -36,7 +37,7 @@ interface EncOpt { encoding?: Encoding }
 export interface DirEntryInfo { ino: number; name: Uint8Array; fileType: number }
 
 interface OpenFile {
-  inode: Inode; pos: number; ra: ReadaheadState; path: string;
+  inode: Ext4Inode; pos: number; ra: ReadaheadState; path: string;
   /** Drop-behind (openInode's dropBehind): the page from which the file's cached folios are still to be released. */
   dropFrom?: number;
 }
@@ -321,7 +322,8 @@ export class Volume {
       if (!(flags === "r" || flags === "rs" || flags === "sr" || flags === 0)) {
         throw new Ext4Error(this.fs.readOnly ? "EROFS" : "EOPNOTSUPP", `open flags '${flags}' need write support`);
       }
-      const inode = resolve(this.fs, path, true, "open").inode;
+      // An open file holds its inode (iget): it stays the one in-core object of its number until close.
+      const inode = this.fs.iget(resolve(this.fs, path, true, "open").inode.ino);
       const fd = this.nextFd++;
       this.files.set(fd, { inode, pos: 0, ra: new ReadaheadState(), path: pathText(path) });
       return fd;
@@ -361,7 +363,9 @@ export class Volume {
 
   closeSync(fd: number): void {
     this.op("close", undefined, () => {
-      if (!this.files.delete(fd)) throw new Ext4Error("EBADF", `bad file descriptor ${fd}`);
+      const f = this.files.get(fd);
+      if (!f || !this.files.delete(fd)) throw new Ext4Error("EBADF", `bad file descriptor ${fd}`);
+      this.fs.iput(f.inode);
     });
   }
 
@@ -458,7 +462,7 @@ export class Volume {
   openInode(inode: Inode, shown = `<inode ${inode.ino}>`, opts: { dropBehind?: boolean } = {}): number {
     return this.op("open", shown, () => {
       const fd = this.nextFd++;
-      this.files.set(fd, { inode, pos: 0, ra: new ReadaheadState(), path: shown, dropFrom: opts.dropBehind ? 0 : undefined });
+      this.files.set(fd, { inode: this.fs.iget(inode.ino), pos: 0, ra: new ReadaheadState(), path: shown, dropFrom: opts.dropBehind ? 0 : undefined });
       return fd;
     });
   }

@@ -167,7 +167,7 @@ export function attachRuns(handle: Handle, fs: Ext4, inode: Inode, runs: { pblk:
     put(root, 0, 1, 4, 1);
     setU32(root, 12, 0); setU32(root, 16, leaf >>> 0); setU16(root, 20, Math.floor(leaf / 2 ** 32));
   }
-  inode.size = blocks * bs;
+  inode.size = inode.disksize = blocks * bs; // i_disksize is what reaches the disk
   markInodeDirty(handle, fs, inode);
   return { runs, leaf };
 }
@@ -179,6 +179,6 @@ export function detachRuns(handle: Handle, fs: Ext4, inode: Inode, a: Attached):
   const root = inode.iBlock;
   root.fill(0);
   setU16(root, 0, EXTENT_MAGIC); setU16(root, 4, 4);
-  inode.size = 0;
+  inode.size = inode.disksize = 0;
   markInodeDirty(handle, fs, inode);
 }

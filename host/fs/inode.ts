@@ -1,0 +1,281 @@
+// The in-core inode (struct ext4_inode_info): one object per inode number,
+// reference-counted by iget / iput, carrying what the on-disk inode does not:
+// i_size apart from i_disksize, state bits, delalloc reservations, the
+// transaction ids fsync waits for, and the extent status tree.
+//
+// The cache keeps every referenced or pinned inode (dirty, dirty folios,
+// delayed extents, reservations) and idle ones in an LRU: while an inode is
+// referenced, iget returns that one object. An unreferenced object can be
+// evicted and a later lookup reads a new one, so whoever keeps an inode past
+// the call that found it (an open file) or changes it holds an iget
+// reference; changing an evicted object once a newer one exists is refused.
+// (Not WeakRefs: a WeakRef keeps its target alive until the synchronous job
+// ends, and a tree walk is one job.)
+
+import { LruMap } from "../cache/lru.js";
+import { INODE_FLAGS, type Inode, isReg, type Timespec } from "../format/inode.js";
+import { ExtentStatusTree, type EsShrinker } from "./extents-status.js";
+import type { Ext4 } from "./super.js";
+
+/** ext4_inode_info state bits (EXT4_STATE_*). */
+export const STATE = {
+  /** Never written: the first write zeroes the whole on-disk inode, in-inode xattr area included. */
+  NEW: 1 << 0,
+  /** Buffered I/O goes through iomap (EXT4_STATE_BUFFERED_IOMAP); clear: buffer heads. */
+  BUFFERED_IOMAP: 1 << 1,
+  /** Freed (ext4_free_inode): the object is dead, the cache has forgotten it. */
+  FREED: 1 << 2,
+} as const;
+
+export class Ext4Inode implements Inode {
+  ino: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  /** i_size: what stat and reads see. */
+  size: number;
+  atime: Timespec;
+  ctime: Timespec;
+  mtime: Timespec;
+  crtime: Timespec | null;
+  dtime: number;
+  linksCount: number;
+  blocks512: number;
+  flags: number;
+  generation: number;
+  fileAcl: number;
+  extraIsize: number;
+  projid: number;
+  version: number;
+  iBlock: Uint8Array;
+  raw: Uint8Array;
+
+  /** i_disksize: the size the on-disk inode records (encodeInode writes this, not `size`). */
+  disksize: number;
+  /** EXT4_STATE_* bits. */
+  state = 0;
+  /** References held through iget (i_count). */
+  count = 0;
+  /** In-core fields changed and not yet written with markInodeDirty (keeps the inode cached). */
+  dirty = false;
+  /** Dirty folios of this inode's mapping; the buffered write path keeps it (keeps the inode cached, freezes the path bit). */
+  dirtyFolios = 0;
+  /** i_reserved_data_blocks: delalloc blocks reserved and not yet allocated. */
+  reservedDataBlocks = 0;
+  /** i_sync_tid / i_datasync_tid: the transactions fsync / fdatasync must see committed. */
+  syncTid = 0;
+  datasyncTid = 0;
+  /** i_block_group. */
+  readonly blockGroup: number;
+  /** i_last_alloc_group (-1: none yet): where the last inode created in this directory went. */
+  lastAllocGroup = -1;
+  private esTree: ExtentStatusTree | undefined;
+
+  constructor(d: Inode, inodesPerGroup: number, private readonly shrinker?: EsShrinker) {
+    this.ino = d.ino;
+    this.mode = d.mode;
+    this.uid = d.uid;
+    this.gid = d.gid;
+    this.size = d.size;
+    this.atime = d.atime;
+    this.ctime = d.ctime;
+    this.mtime = d.mtime;
+    this.crtime = d.crtime;
+    this.dtime = d.dtime;
+    this.linksCount = d.linksCount;
+    this.blocks512 = d.blocks512;
+    this.flags = d.flags;
+    this.generation = d.generation;
+    this.fileAcl = d.fileAcl;
+    this.extraIsize = d.extraIsize;
+    this.projid = d.projid;
+    this.version = d.version;
+    this.iBlock = d.iBlock;
+    this.raw = d.raw;
+    this.disksize = d.disksize ?? d.size;
+    this.blockGroup = Math.floor((d.ino - 1) / inodesPerGroup);
+  }
+
+  /** The extent status tree (i_es_tree) and its change counter `es.seq`; made on first use (a tree walk never needs one). */
+  get es(): ExtentStatusTree {
+    return (this.esTree ??= new ExtentStatusTree(this.shrinker));
+  }
+
+  /** Delayed blocks in the extent status tree. */
+  get delayedBlocks(): number { return this.esTree?.delayedBlocks ?? 0; }
+
+  /** Forgets every extent, delayed ones included (the inode is freed). */
+  dropAllExtents(): void { this.esTree?.clear(); }
+
+  /** Drops the cached (non-delayed) extents, as eviction does. */
+  dropCachedExtents(): void { this.esTree?.shrink(true); }
+
+  testState(bit: number): boolean { return (this.state & bit) !== 0; }
+  setState(bit: number): void { this.state |= bit; }
+  clearState(bit: number): void { this.state &= ~bit; }
+
+  /** Whether the cache must keep this inode (referenced, dirty, or holding unwritten-back data). */
+  get pinned(): boolean {
+    return this.count > 0 || this.dirty || this.dirtyFolios > 0 || this.delayedBlocks > 0 || this.reservedDataBlocks > 0;
+  }
+
+  /** True when buffered I/O takes the iomap path (the state bit). */
+  get bufferedIomap(): boolean { return (this.state & STATE.BUFFERED_IOMAP) !== 0; }
+
+  /**
+   * Fixes the buffered path. Never while the mapping has dirty folios: they
+   * were made by one path and must be written back by it.
+   */
+  setBufferedIomap(on: boolean): void {
+    if (on === this.bufferedIomap) return;
+    if (this.dirtyFolios > 0) throw new Error(`inode ${this.ino}: the buffered I/O path cannot change while ${this.dirtyFolios} folios are dirty`);
+    if (on) this.state |= STATE.BUFFERED_IOMAP;
+    else this.state &= ~STATE.BUFFERED_IOMAP;
+  }
+}
+
+/**
+ * ext4_should_use_buffered_iomap: iomap when the mount asks for it
+ * (buffered_iomap) and the inode has nothing iomap does not support; the
+ * series' fallback rules send the rest to buffer heads.
+ */
+export function shouldUseBufferedIomap(fs: Ext4, inode: Inode): boolean {
+  if (!fs.config.options.bufferedIomap) return false;
+  if (!isReg(inode)) return false;
+  if (fs.config.options.data === "journal" || inode.flags & INODE_FLAGS.JOURNAL_DATA) return false;
+  if (!(inode.flags & INODE_FLAGS.EXTENTS)) return false;
+  if (inode.flags & (INODE_FLAGS.INLINE_DATA | INODE_FLAGS.VERITY | INODE_FLAGS.ENCRYPT)) return false;
+  return true;
+}
+
+/** ext4_update_inode_size: i_size grows, and i_disksize with it. Returns true if i_disksize changed. */
+export function updateInodeSize(inode: Ext4Inode, newSize: number): boolean {
+  if (newSize > inode.size) inode.size = newSize;
+  if (newSize > inode.disksize) {
+    inode.disksize = newSize;
+    return true;
+  }
+  return false;
+}
+
+/** i_size and i_disksize both set (truncate, and files whose size is always on disk: directories, symlinks). */
+export function setInodeSize(inode: Ext4Inode, size: number): void {
+  inode.size = size;
+  inode.disksize = size;
+}
+
+/**
+ * The inode cache (the inode hash + LRU of fs/inode.c). `load` reads an inode
+ * from its table; the cache never calls it for an inode it already has.
+ */
+export class InodeCache {
+  /** Referenced or otherwise pinned inodes. */
+  private readonly busy = new Map<number, Ext4Inode>();
+  /** Idle inodes, least recently used evicted first. */
+  private readonly idle: LruMap<number, Ext4Inode>;
+
+  constructor(idleCapacity: number, private readonly load: (ino: number) => Ext4Inode) {
+    this.idle = new LruMap(idleCapacity, (_ino, inode) => this.evicted(inode));
+  }
+
+  /** iget: the inode, referenced. */
+  iget(ino: number): Ext4Inode {
+    let inode = this.busy.get(ino);
+    if (!inode) {
+      inode = this.idle.get(ino) ?? this.load(ino);
+      this.idle.delete(ino);
+      this.busy.set(ino, inode);
+    }
+    inode.count++;
+    return inode;
+  }
+
+  /** iput: drops a reference; an unpinned inode becomes idle (evictable). */
+  iput(inode: Ext4Inode): void {
+    if (inode.count <= 0) throw new Error(`iput of inode ${inode.ino} without a reference`);
+    inode.count--;
+    this.settle(inode);
+  }
+
+  /**
+   * The inode without a reference, for use within the current call (the read
+   * path's lookups): it may be evicted once nothing references it.
+   */
+  peekOrLoad(ino: number): Ext4Inode {
+    const b = this.busy.get(ino) ?? this.idle.get(ino);
+    if (b) return b;
+    const inode = this.load(ino);
+    if (inode.pinned) this.busy.set(ino, inode);
+    else this.idle.set(ino, inode);
+    return inode;
+  }
+
+  /**
+   * Before an inode is changed: it must be its number's cached object. One
+   * evicted while unreferenced is taken back if no newer one was read since;
+   * otherwise changing it would fork the inode, and that is refused.
+   */
+  assertCurrent(inode: Ext4Inode): void {
+    if (inode.state & STATE.FREED) throw new Error(`inode ${inode.ino} changed after it was freed`);
+    const cur = this.cached(inode.ino);
+    if (cur === inode) return;
+    if (cur) throw new Error(`inode ${inode.ino} changed through a stale in-core object (evicted while unreferenced): hold it with iget`);
+    if (inode.pinned) this.busy.set(inode.ino, inode);
+    else this.idle.set(inode.ino, inode);
+  }
+
+  /** Re-files an inode whose pins changed (after markInodeDirty, writeback, a reservation released). */
+  settle(inode: Ext4Inode): void {
+    if (inode.state & STATE.FREED) return;
+    const cur = this.cached(inode.ino);
+    if (cur !== undefined && cur !== inode) return;
+    if (inode.pinned) {
+      this.idle.delete(inode.ino);
+      this.busy.set(inode.ino, inode);
+    } else if (this.busy.delete(inode.ino) || cur === undefined) {
+      this.idle.set(inode.ino, inode);
+    }
+  }
+
+  /** Adds a newly created inode (ialloc): no object of its number may be in use. Returned referenced. */
+  insertNew(inode: Ext4Inode): Ext4Inode {
+    const old = this.cached(inode.ino);
+    if (old) {
+      if (old.pinned) throw new Error(`inode ${inode.ino} allocated while its in-core inode is still in use`);
+      this.forget(old);
+    }
+    inode.count++;
+    this.busy.set(inode.ino, inode);
+    return inode;
+  }
+
+  /** Drops an inode from the cache for good (it was freed). */
+  forget(inode: Ext4Inode): void {
+    if (this.busy.get(inode.ino) === inode) this.busy.delete(inode.ino);
+    if (this.idle.has(inode.ino) && this.idle.get(inode.ino) === inode) this.idle.delete(inode.ino);
+    inode.dropAllExtents();
+  }
+
+  /** The cached object of `ino` if any, without loading or referencing. */
+  cached(ino: number): Ext4Inode | undefined {
+    return this.busy.get(ino) ?? (this.idle.has(ino) ? this.idle.get(ino) : undefined);
+  }
+
+  get stats(): { busy: number; idle: number } {
+    return { busy: this.busy.size, idle: this.idle.size };
+  }
+
+  /** Everything forgotten (journal replay changed the device under the cache). */
+  clear(): void {
+    for (const i of this.busy.values()) {
+      if (i.dirty || i.dirtyFolios > 0 || i.delayedBlocks > 0) throw new Error(`dropping the inode cache with inode ${i.ino} dirty`);
+    }
+    this.busy.clear();
+    this.idle.clear();
+  }
+
+  /** Left the LRU: its cached (non-delayed) extents go; the object may live on with whoever holds it. */
+  private evicted(inode: Ext4Inode): void {
+    inode.dropCachedExtents();
+  }
+}
