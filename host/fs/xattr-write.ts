@@ -136,6 +136,22 @@ export function removeXattr(handle: Handle, fs: Ext4, inode: Inode, nameIndex: n
   setXattr(handle, fs, inode, nameIndex, name, null, { replace: true });
 }
 
+/**
+ * ext4_xattr_delete_inode, for an inode being freed: its xattr block loses
+ * the reference (freed with the last one) and i_file_acl is cleared. The
+ * caller marks the inode dirty with the rest of its teardown.
+ */
+export function xattrDeleteInode(handle: Handle, fs: Ext4, inode: Inode): void {
+  if (fs.sb.featureIncompat & INCOMPAT.EA_INODE) {
+    if (readIbody(fs, inode).records.some((r) => r.valueInum !== 0)) throw new Ext4Error("EOPNOTSUPP", "dropping ea_inode references is not supported", { ino: inode.ino });
+  }
+  if (inode.fileAcl === 0) return;
+  const block = readBlock(fs, inode);
+  if (block.records.some((r) => r.valueInum !== 0)) throw new Ext4Error("EOPNOTSUPP", "dropping ea_inode references is not supported", { ino: inode.ino });
+  inode.fileAcl = 0;
+  releaseBlock(handle, fs, inode, block.pblk);
+}
+
 /** The wall clock as a timestamp (inode_set_ctime_current). */
 export function currentTime(): Timespec {
   const ns = process.hrtime.bigint() - HR_AT_START + EPOCH_NS_AT_START;
