@@ -20,6 +20,7 @@ import {
 } from "../format/xattr.js";
 import type { Handle } from "../journal/handle.js";
 import { markInodeDirty } from "./inode-write.js";
+import { ALLOC, freeBlocks, newBlocks } from "./mballoc.js";
 import type { Ext4 } from "./super.js";
 
 export interface XattrSetFlags {
@@ -284,15 +285,16 @@ function releaseBlock(handle: Handle, fs: Ext4, inode: Inode, pblk: number): voi
 // ---- blocks: mballoc's ----
 
 /** ext4_new_meta_blocks with the goal ext4_xattr_block_set gives: the first block of the inode's group. */
-function allocXattrBlock(_handle: Handle, fs: Ext4, inode: Inode): number {
-  void fs; void inode;
-  throw new Ext4Error("EOPNOTSUPP", "allocating an xattr block needs mballoc", { ino: inode.ino });
+function allocXattrBlock(handle: Handle, fs: Ext4, inode: Inode): number {
+  const sb = fs.sb;
+  const group = Math.floor((inode.ino - 1) / sb.inodesPerGroup);
+  const goal = sb.firstDataBlock + group * sb.blocksPerGroup;
+  return newBlocks(handle, fs, { inode, goal, len: 1, flags: ALLOC.METADATA }).pblk;
 }
 
-/** ext4_free_blocks(METADATA | FORGET): the inode stops being charged for it. */
-function freeXattrBlock(_handle: Handle, fs: Ext4, inode: Inode, pblk: number): void {
-  void fs;
-  throw new Ext4Error("EOPNOTSUPP", `freeing xattr block ${pblk} needs mballoc`, { ino: inode.ino });
+/** ext4_free_blocks(METADATA | FORGET): revoked, reusable once the transaction commits; the inode stops being charged. */
+function freeXattrBlock(handle: Handle, fs: Ext4, inode: Inode, pblk: number): void {
+  freeBlocks(handle, fs, inode, pblk, 1, { metadata: true });
 }
 
 // ---- entry lists ----
