@@ -8,8 +8,9 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Ext4Error, mount } from "../host/index.js";
 import type { Volume } from "../host/vfs/volume.js";
-import { attrToolsMissing, missingTools } from "./helpers/exec.js";
-import { cloneModel, judge, mkfsImage, writeTree, type XattrModel } from "./helpers/xattr-model.js";
+import { attrToolsMissing, missingTools, runSync } from "./helpers/exec.js";
+import { cloneModel, expectKernel, expectOurs, fsckClean, judge, mkfsImage, writeTree, type XattrModel } from "./helpers/xattr-model.js";
+import { loopMountSupport, withLoopMountSync } from "./helpers/kernel.js";
 
 const missing = missingTools(["mkfs.ext4", "e2fsck", "debugfs"], "e2fsprogs") ?? attrToolsMissing();
 if (missing) console.log(`xattr-write-random: skipped: ${missing}`);
@@ -72,6 +73,44 @@ const VARIANTS: [string, string[], number][] = [
   ["1k-256-csum", ["-b", "1024", "-I", "256"], 0x5eed],
 ];
 
+/** One op of a sequence both we and the kernel run. */
+interface Op { kind: "set" | "create" | "replace" | "remove"; path: string; name: string; value: Buffer }
+
+function sequence(seed: number, n: number, bs: number): Op[] {
+  const r = rng(seed);
+  const pick = <T>(a: T[]): T => a[Math.floor(r() * a.length)];
+  const out: Op[] = [];
+  for (let i = 0; i < n; i++) {
+    const path = pick(FILES);
+    const name = pick(NAMES);
+    const roll = r();
+    const size = roll < 0.6 ? Math.floor(r() * 40) : roll < 0.9 ? Math.floor(r() * 400) : Math.floor(r() * bs * 0.7);
+    const value = Buffer.alloc(size, Math.floor(r() * 256));
+    out.push({ kind: pick(["set", "set", "set", "create", "replace", "remove", "remove"] as const), path, name, value });
+  }
+  return out;
+}
+
+/** The ops through setxattr(2)/removexattr(2) on a kernel mount (Python's os module passes the flags): each op's errno name or null. */
+const KERNEL_RUNNER = `
+import errno, json, os, sys
+ops = json.load(sys.stdin)
+root = sys.argv[1]
+out = []
+for o in ops:
+    p = root + o["path"]
+    try:
+        if o["kind"] == "remove":
+            os.removexattr(p, o["name"])
+        else:
+            flags = {"set": 0, "create": os.XATTR_CREATE, "replace": os.XATTR_REPLACE}[o["kind"]]
+            os.setxattr(p, o["name"], bytes.fromhex(o["value"]), flags)
+        out.append(None)
+    except OSError as e:
+        out.append(errno.errorcode[e.errno])
+print(json.dumps(out))
+`;
+
 d("random xattr sequence against a model", () => {
   it.each(VARIANTS)(`${OPS} seeded ops (%s)`, (_n, args, seed) => {
     const img = mkfsImage(work, `r${seed}`, tree, args);
@@ -132,5 +171,50 @@ d("random xattr sequence against a model", () => {
     judge(img, model);
     console.log(`xattr-write-random ${_n}: ${JSON.stringify(counts)}`);
     expect(counts.set ?? 0).toBeGreaterThan(100);
+  });
+
+  it.each(VARIANTS)("the kernel, given the same ops, answers each with the same error, and ends with the same xattrs (%s)", (_n, args, seed) => {
+    const loop = loopMountSupport();
+    if (!loop.ok) {
+      console.log(`xattr-write-random: kernel differential skipped: ${loop.reason}`);
+      return;
+    }
+    if (missingTools(["python3"], "python3")) return;
+    const bs = args.includes("1024") ? 1024 : 4096;
+    const ops = sequence(seed ^ 0x77, OPS, bs);
+    const ours = mkfsImage(work, `diff-ours-${seed}`, tree, args);
+    const theirs = `${ours}.kernel`;
+    fs.copyFileSync(ours, theirs);
+    const model = cloneModel(base);
+    const got: (string | null)[] = [];
+    const vol = mount(ours);
+    try {
+      for (const o of ops) {
+        try {
+          if (o.kind === "remove") vol.removexattr(o.path, o.name);
+          else vol.setxattr(o.path, o.name, o.value, { flag: o.kind === "set" ? undefined : o.kind });
+          got.push(null);
+          if (o.kind === "remove") model.get(o.path)!.delete(o.name);
+          else model.get(o.path)!.set(o.name, o.value);
+        } catch (e) {
+          if (!(e instanceof Ext4Error)) throw e;
+          got.push(e.code);
+        }
+      }
+    } finally {
+      vol.unmount();
+    }
+    const input = JSON.stringify(ops.map((o) => ({ kind: o.kind, path: o.path, name: o.name, value: o.value.toString("hex") })));
+    const kernel = withLoopMountSync(theirs, (mnt) => JSON.parse(runSync("python3", ["-c", KERNEL_RUNNER, mnt], { input }).stdout) as (string | null)[]);
+    const diffs = got.map((g, i) => (g === kernel[i] ? null : `op ${i + 1} ${ops[i].kind} ${ops[i].path} ${ops[i].name} (${ops[i].value.length} bytes): ours ${g}, kernel's ${kernel[i]}`)).filter(Boolean);
+    expect(diffs.slice(0, 10)).toEqual([]);
+    fsckClean(ours);
+    fsckClean(theirs);
+    expectOurs(ours, model);
+    expectKernel(ours, model);
+    expectOurs(theirs, model);
+    const enospc = got.filter((g) => g === "ENOSPC").length;
+    console.log(`xattr-write-random ${_n}: kernel differential, ${ops.length} ops, ${got.filter(Boolean).length} errors (${enospc} ENOSPC), all equal`);
+    expect(enospc).toBeGreaterThan(0);
   });
 });
