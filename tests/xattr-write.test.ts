@@ -36,6 +36,7 @@ beforeAll(() => {
     { path: "d", dir: true, xattrs: { "user.dir": Buffer.from("v") } },
     { path: "e", data: "", xattrs: {} },
   ]);
+  fs.symlinkSync("a", path.join(tree, "l"));
 });
 
 afterAll(() => {
@@ -51,8 +52,9 @@ const VARIANTS: [string, string[]][] = [
 ];
 
 let seq = 0;
-function withImage(variant: string[], fn: (vol: Volume, model: XattrModel, img: string) => void): { img: string; model: XattrModel } {
+function withImage(variant: string[], fn: (vol: Volume, model: XattrModel, img: string) => void, o: { unchanged?: boolean } = {}): { img: string; model: XattrModel } {
   const img = mkfsImage(work, `img${seq++}`, tree, variant);
+  const before = fs.readFileSync(img);
   const model = cloneModel(base);
   const vol = mount(img);
   try {
@@ -60,6 +62,7 @@ function withImage(variant: string[], fn: (vol: Volume, model: XattrModel, img: 
   } finally {
     vol.unmount();
   }
+  if (o.unchanged) expect(fs.readFileSync(img).equals(before), "refused calls wrote nothing").toBe(true);
   judge(img, model);
   return { img, model };
 }
@@ -94,7 +97,7 @@ d("xattr writes", () => {
     expectKernel(img, base);
   });
 
-  it.each(VARIANTS)("flags and names have the kernel's errors (%s)", (_n, args) => {
+  it.each(VARIANTS)("flags, names and sizes have the kernel's errors, and a refused call writes nothing (%s)", (_n, args) => {
     withImage(args, (vol) => {
       expect(code(() => vol.setxattr("/a", "user.one", "x", { flag: "create" }))).toBe("EEXIST");
       expect(code(() => vol.setxattr("/a", "user.none", "x", { flag: "replace" }))).toBe("ENODATA");
@@ -106,7 +109,8 @@ d("xattr writes", () => {
       expect(code(() => vol.setxattr("/a", "user.big", A(65537)))).toBe("E2BIG");
       const e = (() => { try { vol.setxattr("/a", "user.one", "x", { flag: "create" }); } catch (x) { return x as Ext4Error; } })()!;
       expect([e.syscall, e.path]).toEqual(["setxattr", "/a"]);
-    });
+      expect(code(() => vol.setxattr("/a", "user.huge", A(args.includes("1024") ? 1100 : 4100)))).toBe("ENOSPC"); // larger than a block
+    }, { unchanged: true });
   });
 
   it.each(VARIANTS)("our entry hashes equal mke2fs's, entry and block hashes the kernel's (%s)", (_n, args) => {
@@ -137,6 +141,26 @@ d("xattr writes", () => {
         }
       }
       if (kernel) expect(hashed).toBeGreaterThan(0);
+    } finally {
+      vol.unmount();
+    }
+  });
+
+  it("xattr_permission: user.* only on files and directories, no ACL on a symlink, nothing on an immutable inode", () => {
+    withImage(VARIANTS[0][1], (vol, model) => {
+      expect(code(() => vol.setxattr("/l", "user.x", "1", { noFollow: true }))).toBe("EPERM");
+      expect(code(() => vol.setxattr("/l", "system.posix_acl_access", Buffer.from("02000000", "hex"), { noFollow: true }))).toBe("EOPNOTSUPP");
+      model.set("/l", new Map([["trusted.t", Buffer.from("on the link")]]));
+      vol.setxattr("/l", "trusted.t", "on the link", { noFollow: true });
+      vol.setxattr("/l", "user.via", "followed"); // follows to /a
+      model.get("/a")!.set("user.via", Buffer.from("followed"));
+    });
+    const img = mkfsImage(work, `imm${seq++}`, tree, VARIANTS[0][1]);
+    expect(runSync("debugfs", ["-w", "-R", "sif /e flags 0x80010", img]).code).toBe(0);
+    const vol = mount(img);
+    try {
+      expect(code(() => vol.setxattr("/e", "user.x", "1"))).toBe("EPERM");
+      expect(code(() => vol.removexattr("/a", "user.none"))).toBe("ENODATA");
     } finally {
       vol.unmount();
     }
@@ -228,6 +252,53 @@ d("xattr writes", () => {
       set(vol, model, "/a", "user.k0000", A(24, 0x7a), "replace");
     });
     expect(n).toBeGreaterThan(3);
+  });
+});
+
+d("xattr writes with ea_inode", () => {
+  // Values the kernel would put in an inode of their own are refused (EOPNOTSUPP), and only those.
+  it("EOPNOTSUPP exactly where the kernel takes an ea_inode", () => {
+    const img = mkfsImage(work, `ea${seq++}`, tree, ["-b", "4096", "-I", "256", "-O", "ea_inode"]);
+    const kimg = `${img}.kernel`;
+    fs.copyFileSync(img, kimg);
+    const model = cloneModel(base);
+    const vol = mount(img);
+    try {
+      set(vol, model, "/c", "user.v1", A(3000, 0x61)); // fits the block, with min(bs/8, 1024) to spare
+      expect(code(() => vol.setxattr("/c", "user.v2", A(700, 0x62)))).toBe("EOPNOTSUPP"); // would eat the reserve
+      expect(code(() => vol.setxattr("/e", "user.huge", A(4050, 0x63)))).toBe("EOPNOTSUPP"); // larger than EXT4_XATTR_MIN_LARGE_EA_SIZE
+      set(vol, model, "/e", "user.ok", A(40, 0x64));
+    } finally {
+      vol.unmount();
+    }
+    judge(img, model);
+    if (!loopMountSupport().ok) return;
+    // The kernel, given the same values, stores v1 in the block and v2 and huge in ea_inodes.
+    withLoopMountSync(kimg, (mnt) => {
+      runSync("setfattr", ["-n", "user.v1", "-v", `0x${A(3000, 0x61).toString("hex")}`, path.join(mnt, "c")]);
+      runSync("setfattr", ["-n", "user.v2", "-v", `0x${A(700, 0x62).toString("hex")}`, path.join(mnt, "c")]);
+      runSync("setfattr", ["-n", "user.huge", "-v", `0x${A(4050, 0x63).toString("hex")}`, path.join(mnt, "e")]);
+    });
+    const kv = mount(kimg, { readOnly: true });
+    try {
+      const f = (kv as unknown as { fs: Ext4 }).fs;
+      const inums = (p: string): Record<string, number> => {
+        const inode = f.inode(kv.statSync(p).ino);
+        const first = 128 + inode.extraIsize + 4;
+        const recs = new DataView(inode.raw.buffer, inode.raw.byteOffset).getUint32(first - 4, true) === 0xea020000 ? parseXattrRecords(inode.raw, first, first, inode.raw.length, {}) : [];
+        if (inode.fileAcl) {
+          const b = f.bcache.readCopy(inode.fileAcl);
+          recs.push(...parseXattrRecords(b, 32, 0, b.length, {}));
+        }
+        return Object.fromEntries(recs.map((r) => [Buffer.from(r.name).toString(), r.valueInum]));
+      };
+      const c = inums("/c");
+      expect(c.v1).toBe(0);
+      expect(c.v2).toBeGreaterThan(0);
+      expect(inums("/e").huge).toBeGreaterThan(0);
+    } finally {
+      kv.unmount();
+    }
   });
 });
 

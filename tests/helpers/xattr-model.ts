@@ -54,8 +54,8 @@ export function expectOurs(img: string, model: XattrModel): void {
   const vol = mount(img, { readOnly: true });
   try {
     for (const [p, want] of model) {
-      const names = vol.listxattr(p);
-      const got = new Map(names.map((n) => [n, vol.getxattr(p, n)] as [string, Buffer]));
+      const names = vol.listxattr(p, { noFollow: true });
+      const got = new Map(names.map((n) => [n, vol.getxattr(p, n, { noFollow: true })] as [string, Buffer]));
       expect(sorted(got), `our xattrs of ${p}`).toEqual(sorted(want));
     }
   } finally {
@@ -75,7 +75,7 @@ export function expectKernel(img: string, model: XattrModel): boolean {
   }
   withLoopMountSync(img, (mnt) => {
     for (const [p, want] of model) {
-      const r = runSync("getfattr", ["--absolute-names", "-d", "-m", "-", "-e", "hex", path.join(mnt, p)]);
+      const r = runSync("getfattr", ["--absolute-names", "-h", "-d", "-m", "-", "-e", "hex", path.join(mnt, p)]);
       const got = new Map<string, Buffer>();
       for (const line of r.stdout.split("\n")) {
         const m = /^([^#=][^=]*)=0x([0-9a-f]*)$/.exec(line.trim());
