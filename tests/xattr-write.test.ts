@@ -166,6 +166,23 @@ d("xattr writes", () => {
     }
   });
 
+  it("a filesystem without ext_attr gets the feature with its first xattr (ext4_xattr_update_super_block); promises work too", async () => {
+    const bare = path.join(work, "bare");
+    fs.mkdirSync(bare, { recursive: true });
+    fs.writeFileSync(path.join(bare, "f"), "f");
+    const img = mkfsImage(work, `noea${seq++}`, bare, ["-b", "4096", "-I", "256", "-O", "^ext_attr"]);
+    expect(runSync("dumpe2fs", ["-h", img]).stdout).not.toMatch(/ext_attr/);
+    const vol = mount(img);
+    try {
+      await vol.promises.setxattr("/f", "user.first", "1");
+      expect((await vol.promises.getxattr("/f", "user.first")).toString()).toBe("1");
+    } finally {
+      vol.unmount();
+    }
+    expect(runSync("dumpe2fs", ["-h", img]).stdout).toMatch(/Filesystem features:.*ext_attr/);
+    judge(img, new Map([["/f", new Map([["user.first", Buffer.from("1")]])]]));
+  });
+
   it("a value the same as the stored one writes nothing, not even ctime", () => {
     const img = mkfsImage(work, `same${seq++}`, tree, VARIANTS[0][1]);
     const before = fs.readFileSync(img);

@@ -735,4 +735,6 @@ class VolumePromises {
   async open(path: PathLike, flags: string | number = "r") { return new FileHandle(this.vol, this.vol.openSync(path, flags)); }
   async listxattr(path: PathLike) { return this.vol.listxattr(path); }
   async getxattr(path: PathLike, name: string) { return this.vol.getxattr(path, name); }
+  async setxattr(path: PathLike, name: string, value: Uint8Array | string, opts?: { flag?: "create" | "replace"; noFollow?: boolean }) { return this.vol.setxattr(path, name, value, opts); }
+  async removexattr(path: PathLike, name: string, opts?: { noFollow?: boolean }) { return this.vol.removexattr(path, name, opts); }
 }
