@@ -10,11 +10,12 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Ext4Error, mount } from "../host/index.js";
 import { BG_FLAGS } from "../host/format/group-desc.js";
-import { groupFirstBlock } from "../host/fs/groups.js";
-import { ALLOC, freeBlocks, goalForInode, inodeToGoalBlock, newBlocks, type AllocResult } from "../host/fs/mballoc.js";
+import { Geometry, readBlockBitmap, setBlockBitmapCsum } from "../host/fs/block-bitmap.js";
+import { groupFirstBlock, markGroupDescDirty } from "../host/fs/groups.js";
+import { ALLOC, allocStats, claimFreeClusters, freeBlocks, goalForInode, inodeToGoalBlock, newBlocks, releaseClaim, type AllocResult } from "../host/fs/mballoc.js";
 import type { Ext4 } from "../host/fs/super.js";
-import { missingTools } from "./helpers/exec.js";
-import { attachRuns, bitmapDifferences, clusterStarts, detachRuns, expectClean, freeCounts, fsOf, makeImage } from "./helpers/mballoc.js";
+import { missingTools, runSync } from "./helpers/exec.js";
+import { attachRuns, bitmapDifferences, clusterStarts, detachRuns, expectClean, FakeTxn, fakeJournalHandle, freeCounts, fsOf, makeImage } from "./helpers/mballoc.js";
 
 const missing = missingTools(["mkfs.ext4", "e2fsck", "dumpe2fs"], "e2fsprogs");
 if (missing) console.log(`mballoc: skipped: ${missing}`);
@@ -32,7 +33,70 @@ const variants: [string, string[], string, string][] = [
   ["1k-noflex-nocsum", ["-b", "1024"], "^flex_bg,^metadata_csum,^64bit", "64M"],
   ["bigalloc-16k", ["-b", "4096", "-C", "16384"], "bigalloc", "1G"],
   ["bigalloc-64k-1k", ["-b", "1024", "-C", "65536"], "bigalloc", "1G"],
+  ["1k-meta_bg", ["-b", "1024"], "meta_bg,^resize_inode", "96M"],
+  ["4k-sparse_super2-noflex", ["-b", "4096", "-g", "8192"], "sparse_super2,^flex_bg", "512M"],
 ];
+
+d("runs across group boundaries", () => {
+  it("one free of a run that spans two groups clears both bitmaps and both counts", () => {
+    const img = makeImage(work, "span", ["-b", "1024"], "", "64M");
+    const start = freeCounts(img);
+    const vol = mount(img);
+    try {
+      const f = fsOf(vol);
+      const h = f.startHandle(100);
+      const edge = groupFirstBlock(f.sb, 4);
+      const a = newBlocks(h, f, { goal: edge - 10, len: 10, flags: ALLOC.EXACT_GOAL });
+      const b = newBlocks(h, f, { goal: edge, len: 10, flags: ALLOC.EXACT_GOAL });
+      expect([a.pblk, b.pblk]).toEqual([edge - 10, edge]);
+      const inode = { ...f.inode(vol.statSync("/f0").ino), blocks512: 40 };
+      freeBlocks(h, f, inode, edge - 10, 20);
+      expect(inode.blocks512).toBe(0);
+      h.stop();
+    } finally {
+      vol.unmount();
+    }
+    expectClean(img);
+    expect(freeCounts(img).groups).toEqual(start.groups);
+  });
+});
+
+d("bigalloc partial clusters", () => {
+  it("a free that starts or ends inside a cluster frees it whole unless the caller says the file still uses it", () => {
+    const img = makeImage(work, "partial", ["-b", "1024", "-C", "16384"], "bigalloc", "256M");
+    const vol = mount(img);
+    try {
+      const f = fsOf(vol);
+      const ratio = f.sb.clusterSize / f.sb.blockSize;
+      const h = f.startHandle(100);
+      const inode = { ...f.inode(vol.statSync("/f0").ino), blocks512: 0 };
+      const r = newBlocks(h, f, { inode, goal: 50000, len: 4 * ratio });
+      expect(inode.blocks512).toBe(4 * ratio * 2);
+      const bit = (b: number) => {
+        const gd = f.groups[Math.floor(b / f.sb.blocksPerGroup)];
+        const c = (b % f.sb.blocksPerGroup) / ratio;
+        return (f.bcache.read(gd.blockBitmap)[c >> 3] >> (c & 7)) & 1;
+      };
+      // Blocks 5 .. 2 clusters + 3 of the run: the first and third clusters are shared with blocks the file keeps.
+      freeBlocks(h, f, inode, r.pblk + 5, 2 * ratio - 2, { noFreeFirstCluster: true, noFreeLastCluster: true });
+      expect([0, 1, 2, 3].map((k) => bit(r.pblk + k * ratio))).toEqual([1, 0, 1, 1]);
+      expect(inode.blocks512).toBe(3 * ratio * 2);
+      // Without the flags the partial clusters go too: [2*ratio+1, 3*ratio+1) covers clusters 2 and 3.
+      freeBlocks(h, f, inode, r.pblk + 2 * ratio + 1, ratio);
+      expect([0, 1, 2, 3].map((k) => bit(r.pblk + k * ratio))).toEqual([1, 0, 0, 0]);
+      expect(inode.blocks512).toBe(ratio * 2);
+      // A range inside one cluster the file still uses frees nothing.
+      freeBlocks(h, f, inode, r.pblk + 1, 3, { noFreeFirstCluster: true });
+      expect(bit(r.pblk)).toBe(1);
+      freeBlocks(h, f, inode, r.pblk, ratio);
+      expect(inode.blocks512).toBe(0);
+      h.stop();
+    } finally {
+      vol.unmount();
+    }
+    expectClean(img);
+  });
+});
 
 /** Requests that touch the first group, the middle of others, a BLOCK_UNINIT group, and the last group. */
 function requests(f: Ext4): { goal: number; len: number }[] {
@@ -151,6 +215,48 @@ d("allocation and free judged by e2fsck", () => {
     const end = freeCounts(img);
     expect(end.free).toBe(start.free);
     expect(end.groups).toEqual(start.groups);
+  });
+});
+
+d("BLOCK_UNINIT groups", () => {
+  it.each(variants.filter((v) => !v[2].includes("^metadata_csum") || v[2].includes("uninit_bg")))("%s: filling an uninitialised group to its last cluster takes exactly what e2fsck calls free there", (name, args, features, size) => {
+    const img = makeImage(work, `uninit-${name}`, args, features, size);
+    let ratio = 1;
+    const got: number[] = [];
+    const vol = mount(img);
+    try {
+      const f = fsOf(vol);
+      ratio = f.sb.clusterSize / f.sb.blockSize;
+      // The last uninitialised group (flex_bg packs other groups' metadata into the first ones; sparse_super2 and meta_bg move backups).
+      let g = -1;
+      f.groups.forEach((gd, i) => { if (gd.flags & BG_FLAGS.BLOCK_UNINIT) g = i; });
+      if (g < 0) return void console.log(`mballoc: ${name} has no BLOCK_UNINIT group`);
+      const free = f.groups[g].freeBlocks;
+      const h = f.startHandle(100);
+      const clusters = f.sb.clustersPerGroup;
+      const first = groupFirstBlock(f.sb, g);
+      for (let c = 0; c < clusters && first + c * ratio < f.sb.blocksCount; ) {
+        try {
+          const r = newBlocks(h, f, { goal: first + c * ratio, len: Math.min((clusters - c) * ratio, 32768), flags: ALLOC.EXACT_GOAL | ALLOC.MERGE });
+          expect(r.pblk).toBe(first + c * ratio);
+          got.push(...clusterStarts(r.pblk, r.clusters, ratio));
+          c += r.clusters;
+        } catch (e) {
+          expect((e as Ext4Error).code).toBe("ENOSPC");
+          c++;
+        }
+      }
+      h.stop();
+      expect(got.length).toBe(free);
+      expect(f.groups[g].freeBlocks).toBe(0);
+      expect(f.groups[g].flags & BG_FLAGS.BLOCK_UNINIT).toBe(0);
+    } finally {
+      vol.unmount();
+    }
+    if (!got.length) return;
+    const diff = bitmapDifferences(img, ratio);
+    expect(diff.plus.size).toBe(0);
+    expect([...diff.minus].sort((a, b) => a - b)).toEqual(got.sort((a, b) => a - b));
   });
 });
 
@@ -302,6 +408,67 @@ d("reserves and refusals", () => {
     expect(bitmapDifferences(img, 1).plus.size).toBe(0);
   });
 
+  it.each([
+    ["4k, groups of 31920, the last 1104 blocks", ["-b", "4096"], "", "129M"],
+    ["1k, last group 3615 blocks, no flex_bg", ["-b", "1024"], "^flex_bg", "20000K"],
+  ])("%s: taking every free block never goes past the end, and e2fsck agrees block for block", (_name, args, features, size) => {
+    const img = makeImage(work, `short-${args[1]}-${size}`, args, features, size as string);
+    const got: number[] = [];
+    const vol = mount(img);
+    try {
+      const f = fsOf(vol);
+      const h = f.startHandle(100);
+      for (;;) {
+        try {
+          const r = newBlocks(h, f, { goal: f.sb.blocksCount - 50, len: 700, flags: ALLOC.NOFAIL });
+          expect(r.pblk + r.len).toBeLessThanOrEqual(f.sb.blocksCount);
+          for (let b = r.pblk; b < r.pblk + r.len; b++) got.push(b);
+        } catch (e) {
+          expect((e as Ext4Error).code).toBe("ENOSPC");
+          break;
+        }
+      }
+      expect(f.sb.freeBlocksCount).toBe(0);
+      expect(got).toContain(f.sb.blocksCount - 1);
+      h.stop();
+    } finally {
+      vol.unmount();
+    }
+    const diff = bitmapDifferences(img, 1);
+    expect(diff.plus.size).toBe(0);
+    expect([...diff.minus].sort((a, b) => a - b)).toEqual(got.sort((a, b) => a - b));
+  });
+
+  it("clusters claimed for delayed allocation are not given to others; the claimant allocates them with DELALLOC_RESERVED", () => {
+    const img = makeImage(work, "claim", ["-b", "1024", "-m", "0"], "^flex_bg", "16M");
+    const vol = mount(img);
+    try {
+      const f = fsOf(vol);
+      const h = f.startHandle(100);
+      const { resvClusters } = allocStats(f);
+      const claim = f.sb.freeBlocksCount - resvClusters - 100;
+      claimFreeClusters(f, claim);
+      expect(allocStats(f).dirtyClusters).toBe(claim);
+      expect(() => claimFreeClusters(f, 101)).toThrow(expect.objectContaining({ code: "ENOSPC" }));
+      // Others get what is left unclaimed (halving their request until it fits), then ENOSPC.
+      expect(newBlocks(h, f, { goal: 0, len: 300 }).len).toBeLessThanOrEqual(100);
+      let left = 0;
+      for (;;) {
+        try { left += newBlocks(h, f, { goal: 0, len: 100 }).len; } catch (e) { expect((e as Ext4Error).code).toBe("ENOSPC"); break; }
+      }
+      expect(left).toBeLessThan(100);
+      // The claimant's writeback still finds its clusters.
+      let got = 0;
+      while (got < claim) got += newBlocks(h, f, { goal: 0, len: Math.min(claim - got, 1000), flags: ALLOC.DELALLOC_RESERVED }).len;
+      releaseClaim(f, claim);
+      expect(allocStats(f).dirtyClusters).toBe(0);
+      expect(f.sb.freeBlocksCount).toBeLessThanOrEqual(resvClusters);
+      h.stop();
+    } finally {
+      vol.unmount();
+    }
+  });
+
   it("double frees, frees of metadata and damaged bitmaps are EFSCORRUPTED, never a write", () => {
     const img = makeImage(work, "bad", ["-b", "1024"], "", "32M");
     const vol = mount(img);
@@ -337,6 +504,51 @@ d("reserves and refusals", () => {
       expect(Math.floor((r.pblk - 1) / f.sb.blocksPerGroup)).toBe(1);
       expect(f.warnings.join("\n")).toMatch(/block bitmap checksum mismatch in group 0/);
       expect(() => freeBlocks(h, f, undefined, 500, 1)).toThrow(expect.objectContaining({ code: "EFSCORRUPTED" }));
+      h.stop();
+    } finally {
+      vol.unmount();
+    }
+  });
+
+  it("a bitmap that calls metadata free is refused: at first use (bitmaps, inode tables) or before a run is handed out (the journal)", () => {
+    const img = path.join(work, "journal-freed.img");
+    runSync("mkfs.ext4", ["-q", "-F", "-b", "1024", img, "64M"]);
+    const j = Number(runSync("debugfs", ["-R", "bmap <8> 0", img]).stdout.trim());
+    let itable = 0;
+    // Damage that checksums cannot see: bits cleared with the counts and checksums made to agree.
+    let vol = mount(img);
+    try {
+      const f = fsOf(vol);
+      itable = f.groups[3].inodeTable;
+      const h = fakeJournalHandle(f.bcache, new FakeTxn(1));
+      const geo = new Geometry(f.sb, f.groups);
+      for (const [blk, n] of [[j + 100, 50], [itable, 4]]) {
+        const g = geo.groupOf(blk);
+        const bh = readBlockBitmap(f, geo, g);
+        h.getWriteAccess(bh);
+        f.wasm.x.bitmapFill(bh.data.byteOffset, geo.clusterInGroup(blk), geo.clusterInGroup(blk) + n, 0);
+        setBlockBitmapCsum(f, geo, f.groups[g], bh.data);
+        h.dirtyMetadata(bh);
+        f.bcache.brelse(bh);
+        f.groups[g].freeBlocks += n;
+        markGroupDescDirty(h, f, g);
+      }
+      h.stop();
+    } finally {
+      vol.unmount();
+    }
+    vol = mount(img);
+    try {
+      const f = fsOf(vol);
+      const h = fakeJournalHandle(f.bcache, new FakeTxn(2));
+      expect(() => newBlocks(h, f, { goal: j + 100, len: 10, flags: ALLOC.EXACT_GOAL })).toThrow(expect.objectContaining({ code: "EFSCORRUPTED" }));
+      const g = Math.floor((j + 100 - 1) / f.sb.blocksPerGroup);
+      const next = newBlocks(h, f, { goal: j + 100, len: 10 });
+      expect(Math.floor((next.pblk - 1) / f.sb.blocksPerGroup)).not.toBe(g);
+      expect(f.warnings.join("\n")).toMatch(new RegExp(`group ${g} is not allocated from`));
+      const r = newBlocks(h, f, { goal: itable, len: 10 });
+      expect(f.systemZone!.overlapping(r.pblk, r.len)).toBeUndefined();
+      expect(f.warnings.join("\n")).toMatch(new RegExp(`group 0 marks metadata blocks ${itable}-`));
       h.stop();
     } finally {
       vol.unmount();

@@ -44,7 +44,11 @@ export const ALLOC = {
   MERGE: 0x10,
   /** EXT4_MB_USE_ROOT_BLOCKS: may use the root reserve whatever the credentials. */
   USE_ROOT_BLOCKS: 0x20,
-  /** EXT4_MB_DELALLOC_RESERVED: the clusters were claimed at reservation time (claimFreeClusters). */
+  /**
+   * EXT4_MB_DELALLOC_RESERVED: the clusters were claimed at reservation time
+   * (claimFreeClusters); the delalloc accounting gives the claim back with
+   * releaseClaim once they are allocated (ext4_da_update_reserve_space).
+   */
   DELALLOC_RESERVED: 0x40,
 } as const;
 
@@ -56,7 +60,12 @@ export interface AllocRequest {
   inode?: Inode;
   /** Block near which to allocate (goalForInode). Out of range: the first data block. */
   goal: number;
-  /** Blocks wanted, >= 1. With bigalloc, whole clusters are allocated (the goal's cluster first). */
+  /**
+   * Blocks wanted, >= 1. With bigalloc whole clusters are allocated and the
+   * run starts on a cluster boundary: the caller asks for its logical range
+   * widened to the cluster start and maps lblk to pblk + the offset in the
+   * cluster, as ext4_ext_map_blocks does.
+   */
   len: number;
   flags?: number;
   cred?: AllocCred;
@@ -89,7 +98,7 @@ interface PendingFree { group: number; start: number; count: number; tid: number
 /** ext4_group_info: what the allocator knows of a group beyond its descriptor. */
 interface GroupInfo {
   /** Freed, not yet committed runs in this group (cluster offsets), in no particular order. */
-  pending: PendingFree[];
+  pending: Set<PendingFree>;
   pendingCount: number;
   /** Longest free run in the allocator's view, when known exactly (-1: unknown). */
   largest: number;
@@ -111,7 +120,7 @@ class Allocator {
 
   constructor(readonly fs: Ext4) {
     this.geo = new Geometry(fs.sb, fs.groups);
-    this.info = fs.groups.map(() => ({ pending: [], pendingCount: 0, largest: -1, checked: false, corrupt: undefined }));
+    this.info = fs.groups.map(() => ({ pending: new Set<PendingFree>(), pendingCount: 0, largest: -1, checked: false, corrupt: undefined }));
     // Without extents the kernel reserves nothing; else 2% of the clusters, at most 4096.
     const clusters = Math.floor(fs.sb.blocksCount / this.geo.ratio);
     this.resvClusters = hasIncompat(fs.sb, INCOMPAT.EXTENTS) ? Math.min(Math.floor(clusters / 50), 4096) : 0;
@@ -223,12 +232,20 @@ export function newBlocks(handle: Handle, fs: Ext4, req: AllocRequest): AllocRes
   const run = findRun(a, goal, want, flags);
   if (!run) throw enospc(a, a.pendingClusters > 0 ? `no free run; ${a.pendingClusters} freed clusters wait for a commit` : "no free blocks");
   markUsed(handle, a, run, flags);
-  if (flags & ALLOC.DELALLOC_RESERVED) a.dirtyClusters = Math.max(0, a.dirtyClusters - run.n);
   const pblk = geo.blockOf(run.g, run.c);
   const blocks = run.n * geo.ratio;
   if (req.inode) req.inode.blocks512 += blocks * (sb.blockSize / 512);
   if (!(flags & ALLOC.METADATA)) fs.bcache.forgetRange(pblk, Math.min(blocks, sb.blocksCount - pblk));
   return { pblk, len: Math.min(req.len, blocks), clusters: run.n };
+}
+
+/**
+ * ext4_new_meta_blocks for one block (an extent index or leaf, a directory
+ * or xattr block): charged to `inode` if given; the caller getblk()s it and
+ * takes create access.
+ */
+export function newMetaBlock(handle: Handle, fs: Ext4, inode: Inode | undefined, goal: number, flags = 0): number {
+  return newBlocks(handle, fs, { inode, goal, len: 1, flags: (flags | ALLOC.METADATA) & ~ALLOC.DATA }).pblk;
 }
 
 function enospc(a: Allocator, why: string): Ext4Error {
@@ -303,7 +320,7 @@ function markUsed(handle: Handle, a: Allocator, run: Run, flags: number): void {
   const pblk = geo.blockOf(run.g, run.c);
   const blocks = run.n * geo.ratio;
   const zone = fs.systemZone?.overlapping(pblk, blocks);
-  if (zone && zone.ino === 0) {
+  if (zone) {
     // The bitmap calls metadata free: it cannot be trusted (the kernel leaks the run and errors).
     a.markCorrupt(run.g, `block bitmap of group ${run.g} marks metadata blocks near ${zone.start} free`);
     throw corrupted(`allocating blocks ${pblk}-${pblk + blocks - 1} which overlap filesystem metadata`, { block: pblk });
@@ -400,7 +417,7 @@ export function freeBlocks(handle: Handle, fs: Ext4, inode: Inode | undefined, p
     const i = a.info[p.g];
     if (deferred) {
       const e: PendingFree = { group: p.g, start: p.c, count: p.n, tid: handle.tid };
-      i.pending.push(e);
+      i.pending.add(e);
       i.pendingCount += p.n;
       a.pendingClusters += p.n;
       handle.onCommit(() => releasePending(a, e));
@@ -414,9 +431,7 @@ export function freeBlocks(handle: Handle, fs: Ext4, inode: Inode | undefined, p
 /** ext4_free_data_in_buddy: the committed run becomes free to the allocator. */
 function releasePending(a: Allocator, e: PendingFree): void {
   const i = a.info[e.group];
-  const k = i.pending.indexOf(e);
-  if (k < 0) return;
-  i.pending.splice(k, 1);
+  if (!i.pending.delete(e)) return;
   i.pendingCount -= e.count;
   a.pendingClusters -= e.count;
   i.largest = -1;
@@ -465,7 +480,10 @@ export function claimFreeClusters(fs: Ext4, n: number, flags = 0, cred?: AllocCr
   a.dirtyClusters += n;
 }
 
-/** A delayed-allocation promise given back (truncate, invalidate) without allocating. */
+/**
+ * A delayed-allocation claim given back: allocated at last (ext4_da_update_reserve_space)
+ * or dropped (truncate, invalidate: ext4_da_release_space).
+ */
 export function releaseClaim(fs: Ext4, n: number): void {
   const a = allocator(fs);
   a.dirtyClusters = Math.max(0, a.dirtyClusters - n);

@@ -13,7 +13,7 @@ import { EXTENT_MAGIC, extentTailOffset } from "../../host/format/extent.js";
 import type { Inode } from "../../host/format/inode.js";
 import type { Handle } from "../../host/journal/handle.js";
 import { markInodeDirty } from "../../host/fs/inode-write.js";
-import { ALLOC, freeBlocks, newBlocks } from "../../host/fs/mballoc.js";
+import { freeBlocks, newMetaBlock } from "../../host/fs/mballoc.js";
 import type { Ext4 } from "../../host/fs/super.js";
 import { runSync } from "./exec.js";
 import { mkfsEnv } from "./images.js";
@@ -151,8 +151,7 @@ export function attachRuns(handle: Handle, fs: Ext4, inode: Inode, runs: { pblk:
   } else {
     const max = (bs - 12) / 12 | 0;
     if (runs.length > max) throw new Error(`attachRuns: ${runs.length} runs do not fit one leaf`);
-    const got = newBlocks(handle, fs, { inode, goal: runs[0].pblk, len: 1, flags: ALLOC.METADATA });
-    leaf = got.pblk;
+    leaf = newMetaBlock(handle, fs, inode, runs[0].pblk);
     const bh = fs.bcache.getblk(leaf);
     try {
       handle.getCreateAccess(bh);
