@@ -12,7 +12,8 @@ import { setU32, u32 } from "../host/format/bytes.js";
 import { markInodeDirty } from "../host/fs/inode-write.js";
 import type { Ext4 } from "../host/fs/super.js";
 import type { Volume } from "../host/vfs/volume.js";
-import { attrToolsMissing, missingTools } from "./helpers/exec.js";
+import { attrToolsMissing, missingTools, runSync } from "./helpers/exec.js";
+import { loopMountSupport, withLoopMountSync } from "./helpers/kernel.js";
 import { cloneModel, fileAcl, judge, mkfsImage, writeTree, type XattrModel } from "./helpers/xattr-model.js";
 
 const missing = missingTools(["mkfs.ext4", "e2fsck", "debugfs"], "e2fsprogs") ?? attrToolsMissing();
@@ -205,5 +206,64 @@ d("shared xattr blocks", () => {
     judge(img, model);
     expect(fileAcl(img, "/c")).toBe(0);
     expect(freeBlocks(img)).toBe(free0);
+  });
+
+  it.each(VARIANTS)("identical attribute sets share one block (mbcache), at most 1024 references each (%s)", (_n, args) => {
+    const many = path.join(work, "many");
+    if (!fs.existsSync(many)) {
+      fs.mkdirSync(many);
+      for (let i = 0; i < 1030; i++) fs.writeFileSync(path.join(many, `f${i}`), "");
+    }
+    const img = mkfsImage(work, `many${seq++}`, many, [...args, "-N", "2048"], "32M");
+    const value = A(600, 0x6d);
+    edit(img, (vol) => {
+      for (let i = 0; i < 1030; i++) vol.setxattr(`/f${i}`, "user.same", value);
+    });
+    const model: XattrModel = new Map();
+    for (let i = 0; i < 1030; i++) model.set(`/f${i}`, new Map([["user.same", value]]));
+    const vol = mount(img, { readOnly: true });
+    const refs = new Map<number, number>();
+    try {
+      const f = fsOf(vol);
+      for (let i = 0; i < 1030; i++) {
+        const acl = f.inode(vol.statSync(`/f${i}`).ino).fileAcl;
+        refs.set(acl, (refs.get(acl) ?? 0) + 1);
+      }
+      for (const [pblk, n] of refs) expect(Buffer.from(f.bcache.readCopy(pblk)).readUInt32LE(4), `refcount of ${pblk}`).toBe(n);
+    } finally {
+      vol.unmount();
+    }
+    expect([...refs.values()].sort((a, b) => b - a)).toEqual([1024, 6]);
+    // e2fsck checks every refcount and i_blocks; the kernel reads a sample.
+    const sample: XattrModel = new Map([...model].filter(([p]) => /^\/f(0|1023|1024|1029|5\d\d)$/.test(p)));
+    judge(img, sample);
+  });
+
+  it("a block the kernel wrote is shared once read, as the kernel's cache fills on get and list", () => {
+    const args = VARIANTS[1][1];
+    const img = mkfsImage(work, `kc${seq++}`, tree, args);
+    const value = A(500, 0x6b);
+    if (!loopMountSupport().ok) {
+      console.log("xattr-write-shared: kernel-written block case skipped: loop mounts unavailable");
+      return;
+    }
+    withLoopMountSync(img, (mnt) => runSync("setfattr", ["-n", "user.k", "-v", `0x${value.toString("hex")}`, path.join(mnt, "c")]));
+    const kblock = fileAcl(img, "/c");
+    expect(kblock).toBeGreaterThan(0);
+    // A fresh mount knows no block yet: /e gets its own.
+    edit(img, (vol) => vol.setxattr("/e", "user.k", value));
+    expect(fileAcl(img, "/e")).not.toBe(kblock);
+    edit(img, (vol) => vol.removexattr("/e", "user.k"));
+    // Once /c's attributes are read, the same set on /e shares the kernel's block.
+    edit(img, (vol) => {
+      expect(vol.getxattr("/c", "user.k").equals(value)).toBe(true);
+      vol.setxattr("/e", "user.k", value);
+    });
+    expect(fileAcl(img, "/e")).toBe(kblock);
+    expect(blockBytes(img, kblock).readUInt32LE(4)).toBe(2);
+    const model = cloneModel(base);
+    model.get("/c")!.set("user.k", value);
+    model.get("/e")!.set("user.k", value);
+    judge(img, model);
   });
 });

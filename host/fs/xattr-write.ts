@@ -7,20 +7,23 @@
 // name) so the kernel's sorted lookup finds them, each hashed, the header
 // hash folded from them. A block with more than one reference is never
 // edited: the inode gets its own copy and the old block loses a reference;
-// the last reference frees it. Every check that can fail runs before the
-// first byte changes.
+// the last reference frees it. An attribute set identical to a block in the
+// xattr block cache shares that block (mbcache). Every check that can fail
+// runs before the first byte changes.
 
 import { corrupted, Ext4Error } from "../errors.js";
 import { setU32, u32 } from "../format/bytes.js";
 import { COMPAT, INCOMPAT } from "../format/features.js";
 import { GOOD_OLD_INODE_SIZE, type Inode, type Timespec } from "../format/inode.js";
 import {
-  compareXattrKey, encodeXattrEntries, parseXattrRecords, XATTR_BLOCK_HEADER, XATTR_MAGIC, XATTR_NAME_MAX, xattrBlockHash,
+  compareXattrKey, encodeXattrEntries, parseXattrRecords, XATTR_BLOCK_HEADER, XATTR_MAGIC, XATTR_NAME_MAX, XATTR_REFCOUNT_MAX, xattrBlockHash,
   xattrHashEntry, xattrMinLargeEaSize, xattrSize, xattrSpaceUsed, type XattrRecord,
 } from "../format/xattr.js";
 import type { Handle } from "../journal/handle.js";
 import { markInodeDirty } from "./inode-write.js";
+import { Geometry, readBlockBitmap } from "./block-bitmap.js";
 import { ALLOC, freeBlocks, newBlocks } from "./mballoc.js";
+import { xattrBlockCache } from "./xattr-cache.js";
 import type { Ext4 } from "./super.js";
 
 export interface XattrSetFlags {
@@ -44,7 +47,7 @@ const BH_CHECKSUM = 16;
 
 /** The inode body's xattr area: [first, inode size), its magic at hdr. */
 interface Ibody { has: boolean; hdr: number; first: number; records: XattrRecord[] }
-interface XattrBlock { pblk: number; refcount: number; records: XattrRecord[] }
+interface XattrBlock { pblk: number; refcount: number; hash: number; records: XattrRecord[] }
 
 /**
  * ext4_xattr_set_handle: sets (value) or removes (value null) attribute
@@ -188,7 +191,10 @@ function readBlock(fs: Ext4, inode: Inode): XattrBlock {
     }
     const refcount = u32(b, BH_REFCOUNT);
     if (refcount === 0) throw corrupted("xattr block has no references", where);
-    return { pblk, refcount, records: parseXattrRecords(b, XATTR_BLOCK_HEADER, 0, b.length, where) };
+    const records = parseXattrRecords(b, XATTR_BLOCK_HEADER, 0, b.length, where);
+    const hash = u32(b, BH_HASH);
+    xattrBlockCache(fs).insert(hash, pblk);
+    return { pblk, refcount, hash, records };
   } finally {
     fs.bcache.brelse(bh);
   }
@@ -218,17 +224,27 @@ function encodeBlock(fs: Ext4, b: Uint8Array, pblk: number, refcount: number, re
 }
 
 /**
- * ext4_xattr_block_set once the new entry list is known: an unshared block
- * is edited in place (freed when it ends up empty); a shared one, or none,
- * gives way to a new block, and the old one loses this inode's reference.
+ * ext4_xattr_block_set once the new entry list is known: an identical block
+ * in the cache is shared (one more reference); else an unshared block is
+ * edited in place; else (a shared block, or none) the inode gets a new
+ * block. The old block loses this inode's reference (freed with the last).
  */
 function commitBlock(handle: Handle, fs: Ext4, inode: Inode, old: XattrBlock | undefined, records: XattrRecord[]): void {
+  const cache = xattrBlockCache(fs);
+  if (records.length === 0) {
+    inode.fileAcl = 0;
+    if (old) releaseBlock(handle, fs, inode, old.pblk);
+    return;
+  }
+  const hash = xattrBlockHash(records);
+  const same = findShareable(fs, records, hash, old?.pblk);
+  if (same !== undefined) {
+    takeReference(handle, fs, inode, same);
+    cache.insert(hash, same);
+    if (old) releaseBlock(handle, fs, inode, old.pblk);
+    return;
+  }
   if (old && old.refcount === 1) {
-    if (records.length === 0) {
-      inode.fileAcl = 0;
-      releaseBlock(handle, fs, inode, old.pblk);
-      return;
-    }
     const bh = fs.bcache.bread(old.pblk, "xattr block");
     try {
       handle.getWriteAccess(bh);
@@ -237,26 +253,102 @@ function commitBlock(handle: Handle, fs: Ext4, inode: Inode, old: XattrBlock | u
     } finally {
       fs.bcache.brelse(bh);
     }
+    cache.delete(old.hash, old.pblk);
+    cache.insert(hash, old.pblk);
     return;
   }
-  if (records.length === 0) {
-    inode.fileAcl = 0;
-  } else {
-    // A copy of a block that names ea_inodes would take a reference on each (ext4_xattr_inode_inc_ref_all).
-    if (records.some((r) => r.valueInum !== 0)) throw new Ext4Error("EOPNOTSUPP", "copying an xattr block that references ea_inodes is not supported", { ino: inode.ino });
-    const pblk = allocXattrBlock(handle, fs, inode);
-    const bh = fs.bcache.getblk(pblk, "xattr block");
-    try {
-      handle.getCreateAccess(bh);
-      bh.data.fill(0);
-      encodeBlock(fs, bh.data, pblk, 1, records);
-      handle.dirtyMetadata(bh);
-    } finally {
-      fs.bcache.brelse(bh);
-    }
-    inode.fileAcl = pblk;
+  // A copy of a block that names ea_inodes would take a reference on each (ext4_xattr_inode_inc_ref_all).
+  if (records.some((r) => r.valueInum !== 0)) throw new Ext4Error("EOPNOTSUPP", "copying an xattr block that references ea_inodes is not supported", { ino: inode.ino });
+  const pblk = allocXattrBlock(handle, fs, inode);
+  const bh = fs.bcache.getblk(pblk, "xattr block");
+  try {
+    handle.getCreateAccess(bh);
+    bh.data.fill(0);
+    encodeBlock(fs, bh.data, pblk, 1, records);
+    handle.dirtyMetadata(bh);
+  } finally {
+    fs.bcache.brelse(bh);
   }
+  cache.insert(hash, pblk);
+  inode.fileAcl = pblk;
   if (old) releaseBlock(handle, fs, inode, old.pblk);
+}
+
+/**
+ * ext4_xattr_block_cache_find and ext4_xattr_cmp: a block other than
+ * `except` holding exactly `records`, still allocated, with room for one more
+ * reference (EXT4_XATTR_REFCOUNT_MAX). Stale cache entries are dropped.
+ */
+function findShareable(fs: Ext4, records: XattrRecord[], hash: number, except: number | undefined): number | undefined {
+  if (hash === 0) return undefined; // never shared
+  const cache = xattrBlockCache(fs);
+  for (const pblk of cache.candidates(hash)) {
+    if (pblk === except) continue;
+    let verdict: "same" | "differs" | "stale";
+    try {
+      verdict = compareBlock(fs, pblk, hash, records);
+    } catch (e) {
+      if (!(e instanceof Ext4Error)) throw e;
+      verdict = "stale";
+    }
+    if (verdict === "stale") cache.delete(hash, pblk);
+    if (verdict === "same") return pblk;
+  }
+  return undefined;
+}
+
+function compareBlock(fs: Ext4, pblk: number, hash: number, records: XattrRecord[]): "same" | "differs" | "stale" {
+  if (pblk < fs.sb.firstDataBlock || pblk >= fs.sb.blocksCount || !blockInUse(fs, pblk)) return "stale";
+  const bh = fs.bcache.bread(pblk, "xattr block");
+  try {
+    const b = bh.data;
+    if (u32(b, 0) !== XATTR_MAGIC || u32(b, BH_BLOCKS) !== 1 || u32(b, BH_HASH) !== hash || u32(b, BH_REFCOUNT) === 0) return "stale";
+    if (fs.metadataCsum && u32(b, BH_CHECKSUM) !== fs.csum.xattrBlock(pblk, b)) return "stale";
+    if (u32(b, BH_REFCOUNT) + 1 > XATTR_REFCOUNT_MAX) return "differs";
+    const theirs = parseXattrRecords(b, XATTR_BLOCK_HEADER, 0, b.length, { block: pblk });
+    return sameRecords(theirs, records) ? "same" : "differs";
+  } finally {
+    fs.bcache.brelse(bh);
+  }
+}
+
+/** Entry by entry: hash, index, name, size, inode, value bytes. */
+function sameRecords(a: XattrRecord[], b: XattrRecord[]): boolean {
+  if (a.length !== b.length) return false;
+  return a.every((x, i) => {
+    const y = b[i];
+    return x.hash === y.hash && x.nameIndex === y.nameIndex && x.valueSize === y.valueSize && x.valueInum === y.valueInum &&
+      equalBytes(x.name, y.name) && (x.valueInum !== 0 || equalBytes(x.value, y.value));
+  });
+}
+
+/** The block's bit in its group's block bitmap (a freed block, even one waiting for a commit, is not shared). */
+function blockInUse(fs: Ext4, pblk: number): boolean {
+  const geo = new Geometry(fs.sb, fs.groups);
+  const g = geo.groupOf(pblk);
+  const c = geo.clusterInGroup(pblk);
+  const bh = readBlockBitmap(fs, geo, g);
+  try {
+    return (bh.data[c >> 3] & (1 << (c & 7))) !== 0;
+  } finally {
+    fs.bcache.brelse(bh);
+  }
+}
+
+/** One more inode references the block: refcount + 1, and the inode is charged for it (dquot_alloc_block). */
+function takeReference(handle: Handle, fs: Ext4, inode: Inode, pblk: number): void {
+  const bh = fs.bcache.bread(pblk, "xattr block");
+  try {
+    handle.getWriteAccess(bh);
+    const b = bh.data;
+    setU32(b, BH_REFCOUNT, u32(b, BH_REFCOUNT) + 1);
+    if (fs.metadataCsum) setU32(b, BH_CHECKSUM, fs.csum.xattrBlock(pblk, b));
+    handle.dirtyMetadata(bh);
+  } finally {
+    fs.bcache.brelse(bh);
+  }
+  inode.blocks512 += fs.sb.clusterSize / 512;
+  inode.fileAcl = pblk;
 }
 
 /**
@@ -270,6 +362,7 @@ function releaseBlock(handle: Handle, fs: Ext4, inode: Inode, pblk: number): voi
     const b = bh.data;
     const ref = u32(b, BH_REFCOUNT);
     if (ref <= 1) {
+      xattrBlockCache(fs).delete(u32(b, BH_HASH), pblk);
       freeXattrBlock(handle, fs, inode, pblk);
       return;
     }
