@@ -319,6 +319,20 @@ d("xattr writes with ea_inode", () => {
   });
 });
 
+d("xattr writes with ea_inode: a full block", () => {
+  it("values the block has no room for are EOPNOTSUPP (the kernel's ea_inode), an empty one ENOSPC (the kernel does not retry those)", () => {
+    withImage(["-b", "1024", "-I", "128", "-O", "ea_inode"], (vol, model) => {
+      let n = 0;
+      let c: string | undefined;
+      for (; !(c = code(() => vol.setxattr("/c", `user.v${n}`, A(20, 0x76)))); n++) model.get("/c")!.set(`user.v${n}`, A(20, 0x76));
+      expect(c).toBe("EOPNOTSUPP");
+      expect(n).toBeGreaterThan(5);
+      for (; !(c = code(() => vol.setxattr("/c", `user.e${n}`, Buffer.alloc(0)))); n++) model.get("/c")!.set(`user.e${n}`, Buffer.alloc(0));
+      expect(c).toBe("ENOSPC");
+    });
+  });
+});
+
 const ACCESS = "system.posix_acl_access";
 const DEFAULT = "system.posix_acl_default";
 /** The posix_acl_xattr encoding: [tag, perm, id] with 0xffffffff for the entries without an id. */

@@ -109,12 +109,12 @@ export function setXattr(handle: Handle, fs: Ext4, inode: Inode, nameIndex: numb
       const list = sortedWith(cur, at, rec);
       const bs = fs.sb.blockSize;
       if (XATTR_BLOCK_HEADER + xattrSpaceUsed(list) + 4 > bs) {
-        if (eaInode) throw new Ext4Error("EOPNOTSUPP", "the xattr fits only in an ea_inode, which is not written yet", where);
+        if (eaInode && value.length > 0) throw new Ext4Error("EOPNOTSUPP", "the xattr fits only in an ea_inode, which is not written yet", where);
         throw new Ext4Error("ENOSPC", "no space left on device: the xattr fits neither in the inode nor in its block", where);
       }
       // ext4_xattr_set_entry with ea_inode: keep min(bs/8, 1024) bytes of the block for names.
       const values = list.reduce((n, r) => n + (r.valueInum ? 0 : xattrSize(r.valueSize)), 0);
-      if (eaInode && bs - values < Math.min(bs >> 3, 1024)) {
+      if (eaInode && value.length > 0 && bs - values < Math.min(bs >> 3, 1024)) {
         throw new Ext4Error("EOPNOTSUPP", "the xattr fits only in an ea_inode, which is not written yet", where);
       }
       newBlock = list;
