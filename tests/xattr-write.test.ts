@@ -183,6 +183,64 @@ d("xattr writes", () => {
     judge(img, new Map([["/f", new Map([["user.first", Buffer.from("1")]])]]));
   });
 
+  it("errors come in the kernel's order (name and size, path, read-only, permission, namespace), each the kernel's", () => {
+    type Case = { path: string; name: string; size?: number; flag?: "create" | "replace"; remove?: boolean; noFollow?: boolean; ro?: boolean };
+    const long = `user.${"n".repeat(251)}`;
+    const cases: Case[] = [
+      { path: "/a", name: long }, { path: "/nonexistent", name: long }, { path: "/nonexistent", name: "user.x" },
+      { path: "/a", name: "user.big", size: 65537 }, { path: "/nonexistent", name: "user.big", size: 65537 },
+      { path: "/e", name: "bogus.x" }, { path: "/e", name: "user.x" }, { path: "/e", name: "user.x", remove: true },
+      { path: "/a", name: "bogus.x" }, { path: "/a", name: "user." }, { path: "/a", name: "system.foo" },
+      { path: "/l", name: "user.x", noFollow: true }, { path: "/l", name: "bogus.x", noFollow: true },
+      { path: "/a", name: "user.none", flag: "replace" }, { path: "/a", name: "user.none", remove: true },
+      { path: "/a", name: "user.one", flag: "create" }, { path: "/a", name: "trusted.x", size: 10 },
+      { path: "/a", name: "bogus.x", ro: true }, { path: "/a", name: "user.big", size: 65537, ro: true },
+      { path: "/e", name: "user.x", ro: true }, { path: "/a", name: "user.none", remove: true, ro: true },
+      { path: "/nonexistent", name: "user.x", ro: true }, { path: "/a", name: "user.", ro: true },
+    ];
+    const img = mkfsImage(work, `order${seq++}`, tree, VARIANTS[0][1]);
+    expect(runSync("debugfs", ["-w", "-R", "sif /e flags 0x80010", img]).code).toBe(0);
+    const kimg = `${img}.kernel`;
+    fs.copyFileSync(img, kimg);
+    const ours: (string | undefined)[] = [];
+    for (const ro of [false, true]) {
+      const vol = mount(img, { readOnly: ro });
+      try {
+        for (const c of cases) {
+          if (!!c.ro !== ro) continue;
+          ours.push(code(() => (c.remove ? vol.removexattr(c.path, c.name, { noFollow: c.noFollow }) : vol.setxattr(c.path, c.name, A(c.size ?? 1), { flag: c.flag, noFollow: c.noFollow }))));
+        }
+      } finally {
+        vol.unmount();
+      }
+    }
+    expect(ours).toEqual(["ERANGE", "ERANGE", "ENOENT", "E2BIG", "E2BIG", "EPERM", "EPERM", "EPERM", "EOPNOTSUPP", "EINVAL", "EOPNOTSUPP", "EPERM", "EOPNOTSUPP",
+      "ENODATA", "ENODATA", "EEXIST", undefined, "EROFS", "E2BIG", "EROFS", "EROFS", "ENOENT", "EROFS"]);
+    if (!loopMountSupport().ok || missingTools(["python3"], "python3")) return;
+    const runner = `
+import errno, json, os, sys
+out = []
+for c in json.load(sys.stdin):
+    p = sys.argv[1] + c["path"]
+    try:
+        if c.get("remove"):
+            os.removexattr(p, c["name"], follow_symlinks=not c.get("noFollow"))
+        else:
+            flags = {"create": os.XATTR_CREATE, "replace": os.XATTR_REPLACE}.get(c.get("flag"), 0)
+            os.setxattr(p, c["name"], b"A" * c.get("size", 1), flags, follow_symlinks=not c.get("noFollow"))
+        out.append(None)
+    except OSError as e:
+        out.append("EOPNOTSUPP" if e.errno == errno.EOPNOTSUPP else errno.errorcode[e.errno])
+print(json.dumps(out))
+`;
+    const kernel: (string | null)[] = [];
+    for (const ro of [false, true]) {
+      const input = JSON.stringify(cases.filter((c) => !!c.ro === ro));
+      kernel.push(...withLoopMountSync(kimg, (mnt) => JSON.parse(runSync("python3", ["-c", runner, mnt], { input }).stdout) as (string | null)[], { readOnly: ro }));
+    }
+    expect(ours.map((c) => c ?? null)).toEqual(kernel);
+  });
+
   it("a value the same as the stored one writes nothing, not even ctime", () => {
     const img = mkfsImage(work, `same${seq++}`, tree, VARIANTS[0][1]);
     const before = fs.readFileSync(img);

@@ -20,7 +20,7 @@ import { readInline } from "../fs/inline.js";
 import { encryptedSymlinkCiphertext, readSymlink } from "../fs/symlink.js";
 import type { Ext4 } from "../fs/super.js";
 import { inodeXattrs } from "../fs/xattr.js";
-import { vfsRemovexattr, vfsSetxattr } from "./xattr-set.js";
+import { checkXattrArgs, vfsRemovexattr, vfsSetxattr } from "./xattr-set.js";
 import { nokeyName, readdirHashVersion } from "./nokey-name.js";
 import { defer } from "./defer.js";
 import { Dir } from "./opendir.js";
@@ -392,14 +392,19 @@ export class Volume {
   /** setxattr(2) / lsetxattr (noFollow); `flag` as XATTR_CREATE / XATTR_REPLACE. ACLs in the xattr encoding. */
   setxattr(path: PathLike, name: string, value: Uint8Array | string, opts: { flag?: "create" | "replace"; noFollow?: boolean } = {}): void {
     this.op("setxattr", path, () => {
+      const bytes = typeof value === "string" ? Buffer.from(value) : value;
+      checkXattrArgs(name, bytes); // before the path, as setxattr_copy
       const inode = resolve(this.fs, path, !opts.noFollow, "setxattr").inode;
-      vfsSetxattr(this.fs, inode, name, typeof value === "string" ? Buffer.from(value) : value, { create: opts.flag === "create", replace: opts.flag === "replace" });
+      vfsSetxattr(this.fs, inode, name, bytes, { create: opts.flag === "create", replace: opts.flag === "replace" });
     });
   }
 
   /** removexattr(2) / lremovexattr (noFollow). */
   removexattr(path: PathLike, name: string, opts: { noFollow?: boolean } = {}): void {
-    this.op("removexattr", path, () => vfsRemovexattr(this.fs, resolve(this.fs, path, !opts.noFollow, "removexattr").inode, name));
+    this.op("removexattr", path, () => {
+      checkXattrArgs(name);
+      vfsRemovexattr(this.fs, resolve(this.fs, path, !opts.noFollow, "removexattr").inode, name);
+    });
   }
 
   /**

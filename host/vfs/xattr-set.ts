@@ -16,11 +16,20 @@ const ACL_NAMES: Record<string, AclType> = { "system.posix_acl_access": "access"
 
 type Resolved = { acl: AclType } | { index: number; suffix: Uint8Array };
 
-/** xattr_resolve_name: EOPNOTSUPP for a name no handler takes, EINVAL for a bare prefix. */
-function resolveName(fs: Ext4, name: string): Resolved {
+/**
+ * What setxattr(2) refuses before it looks the path up (setxattr_copy):
+ * a name empty or over XATTR_NAME_MAX bytes (ERANGE), a value over
+ * XATTR_SIZE_MAX (E2BIG).
+ */
+export function checkXattrArgs(name: string, value?: Uint8Array): void {
   const bytes = new TextEncoder().encode(name);
   if (bytes.length === 0 || bytes.length > XATTR_NAME_MAX) throw new Ext4Error("ERANGE", `xattr name of ${bytes.length} bytes (1 to ${XATTR_NAME_MAX})`);
   if (bytes.includes(0)) throw new Ext4Error("EINVAL", "xattr name contains a NUL byte");
+  if (value && value.length > XATTR_SIZE_MAX) throw new Ext4Error("E2BIG", `xattr value of ${value.length} bytes is larger than ${XATTR_SIZE_MAX}`);
+}
+
+/** xattr_resolve_name: EOPNOTSUPP for a name no handler takes, EINVAL for a bare prefix. */
+function resolveName(fs: Ext4, name: string): Resolved {
   const acl = ACL_NAMES[name];
   if (acl) {
     if (!aclEnabled(fs)) throw new Ext4Error("EOPNOTSUPP", "operation not supported: mounted with noacl");
@@ -29,7 +38,7 @@ function resolveName(fs: Ext4, name: string): Resolved {
   for (const [prefix, index] of PREFIXES) {
     if (!name.startsWith(prefix)) continue;
     if (name.length === prefix.length) throw new Ext4Error("EINVAL", `xattr name '${name}' has no name after its prefix`);
-    return { index, suffix: bytes.subarray(prefix.length) };
+    return { index, suffix: new TextEncoder().encode(name.slice(prefix.length)) };
   }
   throw new Ext4Error("EOPNOTSUPP", `operation not supported: no xattr namespace for '${name}'`);
 }
@@ -40,19 +49,25 @@ function aclEnabled(fs: Ext4): boolean {
   return opts[opts.length - 1] !== "noacl";
 }
 
-/** xattr_permission for writes: immutable and append-only inodes, user.* only on files and directories. */
-function checkWrite(inode: Inode, r: Resolved): void {
+/**
+ * mnt_want_write (EROFS), then xattr_permission for writes: immutable and
+ * append-only inodes, user.* only on files and directories (EPERM); then the
+ * name's handler.
+ */
+function prepare(fs: Ext4, inode: Inode, name: string): Resolved {
+  if (fs.readOnly) throw new Ext4Error("EROFS", "read-only file system");
   if (inode.flags & (INODE_FLAGS.IMMUTABLE | INODE_FLAGS.APPEND)) throw new Ext4Error("EPERM", "operation not permitted: immutable or append-only");
-  if ("index" in r && r.index === 1 && !isReg(inode) && !isDir(inode)) throw new Ext4Error("EPERM", "operation not permitted: user.* xattrs are for files and directories");
+  if (name.startsWith("user.") && !isReg(inode) && !isDir(inode)) throw new Ext4Error("EPERM", "operation not permitted: user.* xattrs are for files and directories");
+  const r = resolveName(fs, name);
   // ext4's symlinks have no set_acl.
   if ("acl" in r && isLnk(inode)) throw new Ext4Error("EOPNOTSUPP", "operation not supported: ACLs on a symbolic link");
+  return r;
 }
 
 /** setxattr(2) on an inode: `value` as getxattr returns it (ACLs in the xattr encoding). */
 export function vfsSetxattr(fs: Ext4, inode: Inode, name: string, value: Uint8Array, flags: XattrSetFlags = {}): void {
-  if (value.length > XATTR_SIZE_MAX) throw new Ext4Error("E2BIG", `xattr value of ${value.length} bytes is larger than ${XATTR_SIZE_MAX}`);
-  const r = resolveName(fs, name);
-  checkWrite(inode, r);
+  checkXattrArgs(name, value);
+  const r = prepare(fs, inode, name);
   if ("acl" in r) {
     const acl = aclFromXattr(value);
     if (acl) aclCheckValid(acl);
@@ -64,8 +79,8 @@ export function vfsSetxattr(fs: Ext4, inode: Inode, name: string, value: Uint8Ar
 
 /** removexattr(2) on an inode: ENODATA when absent (an absent ACL is removed quietly, as vfs_remove_acl). */
 export function vfsRemovexattr(fs: Ext4, inode: Inode, name: string): void {
-  const r = resolveName(fs, name);
-  checkWrite(inode, r);
+  checkXattrArgs(name);
+  const r = prepare(fs, inode, name);
   if ("acl" in r) {
     withHandle(fs, (h) => setPosixAcl(h, fs, inode, r.acl, null));
     return;
