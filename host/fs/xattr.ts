@@ -7,6 +7,7 @@ import type { Inode } from "../format/inode.js";
 import { GOOD_OLD_INODE_SIZE, INODE_FLAGS } from "../format/inode.js";
 import { parseXattrEntries, XATTR_BLOCK_HEADER, XATTR_MAGIC, XattrEntry } from "../format/xattr.js";
 import { MapKind } from "./mapping.js";
+import { xattrBlockCache } from "./xattr-cache.js";
 import type { Ext4 } from "./super.js";
 
 export interface Xattr { name: string; nameIndex: number; rawName: Uint8Array; value: Uint8Array }
@@ -33,6 +34,8 @@ export function inodeXattrs(fs: Ext4, inode: Inode): Xattr[] {
     }
     const entries = parseXattrEntries(b, XATTR_BLOCK_HEADER, b.length, where);
     for (const e of entries) out.push({ ...named(e), value: value(fs, inode, e, b, 0, b.length, pblk) });
+    // ext4_xattr_block_get/list: a block read is a candidate for sharing.
+    xattrBlockCache(fs).insert(u32(b, 12), pblk);
   }
   return out;
 }
