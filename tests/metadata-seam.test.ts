@@ -18,6 +18,7 @@ import { hasRoCompat } from "../host/format/superblock.js";
 import type { Ext4 } from "../host/fs/super.js";
 import { missingTools, runSync } from "./helpers/exec.js";
 import { mkfsEnv } from "./helpers/images.js";
+import { shaOutsideMountFields } from "./helpers/mount-fields.js";
 
 const missing = missingTools(["mkfs.ext4", "e2fsck", "debugfs"], "e2fsprogs");
 if (missing) console.log(`metadata-seam: skipped: ${missing}`);
@@ -54,17 +55,6 @@ function fsckClean(img: string): void {
 }
 
 function sha(img: string): string { return createHash("sha256").update(fs.readFileSync(img)).digest("hex"); }
-
-/**
- * The image's hash with the fields a read-write mount itself changes
- * (ext4_setup_super / ext4_commit_super: mount and write times, mount count,
- * lifetime writes, and so the checksum) taken out of the primary superblock.
- */
-function shaOutsideMountFields(img: string): string {
-  const b = fs.readFileSync(img);
-  for (const [o, n] of [[0x2c, 8], [0x34, 2], [0x178, 8], [0x274, 2], [0x3fc, 4]]) b.fill(0, 1024 + o, 1024 + o + n);
-  return createHash("sha256").update(b).digest("hex");
-}
 
 function fsOf(vol: unknown): Ext4 { return (vol as { fs: Ext4 }).fs; }
 
