@@ -209,6 +209,32 @@ d("name rules", () => {
   });
 });
 
+d("inline-data directories", () => {
+  it("names added to and removed from i_block; a full i_block is EOPNOTSUPP, nothing changed", () => {
+    const img = makeImage(work, { name: "inline", blockSize: 4096, features: "inline_data", tree: linkedTree(2) });
+    const model = new Map<string, number>();
+    withHandle(img, (f, h, vol) => {
+      const dirIno = vol.statSync("/d").ino;
+      const dir = f.inode(dirIno);
+      expect(dir.flags & 0x10000000).toBe(0x10000000);
+      for (const [k, v] of ourNames(f, dirIno)) model.set(k, v);
+      expect(model.size).toBe(2);
+      const p3 = vol.statSync("/pool/p3").ino;
+      link(f, h, dirIno, bytes("abc"), p3);
+      model.set("abc", p3);
+      unlink(f, h, dirIno, bytes("n00000"));
+      model.delete("n00000");
+      link(f, h, dirIno, bytes("n0"), p3);
+      model.set("n0", p3);
+      expectLive(f, dirIno, model, ["n00000"]);
+      const raw = dir.raw.slice();
+      expect(() => addEntry(h, f, dir, bytes("x".repeat(40)), p3, FT.REG)).toThrow(expect.objectContaining({ code: "EOPNOTSUPP" }));
+      expect(dir.raw).toEqual(raw);
+    });
+    checkImage(img, "/d", model, ["n00000"]);
+  });
+});
+
 d("directory link counts (ext4_inc_count / ext4_dec_count)", () => {
   it("EMLINK at 65000 in a linear directory; an indexed one with dir_nlink goes to 1 and stays there", () => {
     const img = makeImage(work, { name: "nlink", blockSize: 4096, index: true, tree: (root) => { linkedTree(3000)(root); fs.mkdirSync(path.join(root, "small")); } });

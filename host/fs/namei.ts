@@ -139,9 +139,9 @@ function readLeaf(fs: Ext4, dir: Inode, lblk: number): Leaf | null {
  * ext4_find_dest_de: the offset of an entry whose slack (or, unused, whole
  * record) holds `need` bytes; -1 if the block is full. EEXIST for the name.
  */
-function findDestDe(fs: Ext4, dir: Inode, b: Uint8Array, end: number, name: Uint8Array, pblk: number): number {
+function findDestDe(fs: Ext4, dir: Inode, b: Uint8Array, end: number, name: Uint8Array, pblk: number, start = 0): number {
   const need = dirRecLen(name.length);
-  for (let off = 0; off < end;) {
+  for (let off = start; off < end;) {
     const rlen = checkDirEntry(fs, dir, b, off, end, pblk);
     const ino = u32(b, off);
     if (ino && sameName(b, off, name)) throw new Ext4Error("EEXIST", "file exists", { ino: dir.ino });
@@ -266,7 +266,6 @@ function checkNewName(fs: Ext4, dir: Inode, name: Uint8Array): void {
   if (isCasefolded(fs, dir) && !isAscii(name)) {
     throw new Ext4Error("EOPNOTSUPP", "only ASCII names are added to casefolded directories (Unicode folding as the kernel's is not implemented)", { ino: dir.ino });
   }
-  if (dir.flags & INODE_FLAGS.INLINE_DATA) throw new Ext4Error("EOPNOTSUPP", "adding names to inline-data directories is not implemented", { ino: dir.ino });
 }
 
 // ---- the API ----
@@ -282,6 +281,10 @@ export function addEntry(handle: Handle, fs: Ext4, dir: Inode, name: Uint8Array,
   if (!Number.isInteger(ino) || ino < 1 || ino > fs.sb.inodesCount) throw new Ext4Error("EINVAL", `inode ${ino} is outside the filesystem`, { ino: dir.ino });
   if (lookup(fs, dir, name)) throw new Ext4Error("EEXIST", "file exists", { ino: dir.ino });
   const e: NewEntry = { name: name.slice(), ino, fileType };
+  if (dir.flags & INODE_FLAGS.INLINE_DATA) {
+    addInlineEntry(handle, fs, dir, e);
+    return nameAdded(fs, dir, e);
+  }
   updateDxFlag(fs, dir);
   let dxFallback = false;
   if (isIndexed(fs, dir)) {
@@ -351,42 +354,87 @@ export function deleteEntry(handle: Handle, fs: Ext4, dir: Inode, name: Uint8Arr
   if (isDotOrDotDot(name)) throw new Ext4Error("EINVAL", "'.' and '..' are not removed by name", { ino: dir.ino });
   if (name.length > EXT4_NAME_LEN) throw new Ext4Error("ENAMETOOLONG", "file name too long", { ino: dir.ino });
   if (dir.flags & INODE_FLAGS.ENCRYPT) throw new Ext4Error("ENOKEY", "required key not available (encrypted directory)", { ino: dir.ino });
-  if (dir.flags & INODE_FLAGS.INLINE_DATA) throw new Ext4Error("EOPNOTSUPP", "removing names from inline-data directories is not implemented", { ino: dir.ino });
-  updateDxFlag(fs, dir);
-  const found = findEntry(fs, dir, name);
-  if (!found) throw new Ext4Error("ENOENT", "no such file or directory", { ino: dir.ino });
-  const { leaf, off } = found;
   let ino: number;
-  try {
-    const bs = fs.sb.blockSize;
-    handle.getWriteAccess(leaf.bh);
-    const b = leaf.bh.data;
-    ino = u32(b, off);
-    // ext4_generic_delete_entry: find the entry before it.
-    let prev = -1;
-    for (let p = 0; p < off;) {
-      const rlen = checkDirEntry(fs, dir, b, p, leaf.end, leaf.bh.blocknr);
-      if (p + rlen > off) throw corrupted("directory entry overlaps the one being removed", { ino: dir.ino, block: leaf.bh.blocknr });
-      if (p + rlen === off) prev = p;
-      p += rlen;
+  if (dir.flags & INODE_FLAGS.INLINE_DATA) {
+    ino = deleteInlineEntry(fs, dir, name);
+  } else {
+    updateDxFlag(fs, dir);
+    const found = findEntry(fs, dir, name);
+    if (!found) throw new Ext4Error("ENOENT", "no such file or directory", { ino: dir.ino });
+    const { leaf, off } = found;
+    try {
+      handle.getWriteAccess(leaf.bh);
+      ino = u32(leaf.bh.data, off);
+      genericDeleteEntry(fs, dir, leaf.bh.data, 0, leaf.end, off, leaf.bh.blocknr);
+      dirtyDirblock(handle, fs, dir, leaf.bh);
+    } finally {
+      fs.bcache.brelse(leaf.bh);
     }
-    const rlen = recLenAt(b, off, bs);
-    if (prev >= 0) {
-      setRecLen(b, prev, recLenAt(b, prev, bs) + rlen, bs);
-      b.fill(0, off, off + rlen);
-    } else {
-      setU32(b, off, 0);
-      b.fill(0, off + 6, off + rlen);
-    }
-    dirtyDirblock(handle, fs, dir, leaf.bh);
-  } finally {
-    fs.bcache.brelse(leaf.bh);
   }
   touchDir(dir);
   markInodeDirty(handle, fs, dir);
   if (isCasefolded(fs, dir)) fs.dcache.clear();
   else fs.dcache.update(dir.ino, name, 0);
   return ino;
+}
+
+/**
+ * ext4_generic_delete_entry: the entry at `off` of the buffer [start, end)
+ * goes into the record of the entry before it, or, first, becomes unused
+ * (inode 0); its bytes are wiped but for the record length it keeps.
+ */
+function genericDeleteEntry(fs: Ext4, dir: Inode, b: Uint8Array, start: number, end: number, off: number, pblk: number): void {
+  const bs = fs.sb.blockSize;
+  let prev = -1;
+  for (let p = start; p < off;) {
+    const rlen = checkDirEntry(fs, dir, b, p, end, pblk);
+    if (p + rlen > off) throw corrupted("directory entry overlaps the one being removed", { ino: dir.ino, block: pblk });
+    if (p + rlen === off) prev = p;
+    p += rlen;
+  }
+  const rlen = recLenAt(b, off, bs);
+  if (prev >= 0) {
+    setRecLen(b, prev, recLenAt(b, prev, bs) + rlen, bs);
+    b.fill(0, off, off + rlen);
+  } else {
+    setU32(b, off, 0);
+    b.fill(0, off + 6, off + rlen);
+  }
+}
+
+// ---- inline directories (i_block: the parent's inode number, then entries to byte 60) ----
+
+const INLINE_DOTDOT_SIZE = 4;
+const INLINE_IBLOCK_SIZE = 60;
+
+/**
+ * ext4_add_dirent_to_inline over i_block, where the kernel tries first. Names
+ * that only the system.data part or a conversion to a block would hold are
+ * not added (writing in-inode xattrs is not ours yet).
+ */
+function addInlineEntry(handle: Handle, fs: Ext4, dir: Inode, e: NewEntry): void {
+  const b = dir.iBlock;
+  const off = findDestDe(fs, dir, b, INLINE_IBLOCK_SIZE, e.name, 0, INLINE_DOTDOT_SIZE);
+  if (off < 0) throw new Ext4Error("EOPNOTSUPP", "the inline directory's i_block is full: growing into system.data or converting to a block is not implemented", { ino: dir.ino });
+  insertDentry(fs, b, off, e);
+  touchDir(dir);
+  markInodeDirty(handle, fs, dir);
+}
+
+/** ext4_delete_inline_entry for a name in i_block (the caller marks the inode dirty). */
+function deleteInlineEntry(fs: Ext4, dir: Inode, name: Uint8Array): number {
+  const b = dir.iBlock;
+  for (let off = INLINE_DOTDOT_SIZE; off < INLINE_IBLOCK_SIZE;) {
+    const rlen = checkDirEntry(fs, dir, b, off, INLINE_IBLOCK_SIZE, 0);
+    const ino = u32(b, off);
+    if (ino && sameName(b, off, name)) {
+      genericDeleteEntry(fs, dir, b, INLINE_DOTDOT_SIZE, INLINE_IBLOCK_SIZE, off, 0);
+      return ino;
+    }
+    off += rlen;
+  }
+  if (lookup(fs, dir, name)) throw new Ext4Error("EOPNOTSUPP", "removing a name from an inline directory's system.data is not implemented", { ino: dir.ino });
+  throw new Ext4Error("ENOENT", "no such file or directory", { ino: dir.ino });
 }
 
 /** ext4_find_entry for writing: the leaf (held) and offset of `name`, or null. */
