@@ -117,6 +117,13 @@ d("htree directories (indexed by e2fsck -fyD)", () => {
     const { model, gone } = churn(img, 2, 400, 300, high);
     checkImage(img, "/d", model, gone);
   });
+
+  it("a casefolded htree hashes the folded (lower-case) ASCII name", () => {
+    const img = makeImage(work, { name: "dx-casefold", blockSize: 4096, features: "casefold", index: true, debugfs: ["sif /d flags 0x40080000"], tree: linkedTree(3000) });
+    withHandle(img, (f, _h, vol) => expect(dirShape(f, vol.statSync("/d").ino).indexed).toBe(true));
+    const { model, gone } = churn(img, 3, 300, 250, (i) => `Mixed-CASE-${i}`);
+    checkImage(img, "/d", model, gone, "casefold");
+  });
 });
 
 d("the dcache follows every change", () => {

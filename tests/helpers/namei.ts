@@ -31,6 +31,8 @@ export interface ImageSpec {
   index?: boolean;
   /** Set s_flags to UNSIGNED_HASH before indexing. */
   unsigned?: boolean;
+  /** debugfs -w requests run before indexing. */
+  debugfs?: string[];
 }
 
 export function makeImage(work: string, s: ImageSpec): string {
@@ -44,6 +46,7 @@ export function makeImage(work: string, s: ImageSpec): string {
     "-E", "hash_seed=1b2c3d4e-0000-4000-8000-000000000001", "-d", src, img, `${s.sizeMiB ?? 64}M`], { env: { ...mkfsEnv(work, s.hash ?? "half_md4"), E2FSPROGS_FAKE_TIME: "1700000000" } });
   fs.rmSync(src, { recursive: true, force: true });
   if (s.unsigned) runSync("debugfs", ["-w", "-R", "ssv flags 2", img]);
+  for (const req of s.debugfs ?? []) runSync("debugfs", ["-w", "-R", req, img]);
   if (s.index) runSync("e2fsck", ["-fyD", img], { okCodes: [0, 1] });
   return img;
 }
