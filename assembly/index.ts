@@ -30,7 +30,7 @@ export function scratch(): usize { return scratchBase; }
 export function crc32c(seed: u32, ptr: usize, len: usize): u32 { return crc32cUpdate(seed, ptr, len); }
 export function crc16(seed: u32, ptr: usize, len: usize): u32 { return crc16Update(seed, ptr, len); }
 
-export { bitmapFind, bitmapCount, bitmapFill } from "./bitmap";
+export { bitmapFind, bitmapCount, bitmapFill, bitmapFindZeroRun, bitmapLongestZeroRun, bitmapLastRunLen } from "./bitmap";
 export { extentCheckHeader, extentSearch } from "./extent";
 export { zeroRange, isZero } from "./zero";
 export {

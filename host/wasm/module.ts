@@ -13,6 +13,9 @@ export interface Ext4Exports {
   bitmapFind(ptr: number, start: number, end: number, value: number): number;
   bitmapCount(ptr: number, start: number, end: number): number;
   bitmapFill(ptr: number, start: number, end: number, value: number): void;
+  bitmapFindZeroRun(ptr: number, start: number, end: number, minLen: number): number;
+  bitmapLongestZeroRun(ptr: number, start: number, end: number): number;
+  bitmapLastRunLen(): number;
   extentCheckHeader(ptr: number, nodeBytes: number, expectDepth: number): number;
   extentSearch(ptr: number, lblk: number): number;
   zeroRange(ptr: number, len: number): void;
