@@ -83,6 +83,15 @@ d("a one-block directory that fills", () => {
     checkImage(img, "/d", r.model);
   });
 
+  it("a block-mapped directory (no extents) grows past its direct blocks and is indexed", () => {
+    const img = makeImage(work, { name: "mkidx-blockmap", blockSize: 1024, features: "^extent,^64bit", tree: linkedTree(10) });
+    const r = grow(img, 3000, 1500, short);
+    expect(r.shape.indexed).toBe(true);
+    expect(r.shape.blocks).toBeGreaterThan(12 + 1);
+    withHandle(img, (f, _h, vol) => expect(f.inode(vol.statSync("/d").ino).flags & 0x80000).toBe(0));
+    checkImage(img, "/d", r.model);
+  });
+
   it("stays linear and grows block by block without dir_index", () => {
     const img = makeImage(work, { name: "grow-linear", blockSize: 1024, features: "^dir_index", tree: linkedTree(10) });
     const r = grow(img, 2000, 1000, short);

@@ -867,3 +867,18 @@ export function incDirLinks(fs: Ext4, dir: Inode): void {
 export function decDirLinks(_fs: Ext4, inode: Inode): void {
   if (!isDir(inode) || inode.linksCount > 2) inode.linksCount--;
 }
+
+// ---- journal credits ----
+
+/** EXT4_DATA_TRANS_BLOCKS: one block's worth of mapping changes, xattrs and quota. */
+function dataTransBlocks(fs: Ext4): number {
+  const singleData = fs.sb.featureIncompat & INCOMPAT.EXTENTS ? 20 : 8;
+  const quota = fs.sb.featureRoCompat & RO_COMPAT.QUOTA ? 3 : 0;
+  return singleData + 6 - 2 + quota;
+}
+
+/** Credits for one addEntry (ext4_link: EXT4_DATA_TRANS_BLOCKS + EXT4_INDEX_EXTRA_TRANS_BLOCKS), splits included. */
+export function addEntryCredits(fs: Ext4): number { return dataTransBlocks(fs) + 12; }
+
+/** Credits for one deleteEntry (ext4_unlink's EXT4_DATA_TRANS_BLOCKS). */
+export function deleteEntryCredits(fs: Ext4): number { return dataTransBlocks(fs); }
