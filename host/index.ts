@@ -18,6 +18,7 @@ export { MemoryDevice } from "./device/memory-device.js";
 export { NodeFileDevice } from "./device/node-file-device.js";
 export { DenoFileDevice } from "./device/deno-file-device.js";
 export { OffsetDevice } from "./device/block-device.js";
+export { RecordingDevice, type DeviceEvent } from "./device/recording-device.js";
 export { Volume } from "./vfs/volume.js";
 export { Stats, BigIntStats } from "./vfs/stats.js";
 export type { MountOptions, ImageSource, Dirent } from "./vfs/types.js";

@@ -17,7 +17,17 @@ export interface BlockDevice {
   readv?(pos: number, dsts: Uint8Array[]): void;
   /** Writes all of `src` at byte `pos`. */
   write(pos: number, src: Uint8Array): void;
-  /** Makes earlier writes durable. */
+  /**
+   * Gathered write: each view in turn to contiguous device bytes from `pos`
+   * (one request, like a bio of several folios). Optional: `writeGather`
+   * falls back to one write per view.
+   */
+  writev?(pos: number, srcs: Uint8Array[]): void;
+  /**
+   * Makes every earlier write durable: the ordering barrier. The journal
+   * relies on it (log blocks, flush, commit block, flush); a device whose
+   * writes are durable at once may make it a no-op.
+   */
   flush(): void;
   close(): void;
 }
@@ -52,9 +62,17 @@ export class OffsetDevice implements BlockDevice {
     checkRange(this, pos, dst.length, "read");
     this.inner.read(this.offset + pos, dst);
   }
+  readv(pos: number, dsts: Uint8Array[]): void {
+    checkRange(this, pos, totalLength(dsts), "read");
+    readScatter(this.inner, this.offset + pos, dsts);
+  }
   write(pos: number, src: Uint8Array): void {
     checkRange(this, pos, src.length, "write");
     this.inner.write(this.offset + pos, src);
+  }
+  writev(pos: number, srcs: Uint8Array[]): void {
+    checkRange(this, pos, totalLength(srcs), "write");
+    writeGather(this.inner, this.offset + pos, srcs);
   }
   flush(): void { this.inner.flush(); }
   close(): void { this.inner.close(); }
@@ -69,4 +87,21 @@ export function readScatter(dev: BlockDevice, pos: number, dsts: Uint8Array[]): 
     dev.read(p, d);
     p += d.length;
   }
+}
+
+/** writev through a device's own writev when it has one, else one write per view. */
+export function writeGather(dev: BlockDevice, pos: number, srcs: Uint8Array[]): void {
+  if (srcs.length === 1) return dev.write(pos, srcs[0]);
+  if (dev.writev) return dev.writev(pos, srcs);
+  let p = pos;
+  for (const s of srcs) {
+    dev.write(p, s);
+    p += s.length;
+  }
+}
+
+export function totalLength(views: Uint8Array[]): number {
+  let n = 0;
+  for (const v of views) n += v.length;
+  return n;
 }

@@ -1,7 +1,7 @@
 // A device over bytes in memory: for tests, benchmarks and images built in RAM.
 
 import { Ext4Error } from "../errors.js";
-import { BlockDevice, checkRange } from "./block-device.js";
+import { BlockDevice, checkRange, totalLength } from "./block-device.js";
 
 export class MemoryDevice implements BlockDevice {
   readonly readOnly: boolean;
@@ -20,6 +20,15 @@ export class MemoryDevice implements BlockDevice {
     if (this.readOnly) throw new Ext4Error("EROFS", "device is read-only", { syscall: "write" });
     checkRange(this, pos, src.length, "write");
     this.bytes.set(src, pos);
+  }
+  writev(pos: number, srcs: Uint8Array[]): void {
+    if (this.readOnly) throw new Ext4Error("EROFS", "device is read-only", { syscall: "write" });
+    checkRange(this, pos, totalLength(srcs), "write");
+    let p = pos;
+    for (const s of srcs) {
+      this.bytes.set(s, p);
+      p += s.length;
+    }
   }
   flush(): void {}
   close(): void {}

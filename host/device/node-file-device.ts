@@ -4,7 +4,7 @@
 
 import * as fs from "node:fs";
 import { Ext4Error } from "../errors.js";
-import { BlockDevice, checkRange, notAnImage, shortRead } from "./block-device.js";
+import { BlockDevice, checkRange, notAnImage, shortRead, totalLength } from "./block-device.js";
 
 // O_NONBLOCK: should a FIFO be swapped in between stat and open, the open
 // returns at once instead of waiting for a writer (no effect on files).
@@ -70,6 +70,20 @@ export class NodeFileDevice implements BlockDevice {
     let done = 0;
     while (done < src.length) {
       done += fs.writeSync(this.fd, src, done, src.length - done, pos + done);
+    }
+  }
+  writev(pos: number, srcs: Uint8Array[]): void {
+    if (this.readOnly) throw new Ext4Error("EROFS", "image opened read-only", { syscall: "write", path: this.path });
+    const total = totalLength(srcs);
+    checkRange(this, pos, total, "write");
+    const n = fs.writevSync(this.fd, srcs, pos);
+    if (n === total) return;
+    // A short vectored write: finish view by view.
+    let p = pos;
+    for (const s of srcs) {
+      const done = Math.min(Math.max(n - (p - pos), 0), s.length);
+      if (done < s.length) this.write(p + done, s.subarray(done));
+      p += s.length;
     }
   }
   flush(): void { if (!this.readOnly) fs.fsyncSync(this.fd); }

@@ -20,6 +20,7 @@ import { readInline } from "../fs/inline.js";
 import { encryptedSymlinkCiphertext, readSymlink } from "../fs/symlink.js";
 import type { Ext4 } from "../fs/super.js";
 import { inodeXattrs } from "../fs/xattr.js";
+import { vfsRemovexattr, vfsSetxattr } from "./xattr-set.js";
 import { nokeyName, readdirHashVersion } from "./nokey-name.js";
 import { defer } from "./defer.js";
 import { Dir } from "./opendir.js";
@@ -388,6 +389,19 @@ export class Volume {
     });
   }
 
+  /** setxattr(2) / lsetxattr (noFollow); `flag` as XATTR_CREATE / XATTR_REPLACE. ACLs in the xattr encoding. */
+  setxattr(path: PathLike, name: string, value: Uint8Array | string, opts: { flag?: "create" | "replace"; noFollow?: boolean } = {}): void {
+    this.op("setxattr", path, () => {
+      const inode = resolve(this.fs, path, !opts.noFollow, "setxattr").inode;
+      vfsSetxattr(this.fs, inode, name, typeof value === "string" ? Buffer.from(value) : value, { create: opts.flag === "create", replace: opts.flag === "replace" });
+    });
+  }
+
+  /** removexattr(2) / lremovexattr (noFollow). */
+  removexattr(path: PathLike, name: string, opts: { noFollow?: boolean } = {}): void {
+    this.op("removexattr", path, () => vfsRemovexattr(this.fs, resolve(this.fs, path, !opts.noFollow, "removexattr").inode, name));
+  }
+
   /**
    * The xattrs getxattr(2) shows: ACLs in the xattr encoding, not ext4's
    * on-disk one, and an ACL header without entries is no ACL.
@@ -721,4 +735,6 @@ class VolumePromises {
   async open(path: PathLike, flags: string | number = "r") { return new FileHandle(this.vol, this.vol.openSync(path, flags)); }
   async listxattr(path: PathLike) { return this.vol.listxattr(path); }
   async getxattr(path: PathLike, name: string) { return this.vol.getxattr(path, name); }
+  async setxattr(path: PathLike, name: string, value: Uint8Array | string, opts?: { flag?: "create" | "replace"; noFollow?: boolean }) { return this.vol.setxattr(path, name, value, opts); }
+  async removexattr(path: PathLike, name: string, opts?: { noFollow?: boolean }) { return this.vol.removexattr(path, name, opts); }
 }
