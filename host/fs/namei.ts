@@ -21,6 +21,8 @@ import {
   readDxEntries, searchDx, verifyDxNode, verifyDxRoot, verifyLeaf,
 } from "./dir.js";
 import { markInodeDirty } from "./inode-write.js";
+import { setXattr } from "./xattr-write.js";
+import { inlineDirRegions } from "./inline.js";
 import { appendDirBlock } from "./namei-alloc.js";
 import { MapKind } from "./mapping.js";
 import type { Ext4 } from "./super.js";
@@ -281,10 +283,7 @@ export function addEntry(handle: Handle, fs: Ext4, dir: Inode, name: Uint8Array,
   if (!Number.isInteger(ino) || ino < 1 || ino > fs.sb.inodesCount) throw new Ext4Error("EINVAL", `inode ${ino} is outside the filesystem`, { ino: dir.ino });
   if (lookup(fs, dir, name)) throw new Ext4Error("EEXIST", "file exists", { ino: dir.ino });
   const e: NewEntry = { name: name.slice(), ino, fileType };
-  if (dir.flags & INODE_FLAGS.INLINE_DATA) {
-    addInlineEntry(handle, fs, dir, e);
-    return nameAdded(fs, dir, e);
-  }
+  if (dir.flags & INODE_FLAGS.INLINE_DATA && addInlineEntry(handle, fs, dir, e)) return nameAdded(fs, dir, e);
   updateDxFlag(fs, dir);
   let dxFallback = false;
   if (isIndexed(fs, dir)) {
@@ -356,7 +355,7 @@ export function deleteEntry(handle: Handle, fs: Ext4, dir: Inode, name: Uint8Arr
   if (dir.flags & INODE_FLAGS.ENCRYPT) throw new Ext4Error("ENOKEY", "required key not available (encrypted directory)", { ino: dir.ino });
   let ino: number;
   if (dir.flags & INODE_FLAGS.INLINE_DATA) {
-    ino = deleteInlineEntry(fs, dir, name);
+    ino = deleteInlineEntry(handle, fs, dir, name);
   } else {
     updateDxFlag(fs, dir);
     const found = findEntry(fs, dir, name);
@@ -407,22 +406,100 @@ function genericDeleteEntry(fs: Ext4, dir: Inode, b: Uint8Array, start: number, 
 const INLINE_DOTDOT_SIZE = 4;
 const INLINE_IBLOCK_SIZE = 60;
 
-/**
- * ext4_add_dirent_to_inline over i_block, where the kernel tries first. Names
- * that only the system.data part or a conversion to a block would hold are
- * not added (writing in-inode xattrs is not ours yet).
- */
-function addInlineEntry(handle: Handle, fs: Ext4, dir: Inode, e: NewEntry): void {
-  const b = dir.iBlock;
-  const off = findDestDe(fs, dir, b, INLINE_IBLOCK_SIZE, e.name, 0, INLINE_DOTDOT_SIZE);
-  if (off < 0) throw new Ext4Error("EOPNOTSUPP", "the inline directory's i_block is full: growing into system.data or converting to a block is not implemented", { ino: dir.ino });
-  insertDentry(fs, b, off, e);
-  touchDir(dir);
-  markInodeDirty(handle, fs, dir);
+const SYSTEM_DATA_INDEX = 7;
+
+/** The system.data value (where an inline directory's entries continue past i_block), a copy; empty if none. */
+function inlineXattrPart(fs: Ext4, dir: Inode): Uint8Array {
+  return inlineDirRegions(fs, dir)[1]?.bytes ?? new Uint8Array(0);
 }
 
-/** ext4_delete_inline_entry for a name in i_block (the caller marks the inode dirty). */
-function deleteInlineEntry(fs: Ext4, dir: Inode, name: Uint8Array): number {
+/**
+ * ext4_try_add_inline_entry: into i_block, else into the system.data part,
+ * else the directory is converted to a block (ext4_convert_inline_data_nolock)
+ * and false says the caller adds the name there. (The kernel first tries to
+ * grow system.data into free in-inode space, ext4_update_inline_dir, which
+ * needs room in big inodes; we go straight to the block, as the kernel does
+ * when there is none: an equally valid layout.)
+ */
+function addInlineEntry(handle: Handle, fs: Ext4, dir: Inode, e: NewEntry): boolean {
+  const b = dir.iBlock;
+  const off = findDestDe(fs, dir, b, INLINE_IBLOCK_SIZE, e.name, 0, INLINE_DOTDOT_SIZE);
+  if (off >= 0) {
+    insertDentry(fs, b, off, e);
+    touchDir(dir);
+    markInodeDirty(handle, fs, dir);
+    return true;
+  }
+  const part = inlineXattrPart(fs, dir);
+  if (part.length) {
+    const at = findDestDe(fs, dir, part, part.length, e.name, 0);
+    if (at >= 0) {
+      insertDentry(fs, part, at, e);
+      setXattr(handle, fs, dir, SYSTEM_DATA_INDEX, "data", part);
+      touchDir(dir);
+      markInodeDirty(handle, fs, dir);
+      return true;
+    }
+  }
+  convertInlineDir(handle, fs, dir);
+  return false;
+}
+
+/**
+ * ext4_convert_inline_data_nolock for a directory: block 0 gets "." and ".."
+ * (12 bytes each), then the inline entries as they were, the last one
+ * stretched to the block's end (ext4_finish_convert_inline_dir); system.data
+ * goes, i_block becomes an empty extent root, i_size one block.
+ */
+function convertInlineDir(handle: Handle, fs: Ext4, dir: Inode): void {
+  const bs = fs.sb.blockSize;
+  const csum = csumSize(fs);
+  const part = inlineXattrPart(fs, dir);
+  const buf = new Uint8Array(INLINE_IBLOCK_SIZE + part.length);
+  buf.set(dir.iBlock.subarray(0, INLINE_IBLOCK_SIZE));
+  buf.set(part, INLINE_IBLOCK_SIZE);
+  // ext4_check_all_de: nothing moves unless every entry is sound.
+  for (const [from, to] of [[INLINE_DOTDOT_SIZE, INLINE_IBLOCK_SIZE], [INLINE_IBLOCK_SIZE, buf.length]]) {
+    for (let off = from; off < to;) off += checkDirEntry(fs, dir, buf, off, to, 0);
+  }
+  const parent = u32(buf, 0);
+  if (24 + buf.length - INLINE_DOTDOT_SIZE > bs - csum) throw corrupted(`inline directory of ${buf.length} bytes does not fit a block`, { ino: dir.ino });
+  // ext4_destroy_inline_data_nolock.
+  setXattr(handle, fs, dir, SYSTEM_DATA_INDEX, "data", null);
+  dir.iBlock.fill(0);
+  dir.flags &= ~INODE_FLAGS.INLINE_DATA;
+  if (fs.sb.featureIncompat & INCOMPAT.EXTENTS) {
+    dir.flags |= INODE_FLAGS.EXTENTS;
+    // ext4_ext_tree_init: an empty root of 4 entries.
+    setU16(dir.iBlock, 0, 0xf30a);
+    setU16(dir.iBlock, 4, 4);
+  }
+  dir.size = 0;
+  const bh = appendDirBlock(handle, fs, dir, 0);
+  try {
+    handle.getWriteAccess(bh);
+    const b = bh.data;
+    // ext4_init_dot_dotdot with the real length of "..".
+    setU32(b, 0, dir.ino); setRecLen(b, 0, 12, bs); b[6] = 1; b[7] = fs.sb.featureIncompat & INCOMPAT.FILETYPE ? 2 : 0; b[8] = 0x2e;
+    setU32(b, 12, parent); setRecLen(b, 12, 12, bs); b[18] = 2; b[19] = b[7]; b[20] = 0x2e; b[21] = 0x2e;
+    b.set(buf.subarray(INLINE_DOTDOT_SIZE), 24);
+    // ext4_update_final_de: the last entry takes the rest of the block.
+    const used = 24 + buf.length - INLINE_DOTDOT_SIZE;
+    let last = 0;
+    for (let off = 0; off < used; off += recLenAt(b, off, bs)) last = off;
+    setRecLen(b, last, bs - csum - last, bs);
+    if (csum) initDirentTail(b, bs);
+    dir.size = bs;
+    setDisksize(dir);
+    markInodeDirty(handle, fs, dir);
+    dirtyDirblock(handle, fs, dir, bh);
+  } finally {
+    fs.bcache.brelse(bh);
+  }
+}
+
+/** ext4_delete_inline_entry: a name in i_block or in the system.data part (the caller marks the inode dirty). */
+function deleteInlineEntry(handle: Handle, fs: Ext4, dir: Inode, name: Uint8Array): number {
   const b = dir.iBlock;
   for (let off = INLINE_DOTDOT_SIZE; off < INLINE_IBLOCK_SIZE;) {
     const rlen = checkDirEntry(fs, dir, b, off, INLINE_IBLOCK_SIZE, 0);
@@ -433,7 +510,17 @@ function deleteInlineEntry(fs: Ext4, dir: Inode, name: Uint8Array): number {
     }
     off += rlen;
   }
-  if (lookup(fs, dir, name)) throw new Ext4Error("EOPNOTSUPP", "removing a name from an inline directory's system.data is not implemented", { ino: dir.ino });
+  const part = inlineXattrPart(fs, dir);
+  for (let off = 0; off < part.length;) {
+    const rlen = checkDirEntry(fs, dir, part, off, part.length, 0);
+    const ino = u32(part, off);
+    if (ino && sameName(part, off, name)) {
+      genericDeleteEntry(fs, dir, part, 0, part.length, off, 0);
+      setXattr(handle, fs, dir, SYSTEM_DATA_INDEX, "data", part);
+      return ino;
+    }
+    off += rlen;
+  }
   throw new Ext4Error("ENOENT", "no such file or directory", { ino: dir.ino });
 }
 

@@ -31,6 +31,7 @@ export interface ImageSpec {
   index?: boolean;
   /** Set s_flags to UNSIGNED_HASH before indexing. */
   unsigned?: boolean;
+  inodeSize?: number;
   /** debugfs -w requests run before indexing. */
   debugfs?: string[];
 }
@@ -42,7 +43,7 @@ export function makeImage(work: string, s: ImageSpec): string {
   s.tree(src);
   const img = path.join(work, `${s.name}.img`);
   const features = ["^has_journal", ...(s.features ? [s.features] : [])].join(",");
-  runSync("mkfs.ext4", ["-q", "-F", "-b", String(s.blockSize), "-O", features, "-U", "6d0e4b2a-61b1-4c1e-9d5a-0a0b0c0d0e0f",
+  runSync("mkfs.ext4", ["-q", "-F", "-b", String(s.blockSize), ...(s.inodeSize ? ["-I", String(s.inodeSize)] : []), "-O", features, "-U", "6d0e4b2a-61b1-4c1e-9d5a-0a0b0c0d0e0f",
     "-E", "hash_seed=1b2c3d4e-0000-4000-8000-000000000001", "-d", src, img, `${s.sizeMiB ?? 64}M`], { env: { ...mkfsEnv(work, s.hash ?? "half_md4"), E2FSPROGS_FAKE_TIME: "1700000000" } });
   fs.rmSync(src, { recursive: true, force: true });
   if (s.unsigned) runSync("debugfs", ["-w", "-R", "ssv flags 2", img]);
