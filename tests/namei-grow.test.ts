@@ -83,6 +83,14 @@ d("a one-block directory that fills", () => {
     checkImage(img, "/d", r.model);
   });
 
+  it("64 KiB blocks: the block filled, indexed and split", () => {
+    const img = makeImage(work, { name: "mkidx-64k", blockSize: 65536, sizeMiB: 256, tree: linkedTree(10) });
+    const r = grow(img, 5000, 2500, (i) => `sixty-four-k-${i}`);
+    expect(r.shape.indexed).toBe(true);
+    console.log(`namei-grow: 64k: ${r.model.size} names, ${r.shape.blocks} blocks, depth ${r.shape.levels}`);
+    checkImage(img, "/d", r.model, [], "page-size blocks");
+  });
+
   it("a block-mapped directory (no extents) grows past its direct blocks and is indexed", () => {
     const img = makeImage(work, { name: "mkidx-blockmap", blockSize: 1024, features: "^extent,^64bit", tree: linkedTree(10) });
     const r = grow(img, 3000, 1500, short);

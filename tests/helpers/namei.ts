@@ -20,7 +20,7 @@ import { loopMountSupport, withLoopMountSync } from "./kernel.js";
 
 export interface ImageSpec {
   name: string;
-  blockSize: 1024 | 4096;
+  blockSize: 1024 | 4096 | 65536;
   /** -O list (^has_journal is always added). */
   features?: string;
   hash?: "half_md4" | "tea";
@@ -137,7 +137,7 @@ export function dirShape(f: Ext4, dirIno: number): { indexed: boolean; levels: n
  * lists and looks up exactly the model, and the kernel does too where loop
  * mounts work (else the reason is printed).
  */
-export function checkImage(img: string, dirPath: string, model: Map<string, number>, gone: string[] = [], needs?: "casefold"): void {
+export function checkImage(img: string, dirPath: string, model: Map<string, number>, gone: string[] = [], needs?: "casefold" | "page-size blocks"): void {
   fsck(img);
   const vol = mount(img, { readOnly: true });
   try {
@@ -150,6 +150,10 @@ export function checkImage(img: string, dirPath: string, model: Map<string, numb
   const loop = loopMountSupport();
   if (!loop.ok) {
     console.log(`namei: kernel check skipped: ${loop.reason}`);
+    return;
+  }
+  if (needs === "page-size blocks") {
+    console.log("namei: kernel check skipped: blocks larger than the page size do not mount before Linux 6.19 (e2fsck and our reader judged)");
     return;
   }
   if (needs && !fs.existsSync(`/sys/fs/ext4/features/${needs}`)) {
