@@ -301,6 +301,68 @@ d("inline-data directories", () => {
   });
 });
 
+d("damaged directories", () => {
+  /** Writes `bytes` at `off` of logical block `lblk` of /d, straight into the image. */
+  function poke(img: string, lblk: number, off: number, bytesIn: number[]): void {
+    const vol = mount(img, { readOnly: true });
+    let pos = 0;
+    try {
+      const f = fsOf(vol);
+      const dir = f.inode(vol.statSync("/d").ino);
+      pos = f.mapBlocks(dir, lblk, 1).pblk * f.sb.blockSize + off;
+    } finally {
+      vol.unmount();
+    }
+    const fd = fs.openSync(img, "r+");
+    try { fs.writeSync(fd, Buffer.from(bytesIn), 0, bytesIn.length, pos); } finally { fs.closeSync(fd); }
+  }
+
+  function expectCorrupted(img: string, name: string): void {
+    const before = sha(img);
+    withHandle(img, (f, h, vol) => {
+      const dir = f.inode(vol.statSync("/d").ino);
+      const p0 = vol.statSync("/pool/p0").ino;
+      expect(() => addEntry(h, f, dir, bytes(name), p0, FT.REG)).toThrow(expect.objectContaining({ code: "EFSCORRUPTED" }));
+      expect(() => deleteEntry(h, f, dir, bytes("n00005"))).toThrow(expect.objectContaining({ code: "EFSCORRUPTED" }));
+      expect(f.bcache.dirtyCount).toBe(0);
+    });
+    expect(sha(img)).toBe(before);
+  }
+
+  it("a bad rec_len in a linear block is EFSCORRUPTED for adds and removes, and nothing is written", () => {
+    const img = makeImage(work, { name: "bad-reclen", blockSize: 1024, features: "^metadata_csum", tree: linkedTree(20) });
+    poke(img, 0, 24 + 4, [5, 0]); // the first name's record: 5 bytes
+    expectCorrupted(img, "new-name");
+  });
+
+  it("an htree root whose checksum fails is EFSCORRUPTED, and nothing is written", () => {
+    const img = makeImage(work, { name: "bad-dxcsum", blockSize: 1024, index: true, tree: linkedTree(600) });
+    poke(img, 0, 40, [0xff, 0xff, 0xff, 0x7f]); // an index hash: the dx_tail checksum no longer matches
+    expectCorrupted(img, "new-name");
+  });
+
+  it("an unusable index without checksums is dropped and the name added linearly (ERR_BAD_DX_DIR, dx_fallback)", () => {
+    const img = makeImage(work, { name: "bad-dxlimit", blockSize: 1024, features: "^metadata_csum", index: true, tree: linkedTree(600) });
+    poke(img, 0, 32, [5, 0]); // the root's limit
+    let model = new Map<string, number>();
+    withHandle(img, (f, h, vol) => {
+      const dirIno = vol.statSync("/d").ino;
+      model = ourNames(f, dirIno);
+      const p0 = vol.statSync("/pool/p0").ino;
+      link(f, h, dirIno, bytes("after-fallback"), p0);
+      model.set("after-fallback", p0);
+      expect(f.inode(dirIno).flags & 0x1000).toBe(0);
+    });
+    checkImage(img, "/d", model);
+  });
+
+  it("a leaf whose checksum fails is EFSCORRUPTED, and nothing is written", () => {
+    const img = makeImage(work, { name: "bad-leafcsum", blockSize: 1024, tree: linkedTree(20) });
+    poke(img, 0, 30, [0x7a]); // a byte of the first name
+    expectCorrupted(img, "new-name");
+  });
+});
+
 d("directory link counts (ext4_inc_count / ext4_dec_count)", () => {
   it("EMLINK at 65000 in a linear directory; an indexed one with dir_nlink goes to 1 and stays there", () => {
     const img = makeImage(work, { name: "nlink", blockSize: 4096, index: true, tree: (root) => { linkedTree(3000)(root); fs.mkdirSync(path.join(root, "small")); } });
