@@ -13,7 +13,7 @@ import { addEntry } from "../host/fs/namei.js";
 import { FT } from "../host/format/dirent.js";
 import { missingTools } from "./helpers/exec.js";
 import {
-  bytes, checkImage, dirShape, expectLive, fsck, link, linkedTree, makeImage, ourNames, rng, unlink, withHandle,
+  bytes, checkImage, dirShape, expectLive, fsck, link, linkedTree, makeImage, ourNames, rng, tick, unlink, withHandle, withHandleAsync,
 } from "./helpers/namei.js";
 
 const missing = missingTools(["mkfs.ext4", "e2fsck", "debugfs"], "e2fsprogs");
@@ -35,16 +35,17 @@ interface Run { model: Map<string, number>; shape: { indexed: boolean; levels: n
  * ending unmounted and e2fsck-clean. Stops early at the first error `stopOn`
  * names (returned), else throws it.
  */
-function grow(img: string, n: number, every: number, name: (i: number) => string, stopOn?: string): Run & { stopped?: { at: number; message: string } } {
+async function grow(img: string, n: number, every: number, name: (i: number) => string, stopOn?: string): Promise<Run & { stopped?: { at: number; message: string } }> {
   let model = new Map<string, number>();
   let shape = { indexed: false, levels: 0, blocks: 0 };
   let stopped: { at: number; message: string } | undefined;
   for (let start = 0; start < n && !stopped; start += every) {
-    withHandle(img, (f, h, vol) => {
+    await withHandleAsync(img, async (f, h, vol) => {
       const dirIno = vol.statSync("/d").ino;
       const pool = Array.from({ length: 16 }, (_, i) => vol.statSync(`/pool/p${i}`).ino);
       if (start === 0) model = ourNames(f, dirIno);
       for (let i = start; i < Math.min(n, start + every); i++) {
+        if (i % 500 === 0) await tick();
         const k = name(i);
         try {
           link(f, h, dirIno, bytes(k), pool[i % 16]);
@@ -69,51 +70,51 @@ d("a one-block directory that fills", () => {
     ["4k-tea-nocsum", 4096, "^metadata_csum", "tea", false],
     ["1k-halfmd4-csum-unsigned", 1024, "", "half_md4", true],
     ["1k-tea-nocsum-unsigned", 1024, "^metadata_csum", "tea", true],
-  ] as const)("becomes an htree and splits its leaves (%s)", (name, bs, features, hash, unsigned) => {
+  ] as const)("becomes an htree and splits its leaves (%s)", async (name, bs, features, hash, unsigned) => {
     const img = makeImage(work, { name: `mkidx-${name}`, blockSize: bs, features, hash, unsigned, tree: linkedTree(10) });
     withHandle(img, (f, _h, vol) => {
       expect(dirShape(f, vol.statSync("/d").ino)).toEqual({ indexed: false, levels: 0, blocks: 1 });
       expect(f.sb.flags & 3).toBe(unsigned ? 2 : 1);
     });
     // High-bit names: the signed and unsigned variants hash them apart.
-    const r = grow(img, 3000, 1000, (i) => `${short(i)}\u00e9${String.fromCharCode(0x80 + (i % 0x7f))}`);
+    const r = await grow(img, 3000, 1000, (i) => `${short(i)}\u00e9${String.fromCharCode(0x80 + (i % 0x7f))}`);
     expect(r.shape.indexed).toBe(true);
     expect(r.shape.levels).toBe(1);
     console.log(`namei-grow: ${name}: ${r.model.size} names, ${r.shape.blocks} blocks, depth ${r.shape.levels}`);
     checkImage(img, "/d", r.model);
   });
 
-  it("64 KiB blocks: the block filled, indexed and split", () => {
+  it("64 KiB blocks: the block filled, indexed and split", async () => {
     const img = makeImage(work, { name: "mkidx-64k", blockSize: 65536, sizeMiB: 256, tree: linkedTree(10) });
-    const r = grow(img, 5000, 2500, (i) => `sixty-four-k-${i}`);
+    const r = await grow(img, 5000, 2500, (i) => `sixty-four-k-${i}`);
     expect(r.shape.indexed).toBe(true);
     console.log(`namei-grow: 64k: ${r.model.size} names, ${r.shape.blocks} blocks, depth ${r.shape.levels}`);
     checkImage(img, "/d", r.model, [], "page-size blocks");
   });
 
-  it("a block-mapped directory (no extents) grows past its direct blocks and is indexed", () => {
+  it("a block-mapped directory (no extents) grows past its direct blocks and is indexed", async () => {
     const img = makeImage(work, { name: "mkidx-blockmap", blockSize: 1024, features: "^extent,^64bit", tree: linkedTree(10) });
-    const r = grow(img, 3000, 1500, short);
+    const r = await grow(img, 3000, 1500, short);
     expect(r.shape.indexed).toBe(true);
     expect(r.shape.blocks).toBeGreaterThan(12 + 1);
     withHandle(img, (f, _h, vol) => expect(f.inode(vol.statSync("/d").ino).flags & 0x80000).toBe(0));
     checkImage(img, "/d", r.model);
   });
 
-  it("stays linear and grows block by block without dir_index", () => {
+  it("stays linear and grows block by block without dir_index", async () => {
     const img = makeImage(work, { name: "grow-linear", blockSize: 1024, features: "^dir_index", tree: linkedTree(10) });
-    const r = grow(img, 2000, 1000, short);
+    const r = await grow(img, 2000, 1000, short);
     expect(r.shape.indexed).toBe(false);
     expect(r.shape.blocks).toBeGreaterThan(20);
     checkImage(img, "/d", r.model);
   });
 
-  it("a multi-block linear directory stays linear (only a one-block one is indexed)", () => {
+  it("a multi-block linear directory stays linear (only a one-block one is indexed)", async () => {
     const img = makeImage(work, { name: "grow-multilinear", blockSize: 1024, tree: linkedTree(200) });
     const before = withHandle(img, (f, _h, vol) => dirShape(f, vol.statSync("/d").ino));
     expect(before.indexed).toBe(false);
     expect(before.blocks).toBeGreaterThan(1);
-    const r = grow(img, 1000, 1000, (i) => `g${i}`);
+    const r = await grow(img, 1000, 1000, (i) => `g${i}`);
     expect(r.shape.indexed).toBe(false);
     expect(r.shape.blocks).toBeGreaterThan(before.blocks);
     checkImage(img, "/d", r.model);
@@ -121,18 +122,18 @@ d("a one-block directory that fills", () => {
 });
 
 d("index splits and levels", () => {
-  it("two levels on 1k blocks, index nodes split, checksums kept (metadata_csum)", () => {
+  it("two levels on 1k blocks, index nodes split, checksums kept (metadata_csum)", async () => {
     const img = makeImage(work, { name: "two-levels", blockSize: 1024, tree: linkedTree(10) });
-    const r = grow(img, 12000, 4000, (i) => `name-${i}-${"x".repeat(i % 20)}`);
+    const r = await grow(img, 12000, 4000, (i) => `name-${i}-${"x".repeat(i % 20)}`);
     expect(r.shape.levels).toBe(2);
     console.log(`namei-grow: two-levels: ${r.model.size} names, ${r.shape.blocks} blocks, depth ${r.shape.levels}`);
     checkImage(img, "/d", r.model);
   });
 
-  it("ENOSPC when both levels are full without large_dir; three levels with it", () => {
+  it("ENOSPC when both levels are full without large_dir; three levels with it", async () => {
     const long = (i: number) => `${i.toString(36)}-${"L".repeat(200 + (i % 50))}`;
     const full = makeImage(work, { name: "index-full", blockSize: 1024, sizeMiB: 128, tree: linkedTree(10) });
-    const a = grow(full, 60000, 20000, long, "ENOSPC");
+    const a = await grow(full, 60000, 10000, long, "ENOSPC");
     expect(a.stopped, "the index never filled").toBeDefined();
     expect(a.stopped!.message).toMatch(/index full/);
     expect(a.shape.levels).toBe(2);
@@ -140,7 +141,7 @@ d("index splits and levels", () => {
     checkImage(full, "/d", a.model);
 
     const big = makeImage(work, { name: "three-levels", blockSize: 1024, sizeMiB: 128, features: "large_dir", tree: linkedTree(10) });
-    const b = grow(big, a.model.size + 2000, 20000, long);
+    const b = await grow(big, a.model.size + 2000, 10000, long);
     expect(b.shape.levels).toBe(3);
     console.log(`namei-grow: three levels: ${b.model.size} names, ${b.shape.blocks} blocks, 1k, large_dir`);
     checkImage(big, "/d", b.model);
@@ -152,7 +153,7 @@ d("a seeded random sequence of adds and removes", () => {
   it.each([
     ["1k-csum, from one block", 1024, "", 7, 100, false, 2],
     ["4k-nocsum-tea, from e2fsck -D", 4096, "^metadata_csum", 11, 40, true, 1],
-  ] as const)("%s: thousands of operations against a model, e2fsck every 1000", (name, bs, features, seed, pad, index, depth) => {
+  ] as const)("%s: thousands of operations against a model, e2fsck every 1000", async (name, bs, features, seed, pad, index, depth) => {
     const img = makeImage(work, { name: `random-${bs}`, blockSize: bs, features, hash: features ? "tea" : "half_md4", index, tree: linkedTree(index ? 3000 : 20) });
     const r = rng(seed);
     let model = new Map<string, number>();
@@ -162,6 +163,7 @@ d("a seeded random sequence of adds and removes", () => {
     let shape = { indexed: false, levels: 0, blocks: 0 };
     const OPS = 8000;
     for (let start = 0; start < OPS; start += 1000) {
+      await tick();
       withHandle(img, (f, h, vol) => {
         const dirIno = vol.statSync("/d").ino;
         const pool = Array.from({ length: 16 }, (_, i) => vol.statSync(`/pool/p${i}`).ino);

@@ -74,6 +74,25 @@ export function withHandle<T>(img: string, fn: (f: Ext4, h: Handle, vol: Volume)
   }
 }
 
+/** Lets the test worker answer vitest between long synchronous stretches (its RPC times out otherwise). */
+export const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** withHandle for long sessions that await tick() now and then. */
+export async function withHandleAsync<T>(img: string, fn: (f: Ext4, h: Handle, vol: Volume) => Promise<T>): Promise<T> {
+  const vol = mount(img);
+  try {
+    const f = fsOf(vol);
+    const h = f.startHandle(64);
+    try {
+      return await fn(f, h, vol);
+    } finally {
+      h.stop();
+    }
+  } finally {
+    vol.unmount();
+  }
+}
+
 /** A hard link: the name, and the target's links_count + 1 (what ext4_link does around ext4_add_entry). */
 export function link(f: Ext4, h: Handle, dirIno: number, name: Uint8Array, target: number): void {
   const dir = f.inode(dirIno);
