@@ -90,6 +90,25 @@ export class Dcache {
     this.dirBytes += cost;
   }
 
+  /**
+   * A name was added to a directory (`ino`) or removed from it (0): the next
+   * lookup and a directory kept whole must see it, as d_instantiate / d_delete.
+   */
+  update(dirIno: number, name: Uint8Array, ino: number): void {
+    const d = this.dirs.get(dirIno);
+    if (d) {
+      const k = nameKey(name);
+      if (ino) {
+        if (!d.names.has(k)) { d.cost += k.length + DIR_INDEX_ENTRY_OVERHEAD; this.dirBytes += k.length + DIR_INDEX_ENTRY_OVERHEAD; }
+        d.names.set(k, ino);
+      } else d.names.delete(k);
+    }
+    this.entries.set(Dcache.key(dirIno, name), ino);
+  }
+
+  /** Forgets a directory read whole (it became indexed: its lookups go by hash from now on). */
+  forgetDir(dirIno: number): void { this.dropDir(dirIno); }
+
   private dropDir(dirIno: number): void {
     const d = this.dirs.get(dirIno);
     if (!d) return;

@@ -70,7 +70,7 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /** Number of blocks the directory spans. */
-function dirBlocks(fs: Ext4, dir: Inode): number {
+export function dirBlocks(fs: Ext4, dir: Inode): number {
   const n = Math.ceil(dir.size / fs.sb.blockSize);
   if (n > MAX_DIR_BLOCKS) throw corrupted(`directory size ${dir.size} is implausible`, { ino: dir.ino });
   return n;
@@ -89,19 +89,19 @@ function restOfHole(fs: Ext4, dir: Inode, lblk: number, n: number): number {
 }
 
 /** Is this block an htree interior node (a fake empty dirent spanning the block)? */
-function isDxNode(fs: Ext4, b: Uint8Array): boolean {
+export function isDxNode(fs: Ext4, b: Uint8Array): boolean {
   return u32(b, 0) === 0 && recLenAt(b, 0, fs.sb.blockSize) === fs.sb.blockSize && u8(b, 6) === 0;
 }
 
-function isIndexed(fs: Ext4, dir: Inode): boolean {
+export function isIndexed(fs: Ext4, dir: Inode): boolean {
   return (dir.flags & INODE_FLAGS.INDEX) !== 0 && (fs.sb.featureCompat & COMPAT.DIR_INDEX) !== 0;
 }
 
-function isCasefolded(fs: Ext4, dir: Inode): boolean {
+export function isCasefolded(fs: Ext4, dir: Inode): boolean {
   return (dir.flags & INODE_FLAGS.CASEFOLD) !== 0 && (fs.sb.featureIncompat & INCOMPAT.CASEFOLD) !== 0;
 }
 
-function verifyLeaf(fs: Ext4, dir: Inode, b: Uint8Array, pblk: number): number {
+export function verifyLeaf(fs: Ext4, dir: Inode, b: Uint8Array, pblk: number): number {
   if (!fs.metadataCsum) return fs.sb.blockSize;
   const bs = fs.sb.blockSize;
   if (!hasDirentTail(b, bs)) {
@@ -115,7 +115,7 @@ function verifyLeaf(fs: Ext4, dir: Inode, b: Uint8Array, pblk: number): number {
   return bs - DIRENT_TAIL_SIZE;
 }
 
-function verifyDxNode(fs: Ext4, dir: Inode, b: Uint8Array, pblk: number, countOffset: number): void {
+export function verifyDxNode(fs: Ext4, dir: Inode, b: Uint8Array, pblk: number, countOffset: number): void {
   if (!fs.metadataCsum || !fs.verifyChecksums || fs.verified.has(dir.ino, pblk)) return;
   const limit = u16(b, countOffset);
   const count = u16(b, countOffset + 2);
@@ -186,13 +186,15 @@ const DOTDOT = Uint8Array.of(0x2e, 0x2e);
  * leaves can still be fine, so lookups and listings fall back to a linear scan.
  */
 const badIndex = new WeakSet<Error>();
-function badIndexError(message: string, where: { ino: number; block?: number }): Error {
+/** Is `e` dx_probe's ERR_BAD_DX_DIR (an index to ignore, not a failed block)? */
+export function isBadIndex(e: unknown): boolean { return badIndex.has(e as Error); }
+export function badIndexError(message: string, where: { ino: number; block?: number }): Error {
   const e = corrupted(message, where);
   badIndex.add(e);
   return e;
 }
 
-function verifyDxRoot(fs: Ext4, dir: Inode, b: Uint8Array, pblk: number): { levels: number; hashVersion: number; countOffset: number } {
+export function verifyDxRoot(fs: Ext4, dir: Inode, b: Uint8Array, pblk: number): { levels: number; hashVersion: number; countOffset: number } {
   const info = dxRootInfo(b);
   const where = { ino: dir.ino, block: pblk };
   // With checksums, a root whose layout hides the checksum is a checksum failure (ext4_dx_csum_verify).
@@ -210,12 +212,12 @@ function verifyDxRoot(fs: Ext4, dir: Inode, b: Uint8Array, pblk: number): { leve
 }
 
 /** dx_root_limit: entries that fit the root after "." and "..", the root info and (metadata_csum) the dx tail. */
-function dxRootLimit(fs: Ext4, infoLength: number): number {
+export function dxRootLimit(fs: Ext4, infoLength: number): number {
   return Math.floor((fs.sb.blockSize - 12 - 12 - infoLength - (fs.metadataCsum ? 8 : 0)) / 8);
 }
 
 /** dx_node_limit: entries that fit an interior node after its fake dirent and (metadata_csum) the dx tail. */
-function dxNodeLimit(fs: Ext4): number {
+export function dxNodeLimit(fs: Ext4): number {
   return Math.floor((fs.sb.blockSize - 8 - (fs.metadataCsum ? 8 : 0)) / 8);
 }
 
@@ -380,7 +382,7 @@ function advance(fs: Ext4, dir: Inode, frames: Frame[], major: number, nblocks: 
 }
 
 /** An htree node's entries (decoded by format/dirent), checked against the directory. */
-function readDxEntries(fs: Ext4, dir: Inode, b: Uint8Array, pblk: number, countOffset: number, nblocks: number): DxEntry[] {
+export function readDxEntries(fs: Ext4, dir: Inode, b: Uint8Array, pblk: number, countOffset: number, nblocks: number): DxEntry[] {
   const where = { ino: dir.ino, block: pblk };
   const limit = u16(b, countOffset);
   const count = u16(b, countOffset + 2);
@@ -394,7 +396,7 @@ function readDxEntries(fs: Ext4, dir: Inode, b: Uint8Array, pblk: number, countO
 }
 
 /** Index of the last entry whose hash <= target (entry 0 covers everything below entry 1). */
-function searchDx(entries: { hash: number }[], target: number): number {
+export function searchDx(entries: { hash: number }[], target: number): number {
   let lo = 1;
   let hi = entries.length - 1;
   let found = 0;

@@ -1,11 +1,14 @@
-// Extent-mapped files: walk the extent tree (binary search of each node in
-// wasm, over the node's bytes in the folio arena) and keep the last leaf of
-// each inode decoded, a small extent-status cache in front of the tree.
+// Extent-mapped files: the extent path (root to leaf, a buffer head at every
+// level, each node checked), shared by lookup and modification
+// (extents-write.ts), with binary search of each node in wasm over the node's
+// bytes in the folio arena. Lookups keep the last leaf of each inode decoded,
+// a small extent-status cache in front of the tree that every change drops.
 
 import { corrupted } from "../errors.js";
 import { extentHeader, EXTENT_MAGIC, extentTailOffset, indexAt, LeafExtent, leafAt } from "../format/extent.js";
 import { u16, u32 } from "../format/bytes.js";
 import type { Inode } from "../format/inode.js";
+import type { BufferHead } from "../cache/buffer-head.js";
 import { BlockMapping, MapKind } from "./mapping.js";
 import type { Ext4 } from "./super.js";
 
@@ -24,6 +27,21 @@ export function extentMapBlocks(fs: Ext4, inode: Inode, lblk: number, maxLen: nu
     leafCache.set(inode, leaf);
   }
   return answer(fs, inode, leaf, lblk, maxLen);
+}
+
+// ---- the mapping's sequence (the extent status tree's seq, until the in-core inode carries it) ----
+
+const seqs = new WeakMap<Inode, number>();
+
+/** A value that changes whenever the inode's block mapping changes (the iomap validity cookie). */
+export function extentSeq(inode: Inode): number { return seqs.get(inode) ?? 0; }
+
+/** The inode's mapping changed: forget its cached leaf and move the sequence on. Every tree change calls it. */
+export function bumpExtentSeq(inode: Inode): number {
+  leafCache.delete(inode);
+  const s = (seqs.get(inode) ?? 0) + 1;
+  seqs.set(inode, s);
+  return s;
 }
 
 function answer(fs: Ext4, inode: Inode, leaf: LeafCache, lblk: number, maxLen: number): BlockMapping {
@@ -46,6 +64,122 @@ function answer(fs: Ext4, inode: Inode, leaf: LeafCache, lblk: number, maxLen: n
   return { lblk, len: Math.max(1, Math.min(next - lblk, maxLen)), pblk: 0, kind: MapKind.Hole };
 }
 
+// ---- the extent path (ext4_find_extent): one walk for lookup and modification ----
+
+/** One level of a path from the root (index 0) down to a leaf. */
+export interface ExtPathLevel {
+  /** The node's own depth (0: leaf). */
+  depth: number;
+  /** The block holding the node; undefined for the root in i_block. */
+  pblk: number | undefined;
+  /** The node's buffer, referenced until releasePath (none for the root). */
+  bh: BufferHead | undefined;
+  /**
+   * The entry the walk went through: the last whose first block is <= the
+   * block looked up. Index nodes: at least 0 (the walk descends into the first
+   * child for a block before every entry, as p_idx does). Leaves: -1 when the
+   * block is before every extent or the leaf is empty.
+   */
+  pos: number;
+}
+export type ExtPath = ExtPathLevel[];
+
+/** The bytes of a path level's node (i_block for the root). A view: take it again after cache calls. */
+export function pathNode(inode: Inode, level: ExtPathLevel): Uint8Array {
+  return level.bh ? level.bh.data : inode.iBlock;
+}
+
+/**
+ * ext4_find_extent: root to leaf towards `lblk`, every node checked as
+ * __ext4_ext_check does (header, order, entries, the first entry against its
+ * index entry) and extent blocks checksum-verified. The caller releases the
+ * path (releasePath) when done, also on error paths.
+ */
+export function findExtent(fs: Ext4, inode: Inode, lblk: number): ExtPath {
+  const path: ExtPath = [];
+  try {
+    const root = inode.iBlock;
+    validateNode(root, 60, inode, undefined, -1);
+    let depth = extentHeader(root).depth;
+    let node: Uint8Array = root;
+    let level: ExtPathLevel = { depth, pblk: undefined, bh: undefined, pos: -1 };
+    path.push(level);
+    for (let n = 0; n <= MAX_DEPTH; n++) {
+      const h = extentHeader(node);
+      const ptr = fs.stage(node);
+      checkSorted(fs, ptr, inode, level.pblk);
+      const i = fs.wasm.x.extentSearch(ptr, lblk);
+      if (h.depth === 0) {
+        let prev: LeafExtent | undefined;
+        for (let k = 0; k < h.entries; k++) {
+          const e = leafAt(node, k);
+          checkLeafEntry(fs, e, prev, inode, level.pblk);
+          prev = e;
+        }
+        level.pos = i;
+        return path;
+      }
+      // Index node (never empty, validateNode saw to it): the kernel checks every entry's block
+      // before it uses any, then descends into entry i (or the first, for a block before every entry).
+      for (let j = 0; j < h.entries; j++) {
+        const b = indexAt(node, j).leaf;
+        if (b <= fs.sb.firstDataBlock || b >= fs.sb.blocksCount) throw corrupted(`extent index entry ${j} points outside the filesystem (block ${b})`, { ino: inode.ino, block: level.pblk });
+        if (inSystemZone(fs, inode, b, 1)) throw corrupted(`extent index entry ${j} points into filesystem metadata (block ${b})`, { ino: inode.ino, block: level.pblk });
+      }
+      level.pos = i < 0 ? 0 : i;
+      const idx = indexAt(node, level.pos);
+      const bh = fs.bcache.bread(idx.leaf, "extent tree block");
+      level = { depth: depth - 1, pblk: idx.leaf, bh, pos: -1 };
+      path.push(level);
+      const child = bh.data;
+      validateNode(child, fs.sb.blockSize, inode, idx.leaf, depth - 1);
+      verifyExtentBlock(fs, inode, child, idx.leaf);
+      // ext4_valid_extent_entries: a child's first entry starts where its parent's index entry says.
+      const first = extentHeader(child).entries > 0 ? u32(child, 12) : idx.lblk;
+      if (first !== idx.lblk) throw corrupted(`extent node starts at logical block ${first}, its index entry says ${idx.lblk}`, { ino: inode.ino, block: idx.leaf });
+      node = child;
+      depth--;
+    }
+    throw corrupted("extent tree too deep", { ino: inode.ino });
+  } catch (e) {
+    releasePath(fs, path);
+    throw e;
+  }
+}
+
+/** Drops the path's buffer references. */
+export function releasePath(fs: Ext4, path: ExtPath): void {
+  for (const level of path) {
+    if (level.bh) {
+      fs.bcache.brelse(level.bh);
+      level.bh = undefined;
+    }
+  }
+}
+
+/** The leaf for `lblk` decoded, with the logical range its parents say it covers. */
+function loadLeaf(fs: Ext4, inode: Inode, lblk: number): LeafCache {
+  const path = findExtent(fs, inode, lblk);
+  try {
+    let start = 0;
+    let end = MAX_LBLK + 1;
+    for (const level of path) {
+      if (level.depth === 0) break;
+      const node = pathNode(inode, level);
+      const idx = indexAt(node, level.pos);
+      if (idx.lblk <= lblk) start = Math.max(start, idx.lblk);
+      if (level.pos + 1 < extentHeader(node).entries) end = Math.min(end, indexAt(node, level.pos + 1).lblk);
+    }
+    const leaf = pathNode(inode, path[path.length - 1]);
+    const n = extentHeader(leaf).entries;
+    const extents: LeafExtent[] = new Array(n);
+    for (let k = 0; k < n; k++) extents[k] = leafAt(leaf, k);
+    return { start, end, extents };
+  } finally {
+    releasePath(fs, path);
+  }
+}
+
 function validateNode(b: Uint8Array, nodeBytes: number, inode: Inode, pblk: number | undefined, expectDepth: number): void {
   const where = { ino: inode.ino, block: pblk };
   if (u16(b, 0) !== EXTENT_MAGIC) throw corrupted("bad extent header magic", where);
@@ -57,59 +191,9 @@ function validateNode(b: Uint8Array, nodeBytes: number, inode: Inode, pblk: numb
   if (h.entries === 0 && h.depth > 0) throw corrupted("extent index node has no entries", where);
 }
 
-function loadLeaf(fs: Ext4, inode: Inode, lblk: number): LeafCache {
-  // The root lives in the inode's i_block; stage it in wasm scratch so one search serves every level.
-  const root = inode.iBlock;
-  validateNode(root, 60, inode, undefined, -1);
-  let depth = extentHeader(root).depth;
-  let node: Uint8Array = root;
-  let nodePblk: number | undefined;
-  let start = 0;
-  let end = MAX_LBLK + 1;
-  for (let level = 0; level <= MAX_DEPTH; level++) {
-    const h = extentHeader(node);
-    const ptr = fs.stage(node);
-    checkSorted(fs, node, ptr, inode, nodePblk);
-    const i = fs.wasm.x.extentSearch(ptr, lblk);
-    if (h.depth === 0) {
-      const extents: LeafExtent[] = [];
-      for (let k = 0; k < h.entries; k++) {
-        const e = leafAt(node, k);
-        checkLeafEntry(fs, e, extents[extents.length - 1], inode, nodePblk);
-        extents.push(e);
-      }
-      return { start, end, extents };
-    }
-    // Index node (never empty, validateNode saw to it): the kernel checks every entry's block
-    // before it uses any, then descends into entry i (or the first, for a block before every entry).
-    for (let j = 0; j < h.entries; j++) {
-      const b = indexAt(node, j).leaf;
-      if (b <= fs.sb.firstDataBlock || b >= fs.sb.blocksCount) throw corrupted(`extent index entry ${j} points outside the filesystem (block ${b})`, { ino: inode.ino, block: nodePblk });
-      if (inSystemZone(fs, inode, b, 1)) throw corrupted(`extent index entry ${j} points into filesystem metadata (block ${b})`, { ino: inode.ino, block: nodePblk });
-    }
-    const k = i < 0 ? 0 : i;
-    const idx = indexAt(node, k);
-    if (i >= 0) start = Math.max(start, idx.lblk);
-    if (k + 1 < h.entries) end = Math.min(end, indexAt(node, k + 1).lblk);
-    if (i < 0) end = Math.min(end, idx.lblk);
-    if (i < 0) return { start, end, extents: [] };
-    const child = fs.bcache.read(idx.leaf, "extent tree block");
-    validateNode(child, fs.sb.blockSize, inode, idx.leaf, depth - 1);
-    verifyExtentBlock(fs, inode, child, idx.leaf);
-    // ext4_valid_extent_entries: a child's first entry starts where its parent's index entry says.
-    const first = extentHeader(child).entries > 0 ? u32(child, 12) : idx.lblk;
-    if (first !== idx.lblk) throw corrupted(`extent node starts at logical block ${first}, its index entry says ${idx.lblk}`, { ino: inode.ino, block: idx.leaf });
-    node = child;
-    nodePblk = idx.leaf;
-    depth--;
-  }
-  throw corrupted("extent tree too deep", { ino: inode.ino });
-}
-
-function checkSorted(fs: Ext4, node: Uint8Array, ptr: number, inode: Inode, pblk: number | undefined): void {
+function checkSorted(fs: Ext4, ptr: number, inode: Inode, pblk: number | undefined): void {
   const nodeBytes = pblk === undefined ? 60 : fs.sb.blockSize;
   if (fs.wasm.x.extentCheckHeader(ptr, nodeBytes, -1) < 0) throw corrupted("extent node entries out of order", { ino: inode.ino, block: pblk });
-  void node;
 }
 
 function checkLeafEntry(fs: Ext4, e: LeafExtent, prev: LeafExtent | undefined, inode: Inode, pblk: number | undefined): void {

@@ -1,0 +1,562 @@
+// Extent tree changes (fs/ext4/extents.c): insert with merge into the
+// neighbours, leaf and index splits, growing the tree in depth when the root
+// is full and shrinking it when it empties, splitting an extent at a block,
+// switching a range between written and unwritten, and removing a range
+// (truncate, punch). Every node change goes through the handle: an extent
+// block by write access, the edit, its checksum tail, dirty metadata; the
+// root in i_block by markInodeDirty. Paths come from findExtent (extents.ts)
+// and are walked again after every structural change, so no step works on a
+// stale view of the tree.
+
+import { corrupted } from "../errors.js";
+import { setU16, setU32, u16, u32 } from "../format/bytes.js";
+import { EXTENT_MAGIC, extentTailOffset, indexAt, leafAt, type LeafExtent } from "../format/extent.js";
+import type { Inode } from "../format/inode.js";
+import type { Handle } from "../journal/handle.js";
+import { bumpExtentSeq, type ExtPath, type ExtPathLevel, findExtent, pathNode, releasePath } from "./extents.js";
+import { markInodeDirty } from "./inode-write.js";
+import { ALLOC, freeBlocks, goalForInode, newBlocks } from "./mballoc.js";
+import type { Ext4 } from "./super.js";
+
+export type Extent = LeafExtent;
+
+/** ee_len limits: a written extent up to 32768 blocks, an unwritten one (length with the high bit) up to 32767. */
+export const EXT_INIT_MAX_LEN = 32768;
+export const EXT_UNWRITTEN_MAX_LEN = 32767;
+/** Entries of the root node in i_block (60 bytes: header + 4). */
+export const EXT_ROOT_MAX = 4;
+/** Largest logical block + 1 (EXT_MAX_BLOCKS). */
+export const EXT_MAX_BLOCKS = 0xffffffff;
+const MAX_DEPTH = 5;
+
+export interface TreeOptions {
+  /** Metadata blocks for splits may use the reserved pool (EXT4_GET_BLOCKS_METADATA_NOFAIL). */
+  nofail?: boolean;
+}
+
+// ---- node bytes ----
+
+const entriesOf = (node: Uint8Array) => u16(node, 2);
+const maxOf = (node: Uint8Array) => u16(node, 4);
+const depthOf = (node: Uint8Array) => u16(node, 6);
+const entryOff = (i: number) => 12 + i * 12;
+
+function writeLeaf(node: Uint8Array, i: number, e: Extent): void {
+  const o = entryOff(i);
+  setU32(node, o, e.lblk);
+  setU16(node, o + 4, e.unwritten ? e.len + EXT_INIT_MAX_LEN : e.len);
+  setU16(node, o + 6, Math.floor(e.pblk / 0x100000000));
+  setU32(node, o + 8, e.pblk >>> 0);
+}
+
+function writeIndex(node: Uint8Array, i: number, lblk: number, child: number): void {
+  const o = entryOff(i);
+  setU32(node, o, lblk);
+  setU32(node, o + 4, child >>> 0);
+  setU16(node, o + 8, Math.floor(child / 0x100000000));
+  setU16(node, o + 10, 0);
+}
+
+function initHeader(node: Uint8Array, max: number, depth: number): void {
+  setU16(node, 0, EXTENT_MAGIC);
+  setU16(node, 2, 0);
+  setU16(node, 4, max);
+  setU16(node, 6, depth);
+  setU32(node, 8, 0);
+}
+
+/** Entries of an extent block: ext4_ext_space_block. */
+export const blockCapacity = (fs: Ext4) => Math.floor((fs.sb.blockSize - 12) / 12);
+
+/** Removes entries [from, to) of a node, closing the gap; the freed slots are zeroed. */
+function dropEntries(node: Uint8Array, from: number, to: number): void {
+  const n = entriesOf(node);
+  node.copyWithin(entryOff(from), entryOff(to), entryOff(n));
+  node.fill(0, entryOff(n - (to - from)), entryOff(n));
+  setU16(node, 2, n - (to - from));
+}
+
+/** Opens a slot at i (entries from i move right by one). */
+function openSlot(node: Uint8Array, i: number): void {
+  const n = entriesOf(node);
+  node.copyWithin(entryOff(i + 1), entryOff(i), entryOff(n));
+  setU16(node, 2, n + 1);
+}
+
+export function canMerge(a: Extent, b: Extent): boolean {
+  if (a.unwritten !== b.unwritten) return false;
+  if (a.lblk + a.len !== b.lblk || a.pblk + a.len !== b.pblk) return false;
+  return a.len + b.len <= (a.unwritten ? EXT_UNWRITTEN_MAX_LEN : EXT_INIT_MAX_LEN);
+}
+
+// ---- the handle seam for nodes ----
+
+function getAccess(handle: Handle, level: ExtPathLevel): void {
+  if (level.bh) handle.getWriteAccess(level.bh);
+}
+
+/** ext4_ext_dirty: a block gets its checksum tail and joins the handle; the root goes with the inode. */
+function dirtyNode(handle: Handle, fs: Ext4, inode: Inode, level: ExtPathLevel): void {
+  if (!level.bh) {
+    markInodeDirty(handle, fs, inode);
+    return;
+  }
+  setExtentTail(fs, inode, level.bh.data);
+  handle.dirtyMetadata(level.bh);
+}
+
+function setExtentTail(fs: Ext4, inode: Inode, b: Uint8Array): void {
+  if (!fs.metadataCsum) return;
+  const tail = extentTailOffset(maxOf(b));
+  setU32(b, tail, fs.csum.extentBlock(fs.inodeSeed(inode), b, tail));
+}
+
+/** ext4_ext_new_meta_block, `n` times: all blocks a change needs are taken before the tree is touched. */
+function newMetaBlocks(handle: Handle, fs: Ext4, inode: Inode, goal: number, n: number, opts: TreeOptions): number[] {
+  const out: number[] = [];
+  try {
+    while (out.length < n) {
+      const r = newBlocks(handle, fs, { inode, goal, len: n - out.length, flags: ALLOC.METADATA | (opts.nofail ? ALLOC.NOFAIL : 0) });
+      for (let k = 0; k < r.len; k++) out.push(r.pblk + k);
+      goal = r.pblk + r.len;
+    }
+  } catch (e) {
+    for (const b of out) freeBlocks(handle, fs, inode, b, 1, { metadata: true });
+    throw e;
+  }
+  return out;
+}
+
+/** Fills a newly allocated extent block: `fill` writes the header and entries into zeroed bytes. */
+function createNode(handle: Handle, fs: Ext4, inode: Inode, pblk: number, fill: (node: Uint8Array) => void): void {
+  const bh = fs.bcache.getblk(pblk, "extent tree block");
+  try {
+    handle.getCreateAccess(bh);
+    const node = bh.data;
+    node.fill(0);
+    fill(node);
+    setExtentTail(fs, inode, node);
+    handle.dirtyMetadata(bh);
+    fs.verified.add(inode.ino, pblk);
+  } finally {
+    fs.bcache.brelse(bh);
+  }
+}
+
+/**
+ * ext4_ext_correct_indexes: the first entry of the node at `level` changed,
+ * so its index entry in the parent says so, and up the tree while the entry
+ * changed is itself a node's first.
+ */
+function correctIndexes(handle: Handle, fs: Ext4, inode: Inode, path: ExtPath, level: number): void {
+  const node = pathNode(inode, path[level]);
+  if (entriesOf(node) === 0) return;
+  const first = u32(node, 12);
+  for (let k = level; k > 0; k--) {
+    const parent = path[k - 1];
+    if (indexAt(pathNode(inode, parent), parent.pos).lblk !== first) {
+      getAccess(handle, parent);
+      setU32(pathNode(inode, parent), entryOff(parent.pos), first);
+      dirtyNode(handle, fs, inode, parent);
+    }
+    if (parent.pos !== 0) break;
+  }
+}
+
+// ---- insert (ext4_ext_insert_extent) ----
+
+/**
+ * Inserts a new extent, merged into a neighbour where it continues one
+ * (same kind, contiguous on disk, within the length limit) unless `noMerge`
+ * (a split inserts its second half unmerged). A full leaf is split, a full
+ * root grows the tree a level. The range must be unmapped: an overlap is
+ * corruption.
+ */
+export function insertExtent(handle: Handle, fs: Ext4, inode: Inode, ex: Extent, opts: TreeOptions & { noMerge?: boolean } = {}): void {
+  if (ex.len < 1 || ex.len > (ex.unwritten ? EXT_UNWRITTEN_MAX_LEN : EXT_INIT_MAX_LEN) || ex.lblk + ex.len > EXT_MAX_BLOCKS) {
+    throw new RangeError(`bad extent ${ex.lblk}+${ex.len}`);
+  }
+  bumpExtentSeq(inode);
+  for (let attempt = 0; attempt <= 2 * MAX_DEPTH + 2; attempt++) {
+    const path = findExtent(fs, inode, ex.lblk);
+    try {
+      if (insertInLeaf(handle, fs, inode, path, ex, opts)) break;
+      // No room: make some (the path is stale afterwards, so walk again).
+      createNewLeaf(handle, fs, inode, path, ex, opts);
+    } finally {
+      releasePath(fs, path);
+    }
+    if (attempt === 2 * MAX_DEPTH + 2) throw new Error(`extent insert at ${ex.lblk} found no room`);
+  }
+  shrinkDepth(handle, fs, inode);
+  bumpExtentSeq(inode);
+}
+
+function insertInLeaf(handle: Handle, fs: Ext4, inode: Inode, path: ExtPath, ex: Extent, opts: { noMerge?: boolean }): boolean {
+  const L = path.length - 1;
+  const lv = path[L];
+  let node = pathNode(inode, lv);
+  const n = entriesOf(node);
+  const pos = lv.pos;
+  const where = { ino: inode.ino, block: lv.pblk };
+  const left = pos >= 0 ? leafAt(node, pos) : undefined;
+  const right = pos + 1 < n ? leafAt(node, pos + 1) : undefined;
+  if (left && left.lblk + left.len > ex.lblk) throw corrupted(`new extent ${ex.lblk}+${ex.len} overlaps extent ${left.lblk}+${left.len}`, where);
+  if (right && ex.lblk + ex.len > right.lblk) throw corrupted(`new extent ${ex.lblk}+${ex.len} overlaps extent ${right.lblk}+${right.len}`, where);
+  if (!opts.noMerge && left && canMerge(left, ex)) {
+    getAccess(handle, lv);
+    node = pathNode(inode, lv);
+    writeLeaf(node, pos, { ...left, len: left.len + ex.len });
+    mergeNeighbours(node, pos);
+    dirtyNode(handle, fs, inode, lv);
+    return true;
+  }
+  if (!opts.noMerge && right && canMerge(ex, right)) {
+    getAccess(handle, lv);
+    writeLeaf(pathNode(inode, lv), pos + 1, { ...ex, len: ex.len + right.len });
+    dirtyNode(handle, fs, inode, lv);
+    if (pos + 1 === 0) correctIndexes(handle, fs, inode, path, L);
+    return true;
+  }
+  if (n >= maxOf(node)) return false;
+  getAccess(handle, lv);
+  node = pathNode(inode, lv);
+  openSlot(node, pos + 1);
+  writeLeaf(node, pos + 1, ex);
+  dirtyNode(handle, fs, inode, lv);
+  if (pos + 1 === 0) correctIndexes(handle, fs, inode, path, L);
+  return true;
+}
+
+/** ext4_ext_try_to_merge within one leaf: entry i with its left, then with its right neighbour. Returns i's new index. */
+function mergeNeighbours(node: Uint8Array, i: number): number {
+  if (i > 0) {
+    const l = leafAt(node, i - 1);
+    const e = leafAt(node, i);
+    if (canMerge(l, e)) {
+      writeLeaf(node, i - 1, { ...l, len: l.len + e.len });
+      dropEntries(node, i, i + 1);
+      i--;
+    }
+  }
+  if (i + 1 < entriesOf(node)) {
+    const e = leafAt(node, i);
+    const r = leafAt(node, i + 1);
+    if (canMerge(e, r)) {
+      writeLeaf(node, i, { ...e, len: e.len + r.len });
+      dropEntries(node, i + 1, i + 2);
+    }
+  }
+  return i;
+}
+
+/**
+ * ext4_ext_create_new_leaf: split at the deepest index level that has a free
+ * slot (ext4_ext_split); with every level full, grow the tree (the caller
+ * walks again and comes back here if the leaf is still full).
+ */
+function createNewLeaf(handle: Handle, fs: Ext4, inode: Inode, path: ExtPath, ex: Extent, opts: TreeOptions): void {
+  const L = path.length - 1;
+  let at = L - 1;
+  while (at >= 0) {
+    const node = pathNode(inode, path[at]);
+    if (entriesOf(node) < maxOf(node)) break;
+    at--;
+  }
+  if (at < 0) growInDepth(handle, fs, inode, ex.lblk, opts);
+  else splitNodes(handle, fs, inode, path, at, ex, opts);
+}
+
+/**
+ * ext4_ext_split: new nodes for every level below `at`; each takes the
+ * entries right of the path (the leaf: right of the extent found), the new
+ * index nodes start with an entry for the new node below them, and `at`
+ * gets an index entry for the new subtree, which starts at `border`.
+ */
+function splitNodes(handle: Handle, fs: Ext4, inode: Inode, path: ExtPath, at: number, ex: Extent, opts: TreeOptions): void {
+  const L = path.length - 1;
+  const leaf = pathNode(inode, path[L]);
+  const p = Math.max(path[L].pos, 0);
+  const border = p + 1 < entriesOf(leaf) ? leafAt(leaf, p + 1).lblk : ex.lblk;
+  const blocks = newMetaBlocks(handle, fs, inode, goalForInode(fs, inode, ex.lblk), L - at, opts);
+  const cap = blockCapacity(fs);
+  for (let j = L; j > at; j--) {
+    const lv = path[j];
+    const from = (j === L ? p : lv.pos) + 1;
+    getAccess(handle, lv);
+    const oldBytes = pathNode(inode, lv);
+    const n = entriesOf(oldBytes);
+    const moved = oldBytes.slice(entryOff(from), entryOff(n));
+    const head = j < L ? 1 : 0;
+    createNode(handle, fs, inode, blocks[j - at - 1], (node) => {
+      initHeader(node, cap, lv.depth);
+      if (head) writeIndex(node, 0, border, blocks[j - at]);
+      node.set(moved, entryOff(head));
+      setU16(node, 2, head + (n - from));
+    });
+    const old = pathNode(inode, lv);
+    old.fill(0, entryOff(from), entryOff(n));
+    setU16(old, 2, from);
+    dirtyNode(handle, fs, inode, lv);
+  }
+  const lv = path[at];
+  getAccess(handle, lv);
+  const node = pathNode(inode, lv);
+  openSlot(node, lv.pos + 1);
+  writeIndex(node, lv.pos + 1, border, blocks[0]);
+  dirtyNode(handle, fs, inode, lv);
+}
+
+/** ext4_ext_grow_indepth: the root's entries move to a new block; the root becomes an index node over it. */
+function growInDepth(handle: Handle, fs: Ext4, inode: Inode, lblk: number, opts: TreeOptions): void {
+  const root = inode.iBlock;
+  const depth = depthOf(root);
+  if (depth >= MAX_DEPTH) throw corrupted(`extent tree would grow past depth ${MAX_DEPTH}`, { ino: inode.ino });
+  const n = entriesOf(root);
+  const entries = root.slice(12, entryOff(n));
+  const [b] = newMetaBlocks(handle, fs, inode, goalForInode(fs, inode, lblk), 1, opts);
+  createNode(handle, fs, inode, b, (node) => {
+    initHeader(node, blockCapacity(fs), depth);
+    node.set(entries, 12);
+    setU16(node, 2, n);
+  });
+  const first = n > 0 ? u32(entries, 0) : 0;
+  root.fill(0, 12, 60);
+  initHeader(root, EXT_ROOT_MAX, depth + 1);
+  writeIndex(root, 0, first, b);
+  setU16(root, 2, 1);
+  markInodeDirty(handle, fs, inode);
+}
+
+/**
+ * The tree loses levels it no longer needs: a root with one entry whose
+ * child fits in the root takes the child's entries and the child block is
+ * freed (ext4_ext_try_to_merge_up, at any depth); an index root left without
+ * entries is an empty leaf again.
+ */
+function shrinkDepth(handle: Handle, fs: Ext4, inode: Inode): void {
+  for (;;) {
+    const root = inode.iBlock;
+    const depth = depthOf(root);
+    if (depth === 0) return;
+    if (entriesOf(root) === 0) {
+      initHeader(root, EXT_ROOT_MAX, 0);
+      root.fill(0, 12, 60);
+      markInodeDirty(handle, fs, inode);
+      return;
+    }
+    if (entriesOf(root) !== 1) return;
+    const child = indexAt(root, 0).leaf;
+    const path = findExtent(fs, inode, indexAt(root, 0).lblk);
+    let bytes: Uint8Array;
+    let childDepth: number;
+    try {
+      const node = pathNode(inode, path[1]);
+      if (entriesOf(node) > EXT_ROOT_MAX) return;
+      bytes = node.slice(12, entryOff(entriesOf(node)));
+      childDepth = depthOf(node);
+    } finally {
+      releasePath(fs, path);
+    }
+    root.fill(0, 12, 60);
+    initHeader(root, EXT_ROOT_MAX, childDepth);
+    root.set(bytes, 12);
+    setU16(root, 2, bytes.length / 12);
+    freeBlocks(handle, fs, inode, child, 1, { metadata: true });
+    markInodeDirty(handle, fs, inode);
+    bumpExtentSeq(inode);
+  }
+}
+
+// ---- split and convert (ext4_split_extent_at, ext4_ext_convert_to_initialized) ----
+
+/**
+ * ext4_split_extent_at: the extent holding `split` (past its first block)
+ * becomes two, [start, split) and [split, end), each keeping its kind. No-op
+ * where no extent straddles `split`. On failure the extent is whole again.
+ */
+export function splitExtentAt(handle: Handle, fs: Ext4, inode: Inode, split: number, opts: TreeOptions = {}): boolean {
+  const path = findExtent(fs, inode, split);
+  let ex: Extent;
+  try {
+    const lv = path[path.length - 1];
+    if (lv.pos < 0) return false;
+    ex = leafAt(pathNode(inode, lv), lv.pos);
+    if (split <= ex.lblk || split >= ex.lblk + ex.len) return false;
+    getAccess(handle, lv);
+    writeLeaf(pathNode(inode, lv), lv.pos, { ...ex, len: split - ex.lblk });
+    dirtyNode(handle, fs, inode, lv);
+  } finally {
+    releasePath(fs, path);
+  }
+  bumpExtentSeq(inode);
+  const right: Extent = { lblk: split, len: ex.lblk + ex.len - split, pblk: ex.pblk + (split - ex.lblk), unwritten: ex.unwritten };
+  try {
+    insertExtent(handle, fs, inode, right, { ...opts, noMerge: true });
+  } catch (e) {
+    // fix_extent_len: the first half takes its blocks back.
+    const back = findExtent(fs, inode, ex.lblk);
+    try {
+      const lv = back[back.length - 1];
+      getAccess(handle, lv);
+      writeLeaf(pathNode(inode, lv), lv.pos, ex);
+      dirtyNode(handle, fs, inode, lv);
+    } finally {
+      releasePath(fs, back);
+    }
+    bumpExtentSeq(inode);
+    throw e;
+  }
+  return true;
+}
+
+/**
+ * Marks [lblk, lblk+len) of the extent holding lblk written (`unwritten`
+ * false: ext4_ext_convert_to_initialized, unwritten extents converted at I/O
+ * completion) or unwritten (EXT4_GET_BLOCKS_CONVERT_UNWRITTEN), splitting the
+ * extent at the range's ends and merging the result into its neighbours.
+ * Returns how many blocks from lblk now have that kind (0: lblk is a hole).
+ */
+export function setExtentKind(handle: Handle, fs: Ext4, inode: Inode, lblk: number, len: number, unwritten: boolean, opts: TreeOptions = {}): number {
+  let ex: Extent | undefined;
+  const path = findExtent(fs, inode, lblk);
+  try {
+    const lv = path[path.length - 1];
+    if (lv.pos >= 0) ex = leafAt(pathNode(inode, lv), lv.pos);
+  } finally {
+    releasePath(fs, path);
+  }
+  if (!ex || lblk >= ex.lblk + ex.len) return 0;
+  let end = Math.min(lblk + len, ex.lblk + ex.len);
+  if (ex.unwritten === unwritten) return end - lblk;
+  if (unwritten) end = Math.min(end, lblk + EXT_UNWRITTEN_MAX_LEN);
+  splitExtentAt(handle, fs, inode, lblk, opts);
+  splitExtentAt(handle, fs, inode, end, opts);
+  const p2 = findExtent(fs, inode, lblk);
+  try {
+    const L = p2.length - 1;
+    const lv = p2[L];
+    const e = leafAt(pathNode(inode, lv), lv.pos);
+    if (e.lblk !== lblk || e.len !== end - lblk) throw new Error(`extent split at ${lblk}..${end} left ${e.lblk}+${e.len}`);
+    getAccess(handle, lv);
+    const node = pathNode(inode, lv);
+    writeLeaf(node, lv.pos, { ...e, unwritten });
+    // Merging never changes a leaf's first block, so no index entry moves.
+    mergeNeighbours(node, lv.pos);
+    dirtyNode(handle, fs, inode, lv);
+  } finally {
+    releasePath(fs, p2);
+  }
+  shrinkDepth(handle, fs, inode);
+  bumpExtentSeq(inode);
+  return end - lblk;
+}
+
+// ---- remove (ext4_ext_remove_space) ----
+
+/**
+ * ext4_ext_remove_space: unmaps logical blocks [start, end] (inclusive; end
+ * EXT_MAX_BLOCKS - 1 for a truncate), freeing their blocks; an extent that
+ * straddles `end` is split first (punch). Leaves and index nodes left empty
+ * are freed as metadata, index entries follow a leaf's new first extent, and
+ * the tree shrinks when it can. Works right to left, one leaf per step, with
+ * the handle's credits renewed between steps.
+ */
+export function extRemoveSpace(handle: Handle, fs: Ext4, inode: Inode, start: number, end: number): void {
+  if (end < start) return;
+  end = Math.min(end, EXT_MAX_BLOCKS - 1);
+  bumpExtentSeq(inode);
+  if (end + 1 < EXT_MAX_BLOCKS) splitExtentAt(handle, fs, inode, end + 1, { nofail: true });
+  let cur = end;
+  for (;;) {
+    const credits = removeCredits(inode);
+    if (!handle.extend(credits)) handle.restart(credits);
+    const path = findExtent(fs, inode, cur);
+    let next = -1;
+    try {
+      next = removeInLeaf(handle, fs, inode, path, start, cur);
+    } finally {
+      releasePath(fs, path);
+    }
+    if (next < start) break;
+    cur = next;
+  }
+  shrinkDepth(handle, fs, inode);
+  markInodeDirty(handle, fs, inode);
+  bumpExtentSeq(inode);
+}
+
+/** Blocks one removal step may dirty: the path, its parents' updates, bitmaps and group descriptors of two groups, the inode. */
+function removeCredits(inode: Inode): number {
+  return 2 * (depthOf(inode.iBlock) + 1) + 4 + 1;
+}
+
+/**
+ * Removes what of [start, cur] the leaf on `path` maps (every extent there
+ * ends at or before cur). Returns the block to continue at (below start: done).
+ */
+function removeInLeaf(handle: Handle, fs: Ext4, inode: Inode, path: ExtPath, start: number, cur: number): number {
+  const L = path.length - 1;
+  const lv = path[L];
+  let node = pathNode(inode, lv);
+  if (lv.pos < 0) return -1;
+  // Entries [first, pos] go whole; entry first-1 may lose its tail.
+  let first = lv.pos + 1;
+  let trim: { index: number; keep: number } | undefined;
+  const frees: [number, number][] = [];
+  while (first > 0) {
+    const e = leafAt(node, first - 1);
+    if (e.lblk + e.len - 1 < start) break;
+    if (e.lblk + e.len - 1 > cur) throw new Error(`extent ${e.lblk}+${e.len} straddles ${cur} after the split`);
+    if (e.lblk < start) {
+      const keep = start - e.lblk;
+      trim = { index: first - 1, keep };
+      frees.push([e.pblk + keep, e.len - keep]);
+      break;
+    }
+    frees.push([e.pblk, e.len]);
+    first--;
+  }
+  const removed = lv.pos + 1 - first;
+  const lowest = removed > 0 ? leafAt(node, first).lblk : -1;
+  const stopped = first > 0;
+  if (removed > 0 || trim) {
+    if (removed === entriesOf(node) && L > 0) {
+      removeNode(handle, fs, inode, path, L);
+    } else {
+      getAccess(handle, lv);
+      node = pathNode(inode, lv);
+      if (trim) writeLeaf(node, trim.index, { ...leafAt(node, trim.index), len: trim.keep });
+      if (removed > 0) dropEntries(node, first, lv.pos + 1);
+      dirtyNode(handle, fs, inode, lv);
+      if (first === 0 && removed > 0) correctIndexes(handle, fs, inode, path, L);
+    }
+  }
+  for (const [pblk, len] of frees) freeBlocks(handle, fs, inode, pblk, len);
+  bumpExtentSeq(inode);
+  // Stopped inside this leaf: done. Else everything here up to cur went; go on left of it.
+  if (stopped || removed === 0) return -1;
+  return lowest - 1;
+}
+
+/** A node emptied at `level` (> 0) is freed and its index entry removed, up the tree as parents empty too (ext4_ext_rm_idx). */
+function removeNode(handle: Handle, fs: Ext4, inode: Inode, path: ExtPath, level: number): void {
+  for (let k = level; k > 0; k--) {
+    const lv = path[k];
+    freeBlocks(handle, fs, inode, lv.pblk!, 1, { metadata: true });
+    const parent = path[k - 1];
+    const pnode = pathNode(inode, parent);
+    if (entriesOf(pnode) > 1 || k - 1 === 0) {
+      getAccess(handle, parent);
+      const node = pathNode(inode, parent);
+      dropEntries(node, parent.pos, parent.pos + 1);
+      if (k - 1 === 0 && entriesOf(node) === 0) {
+        initHeader(node, EXT_ROOT_MAX, 0);
+        node.fill(0, 12, 60);
+      }
+      dirtyNode(handle, fs, inode, parent);
+      if (parent.pos === 0 && entriesOf(pathNode(inode, parent)) > 0) correctIndexes(handle, fs, inode, path, k - 1);
+      return;
+    }
+  }
+}

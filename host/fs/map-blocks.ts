@@ -1,0 +1,132 @@
+// The write side of block mapping (ext4_map_blocks with its GET_BLOCKS
+// flags): look up, allocate into holes, and switch extents between unwritten
+// and written. Lookups go through fs.mapBlocks (the read path and its leaf
+// cache); changes through extents-write.ts (extent files) or indirect-write.ts
+// (block-mapped files).
+
+import { Ext4Error } from "../errors.js";
+import { type Inode, INODE_FLAGS } from "../format/inode.js";
+import type { Handle } from "../journal/handle.js";
+import { bumpExtentSeq, extentSeq } from "./extents.js";
+import { EXT_INIT_MAX_LEN, EXT_MAX_BLOCKS, EXT_UNWRITTEN_MAX_LEN, insertExtent, setExtentKind } from "./extents-write.js";
+import { indBoundary, indMapBlocksCreate } from "./indirect-write.js";
+import { markInodeDirty } from "./inode-write.js";
+import { MapKind } from "./mapping.js";
+import { ALLOC, freeBlocks, goalForInode, newBlocks } from "./mballoc.js";
+import type { Ext4 } from "./super.js";
+
+/** ext4_map_blocks flags (fs/ext4/ext4.h, same values). */
+export const GET_BLOCKS = {
+  /** Allocate blocks for holes. */
+  CREATE: 0x0001,
+  /** New blocks go in as unwritten extents. */
+  UNWRIT_EXT: 0x0002,
+  CREATE_UNWRIT_EXT: 0x0003,
+  /** Delayed allocation: the space is reserved already (accepted; accounting is the in-core inode's). */
+  DELALLOC_RESERVE: 0x0004,
+  PRE_IO: 0x0008,
+  /** Unwritten extents in the range become written (I/O completion). */
+  CONVERT: 0x0010,
+  IO_CREATE_EXT: 0x000b,
+  IO_CONVERT_EXT: 0x0013,
+  /** Extent-tree blocks a split needs may come from the reserved pool. */
+  METADATA_NOFAIL: 0x0020,
+  NO_NORMALIZE: 0x0040,
+  /** Written extents in the range become unwritten (zero range). */
+  CONVERT_UNWRITTEN: 0x0100,
+} as const;
+
+/** ext4_map_blocks result flags. */
+export const MAP = {
+  NEW: 1 << 0,
+  MAPPED: 1 << 1,
+  UNWRITTEN: 1 << 2,
+  BOUNDARY: 1 << 3,
+  DELAYED: 1 << 4,
+} as const;
+
+export interface MapRequest { lblk: number; len: number }
+
+export interface MapResult {
+  lblk: number;
+  /** Blocks the answer covers from lblk (>= 1; a hole: up to the next mapped block or the length asked). */
+  len: number;
+  /** First physical block (0 for a hole). */
+  pblk: number;
+  flags: number;
+  /** Changes whenever the inode's mapping changes: compare to know an earlier answer still holds. */
+  seq: number;
+}
+
+/**
+ * ext4_map_blocks: maps map.len blocks from map.lblk, as far as one extent
+ * (or one contiguous run of new blocks) goes. Without CREATE it only looks
+ * up (handle may be undefined). With CREATE a hole gets one contiguous run
+ * of new blocks near goalForInode (as many of the range as one run gives),
+ * written or, with UNWRIT_EXT, unwritten (NEW | MAPPED [| UNWRITTEN]). The
+ * allocator charges i_blocks; the inode is marked dirty here.
+ */
+export function ext4MapBlocks(handle: Handle | undefined, fs: Ext4, inode: Inode, map: MapRequest, flags = 0): MapResult {
+  const { lblk } = map;
+  if (!Number.isInteger(lblk) || lblk < 0 || !Number.isInteger(map.len) || map.len < 1) {
+    throw new Ext4Error("EINVAL", `bad block range ${lblk}+${map.len}`, { ino: inode.ino });
+  }
+  const changes = (flags & (GET_BLOCKS.CREATE | GET_BLOCKS.CONVERT | GET_BLOCKS.CONVERT_UNWRITTEN)) !== 0;
+  if (changes && !handle) throw new Error("ext4MapBlocks: changing the mapping needs a handle");
+  if (!(inode.flags & INODE_FLAGS.EXTENTS)) {
+    if (!changes) return lookup(fs, inode, map);
+    if (flags & (GET_BLOCKS.UNWRIT_EXT | GET_BLOCKS.CONVERT | GET_BLOCKS.CONVERT_UNWRITTEN)) {
+      throw new Ext4Error("EOPNOTSUPP", "block-mapped files have no unwritten extents", { ino: inode.ino });
+    }
+    return indMapBlocksCreate(handle!, fs, inode, map);
+  }
+  if (lblk >= EXT_MAX_BLOCKS) throw new Ext4Error("EFBIG", `logical block ${lblk} is past the largest an extent maps`, { ino: inode.ino });
+  const len = Math.min(map.len, EXT_MAX_BLOCKS - lblk);
+  const found = lookup(fs, inode, { lblk, len });
+  if (!changes) return found;
+  const h = handle!;
+  const opts = { nofail: (flags & GET_BLOCKS.METADATA_NOFAIL) !== 0 };
+  if (found.flags & MAP.UNWRITTEN) {
+    if (flags & GET_BLOCKS.CONVERT) {
+      const n = setExtentKind(h, fs, inode, lblk, found.len, false, opts);
+      markInodeDirty(h, fs, inode);
+      return { lblk, len: n, pblk: found.pblk, flags: MAP.MAPPED, seq: extentSeq(inode) };
+    }
+    if ((flags & GET_BLOCKS.UNWRIT_EXT) || !(flags & GET_BLOCKS.CREATE)) return { ...found, flags: MAP.UNWRITTEN | MAP.MAPPED };
+    // A plain write into preallocated space: written now, and NEW, since the caller must zero what it does not write.
+    const n = setExtentKind(h, fs, inode, lblk, found.len, false, opts);
+    markInodeDirty(h, fs, inode);
+    return { lblk, len: n, pblk: found.pblk, flags: MAP.NEW | MAP.MAPPED, seq: extentSeq(inode) };
+  }
+  if (found.flags & MAP.MAPPED) {
+    if (flags & GET_BLOCKS.CONVERT_UNWRITTEN) {
+      const n = setExtentKind(h, fs, inode, lblk, found.len, true, opts);
+      markInodeDirty(h, fs, inode);
+      return { lblk, len: n, pblk: found.pblk, flags: MAP.UNWRITTEN | MAP.MAPPED, seq: extentSeq(inode) };
+    }
+    return found;
+  }
+  if (!(flags & GET_BLOCKS.CREATE)) return found;
+  // A hole: one run of new blocks, no longer than the hole or an extent.
+  const unwritten = (flags & GET_BLOCKS.UNWRIT_EXT) !== 0;
+  const want = Math.min(len, found.len, unwritten ? EXT_UNWRITTEN_MAX_LEN : EXT_INIT_MAX_LEN);
+  const run = newBlocks(h, fs, { inode, goal: goalForInode(fs, inode, lblk), len: want, flags: ALLOC.DATA });
+  try {
+    insertExtent(h, fs, inode, { lblk, len: run.len, pblk: run.pblk, unwritten }, opts);
+  } catch (e) {
+    freeBlocks(h, fs, inode, run.pblk, run.len);
+    markInodeDirty(h, fs, inode);
+    throw e;
+  }
+  // clean_bdev_aliases: no cached metadata copy of these blocks may be written over the data.
+  fs.bcache.forgetRange(run.pblk, run.len);
+  markInodeDirty(h, fs, inode);
+  return { lblk, len: run.len, pblk: run.pblk, flags: MAP.NEW | MAP.MAPPED | (unwritten ? MAP.UNWRITTEN : 0), seq: bumpExtentSeq(inode) };
+}
+
+function lookup(fs: Ext4, inode: Inode, map: MapRequest): MapResult {
+  const m = fs.mapBlocks(inode, map.lblk, map.len);
+  const flags = m.kind === MapKind.Mapped ? MAP.MAPPED : m.kind === MapKind.Unwritten ? MAP.UNWRITTEN : 0;
+  const boundary = m.kind !== MapKind.Hole && !(inode.flags & INODE_FLAGS.EXTENTS) && indBoundary(fs, m.lblk + m.len);
+  return { lblk: m.lblk, len: m.len, pblk: m.pblk, flags: flags | (boundary ? MAP.BOUNDARY : 0), seq: extentSeq(inode) };
+}
