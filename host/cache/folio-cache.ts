@@ -155,7 +155,7 @@ export class FolioCache {
         if (tag && !(this.marks(slot) & tag)) continue;
         yield slot;
       }
-      if (n < BATCH) return;
+      // Refill even after a short batch, as writeback_get_folio does: folios added meanwhile ahead of the walk count.
     }
   }
 
