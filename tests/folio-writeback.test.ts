@@ -209,4 +209,24 @@ describe("balance_dirty_pages and writeback", () => {
     });
     expect(written).toEqual([0, 1, 2, 3, 4, 50, 60]);
   });
+
+  it("range writeback: start over [start, end) takes only dirty folios there, end finishes exactly those", () => {
+    const { c } = makeCache(8 * MiB);
+    const m = c.mappings.open(1, 1);
+    const slots = Array.from({ length: 20 }, (_, i) => c.create(m, i * 4, 2)); // pages 0..79
+    for (const s of slots) c.markDirty(s);
+    c.setDropbehind(slots[6]);
+    const started = c.startWritebackRange(m, 10, 30); // folios at 8..28 overlap it
+    expect(started.map((s) => c.index(s))).toEqual([8, 12, 16, 20, 24, 28]);
+    expect(c.mappingCounts(m)).toMatchObject({ dirtyFolios: 14, writebackFolios: 6, writebackPages: 24 });
+    expect(c.startWritebackRange(m, 10, 30)).toEqual([]); // nothing dirty left there
+    c.markDirty(slots[4]); // redirtied while under writeback
+    expect(() => c.waitWriteback(m, 0, 20)).toThrow(/EBUSY/);
+    expect(c.endWritebackRange(m, 0, MAX_INDEX)).toBe(6);
+    expect(c.lookup(m, 24)).toBe(-1); // the dropbehind one went at writeback end
+    expect(c.isDirty(slots[4])).toBe(true);
+    expect(c.mappingCounts(m)).toMatchObject({ folios: 19, dirtyFolios: 15, writebackFolios: 0, tags: TAG.DIRTY });
+    expect(c.writebackMappings()).toEqual([]);
+    expect(c.waitWriteback(m)).toBeUndefined();
+  });
 });

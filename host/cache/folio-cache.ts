@@ -181,6 +181,36 @@ export class FolioCache {
   }
 
   /**
+   * Starts writeback of every dirty folio in pages [start, end) (clear dirty
+   * for I/O, then start writeback: a caller that submits one bio for a range
+   * does this first) and returns their slots in index order. Folios already
+   * under writeback are left alone.
+   */
+  startWritebackRange(mapping: number, start: number, end = MAX_INDEX): number[] {
+    const started: number[] = [];
+    for (const slot of this.folios(mapping, start, end, TAG.DIRTY)) {
+      if (this.isUnderWriteback(slot) || !this.x.folioClearDirtyForIo(slot)) continue;
+      this.startWriteback(slot);
+      started.push(slot);
+    }
+    return started;
+  }
+
+  /**
+   * Ends writeback of every folio under writeback in pages [start, end) (the
+   * bio's completion), failed with `error` if given. Returns how many.
+   */
+  endWritebackRange(mapping: number, start: number, end = MAX_INDEX, error?: Ext4ErrorCode): number {
+    let n = 0;
+    for (const slot of this.folios(mapping, start, end, TAG.WRITEBACK)) {
+      if (!this.isDirty(slot)) this.x.folioClearDirty(slot, 0, this.blocks(slot)); // written: its block bits too
+      this.endWriteback(slot, error);
+      n++;
+    }
+    return n;
+  }
+
+  /**
    * filemap_fdatawait_range: all writeback here completes before the call
    * that started it returns, so nothing is waited for; a folio still under
    * writeback in the range is a broken state machine (EBUSY). Then reports
