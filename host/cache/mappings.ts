@@ -19,20 +19,23 @@ export const DEVICE_MAPPING = 0;
 export const MAX_INDEX = Number.MAX_SAFE_INTEGER;
 const LAST_ID = 0xfffffffe; // 0xffffffff is the wasm side's "no mapping"
 
-export interface MappingState {
-  readonly id: number;
-  readonly ino: number;
-  readonly generation: number;
+export class MappingState {
   /** open() calls not yet closed. */
-  holds: number;
-  /** The writeback error cookie (mapping->wb_err). */
-  readonly wbErr: ErrSeq;
+  holds = 0;
   /** AS_EIO / AS_ENOSPC: the legacy error bits filemap_check_errors tests and clears. */
-  asError: Ext4ErrorCode | undefined;
+  asError: Ext4ErrorCode | undefined = undefined;
   /** Where cyclic writeback resumes (mapping->writeback_index), a page index. */
-  writebackIndex: number;
-  /** Another generation of the same inode number (rare: a reused number whose old mapping lives on). */
-  next: MappingState | undefined;
+  writebackIndex = 0;
+  private err: ErrSeq | undefined = undefined;
+  constructor(
+    readonly id: number,
+    readonly ino: number,
+    readonly generation: number,
+    /** Another generation of the same inode number (rare: a reused number whose old mapping lives on). */
+    public next: MappingState | undefined,
+  ) {}
+  /** The writeback error cookie (mapping->wb_err), made when first asked for: a read-only walk makes none. */
+  get wbErr(): ErrSeq { return (this.err ??= new ErrSeq()); }
 }
 
 export class Mappings {
@@ -46,9 +49,8 @@ export class Mappings {
   private memoId = -1;
 
   constructor(private readonly wasm: Ext4Wasm) {
-    const dev: MappingState = {
-      id: DEVICE_MAPPING, ino: 0, generation: 0, holds: 1, wbErr: new ErrSeq(), asError: undefined, writebackIndex: 0, next: undefined,
-    };
+    const dev = new MappingState(DEVICE_MAPPING, 0, 0, undefined);
+    dev.holds = 1;
     this.byId.set(DEVICE_MAPPING, dev);
   }
 
@@ -114,19 +116,16 @@ export class Mappings {
   }
 
   private stateFor(ino: number, generation: number): MappingState {
-    let st = this.byIno.get(ino);
+    const st = this.byIno.get(ino);
     for (let s = st; s; s = s.next) if (s.generation === generation) return s;
     // A different generation of this number: an inode nobody holds is a dead one, and goes with its folios.
     for (let s = st; s; s = s.next) {
       if (s.holds === 0 && this.wasm.x.mappingRemoveRange(s.id, 0, MAX_INDEX) >= 0) this.forget(s);
     }
-    st = this.byIno.get(ino);
-    const fresh: MappingState = {
-      id: this.allocId(), ino, generation, holds: 0, wbErr: new ErrSeq(), asError: undefined, writebackIndex: 0, next: st,
-    };
+    if (this.byId.size >= this.pruneAt) this.prune(); // before the new one: it has no folios yet either
+    const fresh = new MappingState(this.allocId(), ino, generation, this.byIno.get(ino));
     this.byIno.set(ino, fresh);
     this.byId.set(fresh.id, fresh);
-    if (this.byId.size >= this.pruneAt) this.prune();
     return fresh;
   }
 
@@ -134,7 +133,11 @@ export class Mappings {
     for (;;) {
       const id = this.nextId;
       this.nextId = id >= LAST_ID ? 1 : id + 1;
-      if (!this.byId.has(id)) return id;
+      if (this.byId.has(id)) continue;
+      // After 2^32 ids a number comes round again: whatever is still cached under it (a
+      // pruned id whose reader went on creating folios) goes first, so it can never alias.
+      if (this.wasm.x.mappingStat(id, 0) !== 0 && this.wasm.x.mappingRemoveRange(id, 0, MAX_INDEX) < 0) continue;
+      return id;
     }
   }
 
