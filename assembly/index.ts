@@ -37,5 +37,9 @@ export {
   folioLookup, folioCreate, folioFirstCached, folioRemove, folioDropIfIdle, folioAddr, folioIndex, folioOrder, folioMapping, folioGen,
   folioPin, folioUnpin, folioBlocks, folioSetUptodate, folioClearUptodate, folioFindNotUptodate,
   folioFindUptodate, folioSetDirty, folioClearDirty, folioFindDirty, folioIsDirty, folioDropMapping,
-  cacheUsedBytes, cacheFolios, cacheEvictions, cacheCapacityBytes,
+  folioPins, folioClearDirtyForIo, folioStartWriteback, folioEndWriteback, folioSetDropbehind, folioClearDropbehind,
+  folioFlags, folioMarks, mappingGetFolios, mappingFindFolio, mappingTagForWriteback, mappingRemoveRange, mappingStat,
+  mappingList, mappingTreeDepth,
+  cacheUsedBytes, cacheFolios, cacheEvictions, cacheCapacityBytes, cacheDirtyBytes, cacheWritebackBytes,
+  cacheDirtyFolios, cacheWritebackFolios,
 } from "./folio";

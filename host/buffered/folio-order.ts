@@ -4,13 +4,13 @@
 
 import { MAX_FOLIO_ORDER, PAGE_SIZE, type FolioCache } from "../cache/folio-cache.js";
 
-export function readaheadFolioOrder(cache: FolioCache, ino: number, index: number, limitByte: number): number {
+export function readaheadFolioOrder(cache: FolioCache, mapping: number, index: number, limitByte: number): number {
   const limitPages = Math.max(1, Math.ceil(limitByte / PAGE_SIZE) - index);
   let order = Math.min(MAX_FOLIO_ORDER, Math.floor(Math.log2(limitPages)));
   while (order > 0 && index % (1 << order) !== 0) order--;
   order = Math.max(order, cache.minOrder);
   if (order > cache.minOrder) {
-    const hit = cache.x.folioFirstCached(ino, index, 1 << order);
+    const hit = cache.x.folioFirstCached(mapping, index, 1 << order);
     if (hit >= 0) order = hit === 0 ? cache.minOrder : Math.max(cache.minOrder, Math.floor(Math.log2(hit)));
   }
   return order;

@@ -88,9 +88,10 @@ function copyIfUptodate(fs: Ext4, inode: Inode, pos: number, dst: Uint8Array, le
   const cache = fs.cache;
   const bs = fs.sb.blockSize;
   const mem = fs.wasm.u8;
+  const mapping = cache.mappingOf(inode);
   for (let done = 0; done < len; ) {
     const p = pos + done;
-    const slot = cache.lookup(inode.ino, Math.floor(p / PAGE_SIZE));
+    const slot = cache.lookup(mapping, Math.floor(p / PAGE_SIZE));
     if (slot < 0) return false;
     const fStart = cache.index(slot) * PAGE_SIZE;
     const off = p - fStart;
@@ -109,9 +110,10 @@ export function copyFromFolios(fs: Ext4, inode: Inode, pos: number, dst: Uint8Ar
   let done = 0;
   const cache = fs.cache;
   const mem = fs.wasm.u8;
+  const mapping = cache.mappingOf(inode);
   while (done < len) {
     const p = pos + done;
-    const slot = cache.lookup(inode.ino, Math.floor(p / PAGE_SIZE));
+    const slot = cache.lookup(mapping, Math.floor(p / PAGE_SIZE));
     if (slot < 0) throw new Ext4Error("EIO", `folio for offset ${p} vanished before copy-out`, { ino: inode.ino });
     const fStart = cache.index(slot) * PAGE_SIZE;
     const off = p - fStart;
@@ -129,21 +131,22 @@ export function refuseEncrypted(inode: Inode): never {
 
 /**
  * Drop-behind (the kernel's RWF_DONTCACHE / folio dropbehind): releases the
- * cached folios of inode `ino` from page `fromPage` on that end by byte `to`
+ * cached folios of `inode` from page `fromPage` on that end by byte `to`
  * (or anywhere, at `eof`), for a reader that will not read them again (a copy
  * out of the image). Readahead folios reaching past `to` stay for the next
  * read. Returns the page to start from next time. Dirty folios are kept.
  */
-export function dropBehind(fs: Ext4, ino: number, fromPage: number, to: number, eof: boolean): number {
+export function dropBehind(fs: Ext4, inode: Pick<Inode, "ino" | "generation">, fromPage: number, to: number, eof: boolean): number {
   const cache = fs.cache;
+  const mapping = cache.mappingOf(inode);
   const endPage = Math.ceil(to / PAGE_SIZE);
   let p = fromPage;
   while (p < endPage) {
-    const s = cache.lookup(ino, p);
+    const s = cache.lookup(mapping, p);
     if (s < 0) { p++; continue; }
     const next = cache.index(s) + (1 << cache.order(s));
     if (next > endPage && !eof) return p;
-    cache.x.folioDropIfIdle(s); // as reclaim would: never a pinned or dirty folio
+    cache.x.folioDropIfIdle(s); // as reclaim would: never a pinned, dirty or writeback folio
     p = next;
   }
   return p;

@@ -489,7 +489,7 @@ export class Volume {
   private dropBehindRead(f: OpenFile, pos: number, n: number, len: number): void {
     // After a jump forward (a hole skipped), no folio (2 MiB at most) reaches back further than one folio before pos.
     f.dropFrom = Math.max(f.dropFrom!, Math.floor(pos / PAGE_SIZE) - (1 << MAX_FOLIO_ORDER));
-    f.dropFrom = dropBehind(this.fs, f.inode.ino, f.dropFrom, pos + n, n < len || pos + n >= f.inode.size);
+    f.dropFrom = dropBehind(this.fs, f.inode, f.dropFrom, pos + n, n < len || pos + n >= f.inode.size);
   }
 
   /**

@@ -1,6 +1,7 @@
 // Instantiates the AssemblyScript module and gives typed access to its exports
 // and memory. One instance per mounted volume: its memory holds that volume's
-// folio cache. Views over memory are re-derived whenever memory has grown.
+// folio cache, reserved whole at set-up (memory never grows afterwards, so
+// views do not detach; `u8` still checks, at the cost of one comparison).
 
 import { WASM_BASE64 } from "./binary.generated.js";
 
@@ -42,6 +43,25 @@ export interface Ext4Exports {
   folioFindDirty(slot: number, blk: number, n: number): number;
   folioIsDirty(slot: number): number;
   folioDropMapping(mapping: number): number;
+  folioPins(slot: number): number;
+  folioClearDirtyForIo(slot: number): number;
+  folioStartWriteback(slot: number): number;
+  folioEndWriteback(slot: number, failed: number): number;
+  folioSetDropbehind(slot: number): void;
+  folioClearDropbehind(slot: number): void;
+  folioFlags(slot: number): number;
+  folioMarks(slot: number): number;
+  mappingGetFolios(mapping: number, start: number, end: number, tag: number, out: number, max: number): number;
+  mappingFindFolio(mapping: number, start: number, tag: number): number;
+  mappingTagForWriteback(mapping: number, start: number, end: number): number;
+  mappingRemoveRange(mapping: number, start: number, end: number): number;
+  mappingStat(mapping: number, what: number): number;
+  mappingList(list: number, after: number, out: number, max: number): number;
+  mappingTreeDepth(mapping: number): number;
+  cacheDirtyBytes(): number;
+  cacheWritebackBytes(): number;
+  cacheDirtyFolios(): number;
+  cacheWritebackFolios(): number;
   cacheUsedBytes(): number;
   cacheFolios(): number;
   cacheEvictions(): number;
@@ -82,7 +102,7 @@ export class Ext4Wasm {
     this.u8view = new Uint8Array(this.buf);
   }
 
-  /** The whole linear memory as bytes; re-derived after growth. */
+  /** The whole linear memory as bytes (re-derived if memory ever grew: not after set-up). */
   get u8(): Uint8Array {
     if (this.x.memory.buffer !== this.buf) {
       this.buf = this.x.memory.buffer;
@@ -91,7 +111,7 @@ export class Ext4Wasm {
     return this.u8view;
   }
 
-  /** A view of `len` bytes at `ptr`. Valid until the next call that may grow memory. */
+  /** A view of `len` bytes at `ptr`. */
   view(ptr: number, len: number): Uint8Array {
     return this.u8.subarray(ptr, ptr + len);
   }

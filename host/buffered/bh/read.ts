@@ -38,6 +38,7 @@ export class BhBufferedIO implements BufferedIO {
     const minFolioBytes = Math.max(PAGE_SIZE, bs);
     const lastBlockInFile = Math.ceil(inode.size / bs);
     const bio = new ReadBio(fs);
+    const mapping = cache.mappingOf(inode);
     let map: BlockMapping | undefined;
     const getMap = (lblk: number): BlockMapping => {
       if (!map || lblk < map.lblk || lblk >= map.lblk + map.len) {
@@ -48,7 +49,7 @@ export class BhBufferedIO implements BufferedIO {
     try {
       for (let fpos = Math.floor(from / minFolioBytes) * minFolioBytes; fpos < to; ) {
         const index = fpos / PAGE_SIZE;
-        let slot = cache.lookup(inode.ino, index);
+        let slot = cache.lookup(mapping, index);
         if (slot >= 0) {
           fpos = cache.index(slot) * PAGE_SIZE + cache.size(slot);
           hold(cache, slot, pins);
@@ -58,7 +59,7 @@ export class BhBufferedIO implements BufferedIO {
           continue;
         }
         // ext4 has large folios for regular files on this path too (since 6.16).
-        slot = cache.create(inode.ino, index, readaheadFolioOrder(cache, inode.ino, index, to));
+        slot = cache.create(mapping, index, readaheadFolioOrder(cache, mapping, index, to));
         cache.x.folioPin(slot);
         try {
           this.readNewFolio(inode, slot, bio, getMap, lastBlockInFile);

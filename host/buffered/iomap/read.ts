@@ -30,6 +30,7 @@ export class IomapBufferedIO implements BufferedIO {
     const bs = fs.sb.blockSize;
     const size = inode.size;
     const bio = new ReadBio(fs);
+    const mapping = cache.mappingOf(inode);
     let pos = Math.floor(from / bs) * bs;
     try {
       while (pos < to) {
@@ -37,8 +38,8 @@ export class IomapBufferedIO implements BufferedIO {
         const mapEnd = Math.min(to, map.offset + map.length);
         while (pos < mapEnd) {
           const index = Math.floor(pos / PAGE_SIZE);
-          let slot = cache.lookup(inode.ino, index);
-          if (slot < 0) slot = cache.create(inode.ino, index, readaheadFolioOrder(cache, inode.ino, index, to));
+          let slot = cache.lookup(mapping, index);
+          if (slot < 0) slot = cache.create(mapping, index, readaheadFolioOrder(cache, mapping, index, to));
           if (pins) {
             cache.x.folioPin(slot);
             pins.push(slot);
