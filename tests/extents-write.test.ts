@@ -25,6 +25,7 @@ afterAll(() => { if (work) fs.rmSync(work, { recursive: true, force: true }); })
 const layouts: [string, string[], string][] = [
   ["4k", ["-O", "^has_journal", "-b", "4096"], "128M"],
   ["1k", ["-O", "^has_journal", "-b", "1024"], "64M"],
+  ["bigalloc", ["-O", "^has_journal,bigalloc", "-b", "1024", "-C", "4096"], "128M"],
 ];
 
 function shuffled<T>(xs: T[], rnd: () => number): T[] {
