@@ -8,6 +8,7 @@
 // and are walked again after every structural change, so no step works on a
 // stale view of the tree.
 
+import { BH } from "../cache/buffer-head.js";
 import { corrupted } from "../errors.js";
 import { setU16, setU32, u16, u32 } from "../format/bytes.js";
 import { EXTENT_MAGIC, extentTailOffset, indexAt, leafAt, type LeafExtent } from "../format/extent.js";
@@ -142,6 +143,7 @@ function createNode(handle: Handle, fs: Ext4, inode: Inode, pblk: number, fill: 
     setExtentTail(fs, inode, node);
     handle.dirtyMetadata(bh);
     fs.verified.add(inode.ino, pblk);
+    bh.set(BH.VERIFIED);
   } finally {
     fs.bcache.brelse(bh);
   }
