@@ -8,12 +8,23 @@ import { Ext4Error } from "../errors.js";
 import { type Inode, INODE_FLAGS } from "../format/inode.js";
 import type { Handle } from "../journal/handle.js";
 import { bumpExtentSeq, extentSeq } from "./extents.js";
-import { anyMapped, EXT_INIT_MAX_LEN, EXT_MAX_BLOCKS, EXT_UNWRITTEN_MAX_LEN, insertExtent, setExtentKind } from "./extents-write.js";
-import { indBoundary, indMapBlocksCreate } from "./indirect-write.js";
+import { anyMapped, EXT_INIT_MAX_LEN, EXT_MAX_BLOCKS, EXT_UNWRITTEN_MAX_LEN, extRemoveSpace, insertExtent, setExtentKind } from "./extents-write.js";
+import { indBoundary, indMapBlocksCreate, indRemoveSpace } from "./indirect-write.js";
 import { markInodeDirty } from "./inode-write.js";
 import { MapKind } from "./mapping.js";
 import { ALLOC, freeBlocks, goalForInode, newBlocks } from "./mballoc.js";
 import type { Ext4 } from "./super.js";
+
+/**
+ * Unmaps logical blocks [start, end] (inclusive) of a file and frees them:
+ * ext4_ext_remove_space for extent files, ext4_ind_remove_space for
+ * block-mapped ones (truncate: end = 0xfffffffe; punch: the hole's last block).
+ */
+export function ext4RemoveSpace(handle: Handle, fs: Ext4, inode: Inode, start: number, end: number): void {
+  if (inode.flags & INODE_FLAGS.EXTENTS) extRemoveSpace(handle, fs, inode, start, end);
+  else if (inode.flags & INODE_FLAGS.INLINE_DATA) throw new Ext4Error("EINVAL", "inline-data files have no blocks to remove", { ino: inode.ino });
+  else indRemoveSpace(handle, fs, inode, start, end);
+}
 
 /** ext4_map_blocks flags (fs/ext4/ext4.h, same values). */
 export const GET_BLOCKS = {
@@ -86,6 +97,8 @@ export function ext4MapBlocks(handle: Handle | undefined, fs: Ext4, inode: Inode
   if (!changes) return found;
   const h = handle!;
   const opts = { nofail: (flags & GET_BLOCKS.METADATA_NOFAIL) !== 0 };
+  // ext4_ext_map_blocks: the data allocation inherits the reservation hints.
+  const allocFlags = ALLOC.DATA | (flags & GET_BLOCKS.DELALLOC_RESERVE ? ALLOC.DELALLOC_RESERVED : 0) | (opts.nofail ? ALLOC.NOFAIL : 0);
   if (found.flags & MAP.UNWRITTEN) {
     if (flags & GET_BLOCKS.CONVERT) {
       const n = setExtentKind(h, fs, inode, lblk, found.len, false, opts);
@@ -124,7 +137,7 @@ export function ext4MapBlocks(handle: Handle | undefined, fs: Ext4, inode: Inode
     const after = lblk + want;
     if (after % ratio !== 0 && after < EXT_MAX_BLOCKS && anyMapped(fs, inode, after, after - (after % ratio) + ratio)) want = after - (after % ratio) - lblk;
     const offset = lblk % ratio;
-    const run = newBlocks(h, fs, { inode, goal: Math.max(0, goalForInode(fs, inode, lblk) - offset), len: offset + want, flags: ALLOC.DATA });
+    const run = newBlocks(h, fs, { inode, goal: Math.max(0, goalForInode(fs, inode, lblk) - offset), len: offset + want, flags: allocFlags });
     pblk = run.pblk + offset;
     want = Math.min(want, run.clusters * ratio - offset);
     try {
@@ -135,7 +148,7 @@ export function ext4MapBlocks(handle: Handle | undefined, fs: Ext4, inode: Inode
       throw e;
     }
   } else {
-    const run = newBlocks(h, fs, { inode, goal: goalForInode(fs, inode, lblk), len: want, flags: ALLOC.DATA });
+    const run = newBlocks(h, fs, { inode, goal: goalForInode(fs, inode, lblk), len: want, flags: allocFlags });
     pblk = run.pblk;
     want = run.len;
     try {
