@@ -10,11 +10,12 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Ext4Error, mount } from "../host/index.js";
 import { BG_FLAGS } from "../host/format/group-desc.js";
-import { groupFirstBlock } from "../host/fs/groups.js";
-import { ALLOC, freeBlocks, goalForInode, inodeToGoalBlock, newBlocks, type AllocResult } from "../host/fs/mballoc.js";
+import { Geometry, readBlockBitmap, setBlockBitmapCsum } from "../host/fs/block-bitmap.js";
+import { groupFirstBlock, markGroupDescDirty } from "../host/fs/groups.js";
+import { ALLOC, allocStats, claimFreeClusters, freeBlocks, goalForInode, inodeToGoalBlock, newBlocks, releaseClaim, type AllocResult } from "../host/fs/mballoc.js";
 import type { Ext4 } from "../host/fs/super.js";
-import { missingTools } from "./helpers/exec.js";
-import { attachRuns, bitmapDifferences, clusterStarts, detachRuns, expectClean, freeCounts, fsOf, makeImage } from "./helpers/mballoc.js";
+import { missingTools, runSync } from "./helpers/exec.js";
+import { attachRuns, bitmapDifferences, clusterStarts, detachRuns, expectClean, FakeTxn, fakeJournalHandle, freeCounts, fsOf, makeImage } from "./helpers/mballoc.js";
 
 const missing = missingTools(["mkfs.ext4", "e2fsck", "dumpe2fs"], "e2fsprogs");
 if (missing) console.log(`mballoc: skipped: ${missing}`);
@@ -57,6 +58,43 @@ d("runs across group boundaries", () => {
     }
     expectClean(img);
     expect(freeCounts(img).groups).toEqual(start.groups);
+  });
+});
+
+d("bigalloc partial clusters", () => {
+  it("a free that starts or ends inside a cluster frees it whole unless the caller says the file still uses it", () => {
+    const img = makeImage(work, "partial", ["-b", "1024", "-C", "16384"], "bigalloc", "256M");
+    const vol = mount(img);
+    try {
+      const f = fsOf(vol);
+      const ratio = f.sb.clusterSize / f.sb.blockSize;
+      const h = f.startHandle(100);
+      const inode = { ...f.inode(vol.statSync("/f0").ino), blocks512: 0 };
+      const r = newBlocks(h, f, { inode, goal: 50000, len: 4 * ratio });
+      expect(inode.blocks512).toBe(4 * ratio * 2);
+      const bit = (b: number) => {
+        const gd = f.groups[Math.floor(b / f.sb.blocksPerGroup)];
+        const c = (b % f.sb.blocksPerGroup) / ratio;
+        return (f.bcache.read(gd.blockBitmap)[c >> 3] >> (c & 7)) & 1;
+      };
+      // Blocks 5 .. 2 clusters + 3 of the run: the first and third clusters are shared with blocks the file keeps.
+      freeBlocks(h, f, inode, r.pblk + 5, 2 * ratio - 2, { noFreeFirstCluster: true, noFreeLastCluster: true });
+      expect([0, 1, 2, 3].map((k) => bit(r.pblk + k * ratio))).toEqual([1, 0, 1, 1]);
+      expect(inode.blocks512).toBe(3 * ratio * 2);
+      // Without the flags the partial clusters go too: [2*ratio+1, 3*ratio+1) covers clusters 2 and 3.
+      freeBlocks(h, f, inode, r.pblk + 2 * ratio + 1, ratio);
+      expect([0, 1, 2, 3].map((k) => bit(r.pblk + k * ratio))).toEqual([1, 0, 0, 0]);
+      expect(inode.blocks512).toBe(ratio * 2);
+      // A range inside one cluster the file still uses frees nothing.
+      freeBlocks(h, f, inode, r.pblk + 1, 3, { noFreeFirstCluster: true });
+      expect(bit(r.pblk)).toBe(1);
+      freeBlocks(h, f, inode, r.pblk, ratio);
+      expect(inode.blocks512).toBe(0);
+      h.stop();
+    } finally {
+      vol.unmount();
+    }
+    expectClean(img);
   });
 });
 
@@ -401,6 +439,36 @@ d("reserves and refusals", () => {
     expect([...diff.minus].sort((a, b) => a - b)).toEqual(got.sort((a, b) => a - b));
   });
 
+  it("clusters claimed for delayed allocation are not given to others; the claimant allocates them with DELALLOC_RESERVED", () => {
+    const img = makeImage(work, "claim", ["-b", "1024", "-m", "0"], "^flex_bg", "16M");
+    const vol = mount(img);
+    try {
+      const f = fsOf(vol);
+      const h = f.startHandle(100);
+      const { resvClusters } = allocStats(f);
+      const claim = f.sb.freeBlocksCount - resvClusters - 100;
+      claimFreeClusters(f, claim);
+      expect(allocStats(f).dirtyClusters).toBe(claim);
+      expect(() => claimFreeClusters(f, 101)).toThrow(expect.objectContaining({ code: "ENOSPC" }));
+      // Others get what is left unclaimed (halving their request until it fits), then ENOSPC.
+      expect(newBlocks(h, f, { goal: 0, len: 300 }).len).toBeLessThanOrEqual(100);
+      let left = 0;
+      for (;;) {
+        try { left += newBlocks(h, f, { goal: 0, len: 100 }).len; } catch (e) { expect((e as Ext4Error).code).toBe("ENOSPC"); break; }
+      }
+      expect(left).toBeLessThan(100);
+      // The claimant's writeback still finds its clusters.
+      let got = 0;
+      while (got < claim) got += newBlocks(h, f, { goal: 0, len: Math.min(claim - got, 1000), flags: ALLOC.DELALLOC_RESERVED }).len;
+      releaseClaim(f, claim);
+      expect(allocStats(f).dirtyClusters).toBe(0);
+      expect(f.sb.freeBlocksCount).toBeLessThanOrEqual(resvClusters);
+      h.stop();
+    } finally {
+      vol.unmount();
+    }
+  });
+
   it("double frees, frees of metadata and damaged bitmaps are EFSCORRUPTED, never a write", () => {
     const img = makeImage(work, "bad", ["-b", "1024"], "", "32M");
     const vol = mount(img);
@@ -436,6 +504,51 @@ d("reserves and refusals", () => {
       expect(Math.floor((r.pblk - 1) / f.sb.blocksPerGroup)).toBe(1);
       expect(f.warnings.join("\n")).toMatch(/block bitmap checksum mismatch in group 0/);
       expect(() => freeBlocks(h, f, undefined, 500, 1)).toThrow(expect.objectContaining({ code: "EFSCORRUPTED" }));
+      h.stop();
+    } finally {
+      vol.unmount();
+    }
+  });
+
+  it("a bitmap that calls metadata free is refused: at first use (bitmaps, inode tables) or before a run is handed out (the journal)", () => {
+    const img = path.join(work, "journal-freed.img");
+    runSync("mkfs.ext4", ["-q", "-F", "-b", "1024", img, "64M"]);
+    const j = Number(runSync("debugfs", ["-R", "bmap <8> 0", img]).stdout.trim());
+    let itable = 0;
+    // Damage that checksums cannot see: bits cleared with the counts and checksums made to agree.
+    let vol = mount(img);
+    try {
+      const f = fsOf(vol);
+      itable = f.groups[3].inodeTable;
+      const h = fakeJournalHandle(f.bcache, new FakeTxn(1));
+      const geo = new Geometry(f.sb, f.groups);
+      for (const [blk, n] of [[j + 100, 50], [itable, 4]]) {
+        const g = geo.groupOf(blk);
+        const bh = readBlockBitmap(f, geo, g);
+        h.getWriteAccess(bh);
+        f.wasm.x.bitmapFill(bh.data.byteOffset, geo.clusterInGroup(blk), geo.clusterInGroup(blk) + n, 0);
+        setBlockBitmapCsum(f, geo, f.groups[g], bh.data);
+        h.dirtyMetadata(bh);
+        f.bcache.brelse(bh);
+        f.groups[g].freeBlocks += n;
+        markGroupDescDirty(h, f, g);
+      }
+      h.stop();
+    } finally {
+      vol.unmount();
+    }
+    vol = mount(img);
+    try {
+      const f = fsOf(vol);
+      const h = fakeJournalHandle(f.bcache, new FakeTxn(2));
+      expect(() => newBlocks(h, f, { goal: j + 100, len: 10, flags: ALLOC.EXACT_GOAL })).toThrow(expect.objectContaining({ code: "EFSCORRUPTED" }));
+      const g = Math.floor((j + 100 - 1) / f.sb.blocksPerGroup);
+      const next = newBlocks(h, f, { goal: j + 100, len: 10 });
+      expect(Math.floor((next.pblk - 1) / f.sb.blocksPerGroup)).not.toBe(g);
+      expect(f.warnings.join("\n")).toMatch(new RegExp(`group ${g} is not allocated from`));
+      const r = newBlocks(h, f, { goal: itable, len: 10 });
+      expect(f.systemZone!.overlapping(r.pblk, r.len)).toBeUndefined();
+      expect(f.warnings.join("\n")).toMatch(new RegExp(`group 0 marks metadata blocks ${itable}-`));
       h.stop();
     } finally {
       vol.unmount();

@@ -44,7 +44,11 @@ export const ALLOC = {
   MERGE: 0x10,
   /** EXT4_MB_USE_ROOT_BLOCKS: may use the root reserve whatever the credentials. */
   USE_ROOT_BLOCKS: 0x20,
-  /** EXT4_MB_DELALLOC_RESERVED: the clusters were claimed at reservation time (claimFreeClusters). */
+  /**
+   * EXT4_MB_DELALLOC_RESERVED: the clusters were claimed at reservation time
+   * (claimFreeClusters); the delalloc accounting gives the claim back with
+   * releaseClaim once they are allocated (ext4_da_update_reserve_space).
+   */
   DELALLOC_RESERVED: 0x40,
 } as const;
 
@@ -56,7 +60,12 @@ export interface AllocRequest {
   inode?: Inode;
   /** Block near which to allocate (goalForInode). Out of range: the first data block. */
   goal: number;
-  /** Blocks wanted, >= 1. With bigalloc, whole clusters are allocated (the goal's cluster first). */
+  /**
+   * Blocks wanted, >= 1. With bigalloc whole clusters are allocated and the
+   * run starts on a cluster boundary: the caller asks for its logical range
+   * widened to the cluster start and maps lblk to pblk + the offset in the
+   * cluster, as ext4_ext_map_blocks does.
+   */
   len: number;
   flags?: number;
   cred?: AllocCred;
@@ -223,7 +232,6 @@ export function newBlocks(handle: Handle, fs: Ext4, req: AllocRequest): AllocRes
   const run = findRun(a, goal, want, flags);
   if (!run) throw enospc(a, a.pendingClusters > 0 ? `no free run; ${a.pendingClusters} freed clusters wait for a commit` : "no free blocks");
   markUsed(handle, a, run, flags);
-  if (flags & ALLOC.DELALLOC_RESERVED) a.dirtyClusters = Math.max(0, a.dirtyClusters - run.n);
   const pblk = geo.blockOf(run.g, run.c);
   const blocks = run.n * geo.ratio;
   if (req.inode) req.inode.blocks512 += blocks * (sb.blockSize / 512);
@@ -472,7 +480,10 @@ export function claimFreeClusters(fs: Ext4, n: number, flags = 0, cred?: AllocCr
   a.dirtyClusters += n;
 }
 
-/** A delayed-allocation promise given back (truncate, invalidate) without allocating. */
+/**
+ * A delayed-allocation claim given back: allocated at last (ext4_da_update_reserve_space)
+ * or dropped (truncate, invalidate: ext4_da_release_space).
+ */
 export function releaseClaim(fs: Ext4, n: number): void {
   const a = allocator(fs);
   a.dirtyClusters = Math.max(0, a.dirtyClusters - n);
