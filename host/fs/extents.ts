@@ -92,10 +92,11 @@ export function pathNode(inode: Inode, level: ExtPathLevel): Uint8Array {
 /**
  * ext4_find_extent: root to leaf towards `lblk`, every node checked as
  * __ext4_ext_check does (header, order, entries, the first entry against its
- * index entry) and extent blocks checksum-verified. The caller releases the
- * path (releasePath) when done, also on error paths.
+ * index entry) and extent blocks checksum-verified. `leafOut` receives the
+ * leaf's extents, decoded. The caller releases the path (releasePath) when
+ * done; on an error the walk releases what it took.
  */
-export function findExtent(fs: Ext4, inode: Inode, lblk: number): ExtPath {
+export function findExtent(fs: Ext4, inode: Inode, lblk: number, leafOut?: LeafExtent[]): ExtPath {
   const path: ExtPath = [];
   try {
     const root = inode.iBlock;
@@ -113,9 +114,10 @@ export function findExtent(fs: Ext4, inode: Inode, lblk: number): ExtPath {
       const i = fs.wasm.x.extentSearch(ptr, lblk);
       if (h.depth === 0) {
         let prev: LeafExtent | undefined;
-        for (let k = 0; k < h.entries && !checked; k++) {
+        for (let k = 0; k < h.entries && (!checked || leafOut); k++) {
           const e = leafAt(node, k);
-          checkLeafEntry(fs, e, prev, inode, level.pblk);
+          if (!checked) checkLeafEntry(fs, e, prev, inode, level.pblk);
+          leafOut?.push(e);
           prev = e;
         }
         level.bh?.set(BH.VERIFIED);
@@ -163,7 +165,8 @@ export function releasePath(fs: Ext4, path: ExtPath): void {
 
 /** The leaf for `lblk` decoded, with the logical range its parents say it covers. */
 function loadLeaf(fs: Ext4, inode: Inode, lblk: number): LeafCache {
-  const path = findExtent(fs, inode, lblk);
+  const extents: LeafExtent[] = [];
+  const path = findExtent(fs, inode, lblk, extents);
   try {
     let start = 0;
     let end = MAX_LBLK + 1;
@@ -174,10 +177,6 @@ function loadLeaf(fs: Ext4, inode: Inode, lblk: number): LeafCache {
       if (idx.lblk <= lblk) start = Math.max(start, idx.lblk);
       if (level.pos + 1 < extentHeader(node).entries) end = Math.min(end, indexAt(node, level.pos + 1).lblk);
     }
-    const leaf = pathNode(inode, path[path.length - 1]);
-    const n = extentHeader(leaf).entries;
-    const extents: LeafExtent[] = new Array(n);
-    for (let k = 0; k < n; k++) extents[k] = leafAt(leaf, k);
     return { start, end, extents };
   } finally {
     releasePath(fs, path);
