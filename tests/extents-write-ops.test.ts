@@ -29,6 +29,8 @@ const FILES = 3;
 const layouts: [string, string[], string, number][] = [
   ["1k", ["-O", "^has_journal", "-b", "1024"], "64M", 0x1001],
   ["4k", ["-O", "^has_journal", "-b", "4096"], "256M", 0x4004],
+  ["bigalloc-1k", ["-O", "^has_journal,bigalloc", "-b", "1024", "-C", "4096"], "128M", 0xb1c1],
+  ["bigalloc-4k", ["-O", "^has_journal,bigalloc", "-b", "4096", "-C", "65536"], "512M", 0xb1c4],
 ];
 
 d("random block-mapping operations against a model", () => {
@@ -38,7 +40,7 @@ d("random block-mapping operations against a model", () => {
     const free0 = freeBlocksOf(img);
     const models = names.map((n, i) => new FileModel(n, 10 + i));
     const rnd = mulberry32(seed);
-    const range = name === "1k" ? 30000 : 8000;
+    const range = name.endsWith("1k") ? 30000 : 8000;
     let bs = 0;
     let maxDepth = 0;
     const counts: Record<string, number> = {};

@@ -9,7 +9,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { extRemoveSpace } from "../host/fs/extents-write.js";
-import { ext4MapBlocks, GET_BLOCKS, MAP } from "../host/fs/map-blocks.js";
+import { findExtent, pathNode, releasePath } from "../host/fs/extents.js";
+import { ext4MapBlocks, ext4RemoveSpace, GET_BLOCKS, MAP } from "../host/fs/map-blocks.js";
 import { missingTools, runSync } from "./helpers/exec.js";
 import {
   checkContents, expectFsckClean, FileModel, freeBlocksOf, inodeOf, makeImage, mapRange, modelRemove, mulberry32, setSize, treeDepth, withRw,
@@ -25,6 +26,7 @@ afterAll(() => { if (work) fs.rmSync(work, { recursive: true, force: true }); })
 const layouts: [string, string[], string][] = [
   ["4k", ["-O", "^has_journal", "-b", "4096"], "128M"],
   ["1k", ["-O", "^has_journal", "-b", "1024"], "64M"],
+  ["bigalloc", ["-O", "^has_journal,bigalloc", "-b", "1024", "-C", "4096"], "128M"],
 ];
 
 function shuffled<T>(xs: T[], rnd: () => number): T[] {
@@ -225,4 +227,79 @@ d("a deep tree", () => {
     checkContents(img, bs, [m], true);
     expect(freeBlocksOf(img)).toBe(free0);
   });
+});
+
+d("running out of space", () => {
+  it.each([["1k", ["-O", "^has_journal", "-b", "1024"], "8M"], ["bigalloc", ["-O", "^has_journal,bigalloc", "-b", "1024", "-C", "4096"], "16M"]] as [string, string[], string][])(
+    "%s: allocating until ENOSPC (data and tree blocks alike) fails only with ENOSPC and leaves a clean image; truncated, every block comes back",
+    (name, args, size) => {
+      const img = makeImage(work, `enospc-${name}`, args, size, ["a", "b"]);
+      const free0 = freeBlocksOf(img);
+      const models = [new FileModel("a", 30), new FileModel("b", 31)];
+      let bs = 0;
+      let err: unknown;
+      let done = 0;
+      withRw(img, (f, h, vol) => {
+        bs = f.sb.blockSize;
+        const inodes = models.map((m) => inodeOf(vol, m.name));
+        try {
+          // Two files taking turns, every other block: nothing merges, so the trees keep growing.
+          for (let i = 0; ; i++) {
+            const k = i & 1;
+            mapRange(h, f, inodes[k], models[k], 2 * (i >> 1) * 4, 1, GET_BLOCKS.CREATE);
+            done++;
+          }
+        } catch (e) {
+          err = e;
+        }
+      });
+      expect((err as { code?: string }).code, String(err)).toBe("ENOSPC");
+      console.log(`${name}: ENOSPC after ${done} allocations`);
+      // Now the failure inside the tree: free one block, fill b's last leaf, free one more, and
+      // allocate at b's end: the data block is found, the leaf split's block is not. The data
+      // block goes back and the tree is as it was.
+      withRw(img, (f, h, vol) => {
+        const [ai, bi] = models.map((m) => inodeOf(vol, m.name));
+        const lastLeafFull = () => {
+          const p = findExtent(f, bi, 0xfffffffe);
+          try {
+            const node = pathNode(bi, p[p.length - 1]);
+            return (node[2] | (node[3] << 8)) === (node[4] | (node[5] << 8));
+          } finally {
+            releasePath(f, p);
+          }
+        };
+        const aBlocks = [...models[0].blocks.keys()].sort((x, y) => x - y);
+        let next = Math.max(...models[1].blocks.keys()) + 8;
+        const punchOne = () => { const x = aBlocks.shift()!; ext4RemoveSpace(h, f, ai, x, x); modelRemove(models[0], x, x); };
+        for (let guard = 0; guard < 400 && !lastLeafFull(); guard++) {
+          punchOne();
+          mapRange(h, f, bi, models[1], next, 1, GET_BLOCKS.CREATE);
+          next += 8;
+        }
+        expect(lastLeafFull()).toBe(true);
+        punchOne();
+        const free = f.sb.freeBlocksCount;
+        const blocks = bi.blocks512;
+        let e2: unknown;
+        try { mapRange(h, f, bi, models[1], next, 1, GET_BLOCKS.CREATE); } catch (e) { e2 = e; }
+        expect((e2 as { code?: string }).code, String(e2)).toBe("ENOSPC");
+        expect(f.sb.freeBlocksCount).toBe(free);
+        expect(bi.blocks512).toBe(blocks);
+      });
+      expectFsckClean(img, `${name} ENOSPC in a leaf split`);
+      expectFsckClean(img, `${name} ENOSPC`);
+      checkContents(img, bs, models, false);
+      withRw(img, (f, h, vol) => {
+        for (const m of models) {
+          const inode = inodeOf(vol, m.name);
+          ext4RemoveSpace(h, f, inode, 0, 0xfffffffe);
+          modelRemove(m, 0, Infinity);
+          setSize(h, f, inode, m, 0);
+        }
+      });
+      expectFsckClean(img, `${name} ENOSPC then truncated`);
+      expect(freeBlocksOf(img)).toBe(free0);
+    },
+  );
 });

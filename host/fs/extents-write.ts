@@ -8,6 +8,7 @@
 // and are walked again after every structural change, so no step works on a
 // stale view of the tree.
 
+import { BH } from "../cache/buffer-head.js";
 import { corrupted } from "../errors.js";
 import { setU16, setU32, u16, u32 } from "../format/bytes.js";
 import { EXTENT_MAGIC, extentTailOffset, indexAt, leafAt, type LeafExtent } from "../format/extent.js";
@@ -15,7 +16,7 @@ import type { Inode } from "../format/inode.js";
 import type { Handle } from "../journal/handle.js";
 import { bumpExtentSeq, type ExtPath, type ExtPathLevel, findExtent, pathNode, releasePath } from "./extents.js";
 import { markInodeDirty } from "./inode-write.js";
-import { ALLOC, freeBlocks, goalForInode, newBlocks } from "./mballoc.js";
+import { ALLOC, freeBlocks, goalForInode, newMetaBlock } from "./mballoc.js";
 import type { Ext4 } from "./super.js";
 
 export type Extent = LeafExtent;
@@ -111,14 +112,18 @@ function setExtentTail(fs: Ext4, inode: Inode, b: Uint8Array): void {
   setU32(b, tail, fs.csum.extentBlock(fs.inodeSeed(inode), b, tail));
 }
 
-/** ext4_ext_new_meta_block, `n` times: all blocks a change needs are taken before the tree is touched. */
+/**
+ * ext4_ext_new_meta_block, `n` times: all blocks a change needs are taken
+ * before the tree is touched. One request per block, so with bigalloc each
+ * node has a cluster of its own (freeing one never frees another's).
+ */
 function newMetaBlocks(handle: Handle, fs: Ext4, inode: Inode, goal: number, n: number, opts: TreeOptions): number[] {
   const out: number[] = [];
   try {
     while (out.length < n) {
-      const r = newBlocks(handle, fs, { inode, goal, len: n - out.length, flags: ALLOC.METADATA | (opts.nofail ? ALLOC.NOFAIL : 0) });
-      for (let k = 0; k < r.len; k++) out.push(r.pblk + k);
-      goal = r.pblk + r.len;
+      const b = newMetaBlock(handle, fs, inode, goal, opts.nofail ? ALLOC.NOFAIL : 0);
+      out.push(b);
+      goal = b + 1;
     }
   } catch (e) {
     for (const b of out) freeBlocks(handle, fs, inode, b, 1, { metadata: true });
@@ -138,6 +143,7 @@ function createNode(handle: Handle, fs: Ext4, inode: Inode, pblk: number, fill: 
     setExtentTail(fs, inode, node);
     handle.dirtyMetadata(bh);
     fs.verified.add(inode.ino, pblk);
+    bh.set(BH.VERIFIED);
   } finally {
     fs.bcache.brelse(bh);
   }
@@ -467,6 +473,7 @@ export function extRemoveSpace(handle: Handle, fs: Ext4, inode: Inode, start: nu
   end = Math.min(end, EXT_MAX_BLOCKS - 1);
   bumpExtentSeq(inode);
   if (end + 1 < EXT_MAX_BLOCKS) splitExtentAt(handle, fs, inode, end + 1, { nofail: true });
+  const part = partialClusters(fs, inode, start, end);
   let cur = end;
   for (;;) {
     const credits = removeCredits(inode);
@@ -474,7 +481,7 @@ export function extRemoveSpace(handle: Handle, fs: Ext4, inode: Inode, start: nu
     const path = findExtent(fs, inode, cur);
     let next = -1;
     try {
-      next = removeInLeaf(handle, fs, inode, path, start, cur);
+      next = removeInLeaf(handle, fs, inode, path, start, cur, part);
     } finally {
       releasePath(fs, path);
     }
@@ -495,7 +502,7 @@ function removeCredits(inode: Inode): number {
  * Removes what of [start, cur] the leaf on `path` maps (every extent there
  * ends at or before cur). Returns the block to continue at (below start: done).
  */
-function removeInLeaf(handle: Handle, fs: Ext4, inode: Inode, path: ExtPath, start: number, cur: number): number {
+function removeInLeaf(handle: Handle, fs: Ext4, inode: Inode, path: ExtPath, start: number, cur: number, part: PartialClusters | undefined): number {
   const L = path.length - 1;
   const lv = path[L];
   let node = pathNode(inode, lv);
@@ -503,7 +510,7 @@ function removeInLeaf(handle: Handle, fs: Ext4, inode: Inode, path: ExtPath, sta
   // Entries [first, pos] go whole; entry first-1 may lose its tail.
   let first = lv.pos + 1;
   let trim: { index: number; keep: number } | undefined;
-  const frees: [number, number][] = [];
+  const frees: [number, number, number][] = [];
   while (first > 0) {
     const e = leafAt(node, first - 1);
     if (e.lblk + e.len - 1 < start) break;
@@ -511,10 +518,10 @@ function removeInLeaf(handle: Handle, fs: Ext4, inode: Inode, path: ExtPath, sta
     if (e.lblk < start) {
       const keep = start - e.lblk;
       trim = { index: first - 1, keep };
-      frees.push([e.pblk + keep, e.len - keep]);
+      frees.push([start, e.pblk + keep, e.len - keep]);
       break;
     }
-    frees.push([e.pblk, e.len]);
+    frees.push([e.lblk, e.pblk, e.len]);
     first--;
   }
   const removed = lv.pos + 1 - first;
@@ -532,11 +539,62 @@ function removeInLeaf(handle: Handle, fs: Ext4, inode: Inode, path: ExtPath, sta
       if (first === 0 && removed > 0) correctIndexes(handle, fs, inode, path, L);
     }
   }
-  for (const [pblk, len] of frees) freeBlocks(handle, fs, inode, pblk, len);
+  for (const [lblk, pblk, len] of frees) freeData(handle, fs, inode, lblk, pblk, len, part);
   bumpExtentSeq(inode);
   // Stopped inside this leaf: done. Else everything here up to cur went; go on left of it.
   if (stopped || removed === 0) return -1;
   return lowest - 1;
+}
+
+/**
+ * Bigalloc: a physical cluster is shared by the blocks of one logical
+ * cluster, so a run's first or last cluster stays allocated while blocks of
+ * the file outside the removed range still use it, and is freed once only
+ * when several removed extents share it (the kernel's partial_cluster).
+ */
+interface PartialClusters {
+  ratio: number;
+  /** Blocks before `start` in start's logical cluster are still mapped. */
+  leftInUse: boolean;
+  /** Blocks after `end` in end's logical cluster are still mapped. */
+  rightInUse: boolean;
+  start: number;
+  end: number;
+  /** The lowest physical cluster freed so far (the walk goes right to left). */
+  freed: number;
+}
+
+function partialClusters(fs: Ext4, inode: Inode, start: number, end: number): PartialClusters | undefined {
+  const ratio = fs.sb.clusterSize / fs.sb.blockSize;
+  if (ratio <= 1) return undefined;
+  const c0 = start - (start % ratio);
+  const c1 = end - (end % ratio) + ratio - 1;
+  return { ratio, leftInUse: anyMapped(fs, inode, c0, start), rightInUse: end + 1 < EXT_MAX_BLOCKS && anyMapped(fs, inode, end + 1, Math.min(c1 + 1, EXT_MAX_BLOCKS)), start, end, freed: -1 };
+}
+
+/** Is any block of [from, to) mapped? */
+export function anyMapped(fs: Ext4, inode: Inode, from: number, to: number): boolean {
+  for (let b = from; b < to; ) {
+    const m = fs.mapBlocks(inode, b, to - b);
+    if (m.pblk !== 0) return true;
+    b += m.len;
+  }
+  return false;
+}
+
+function freeData(handle: Handle, fs: Ext4, inode: Inode, lblk: number, pblk: number, len: number, part: PartialClusters | undefined): void {
+  if (!part) {
+    freeBlocks(handle, fs, inode, pblk, len);
+    return;
+  }
+  const r = part.ratio;
+  const lc = (b: number) => Math.floor(b / r);
+  const firstPc = lc(pblk);
+  const lastPc = lc(pblk + len - 1);
+  const noFreeFirstCluster = part.leftInUse && lc(lblk) === lc(part.start);
+  const noFreeLastCluster = lastPc === part.freed || (part.rightInUse && lc(lblk + len - 1) === lc(part.end));
+  freeBlocks(handle, fs, inode, pblk, len, { noFreeFirstCluster, noFreeLastCluster });
+  part.freed = firstPc;
 }
 
 /** A node emptied at `level` (> 0) is freed and its index entry removed, up the tree as parents empty too (ext4_ext_rm_idx). */

@@ -8,7 +8,7 @@ import { corrupted } from "../errors.js";
 import { extentHeader, EXTENT_MAGIC, extentTailOffset, indexAt, LeafExtent, leafAt } from "../format/extent.js";
 import { u16, u32 } from "../format/bytes.js";
 import type { Inode } from "../format/inode.js";
-import type { BufferHead } from "../cache/buffer-head.js";
+import { BH, type BufferHead } from "../cache/buffer-head.js";
 import { BlockMapping, MapKind } from "./mapping.js";
 import type { Ext4 } from "./super.js";
 
@@ -92,10 +92,11 @@ export function pathNode(inode: Inode, level: ExtPathLevel): Uint8Array {
 /**
  * ext4_find_extent: root to leaf towards `lblk`, every node checked as
  * __ext4_ext_check does (header, order, entries, the first entry against its
- * index entry) and extent blocks checksum-verified. The caller releases the
- * path (releasePath) when done, also on error paths.
+ * index entry) and extent blocks checksum-verified. `leafOut` receives the
+ * leaf's extents, decoded. The caller releases the path (releasePath) when
+ * done; on an error the walk releases what it took.
  */
-export function findExtent(fs: Ext4, inode: Inode, lblk: number): ExtPath {
+export function findExtent(fs: Ext4, inode: Inode, lblk: number, leafOut?: LeafExtent[]): ExtPath {
   const path: ExtPath = [];
   try {
     const root = inode.iBlock;
@@ -107,25 +108,30 @@ export function findExtent(fs: Ext4, inode: Inode, lblk: number): ExtPath {
     for (let n = 0; n <= MAX_DEPTH; n++) {
       const h = extentHeader(node);
       const ptr = fs.stage(node);
-      checkSorted(fs, ptr, inode, level.pblk);
+      // buffer_verified: a block checked since it was read (and only changed by us since) is not checked again.
+      const checked = level.bh !== undefined && level.bh.test(BH.VERIFIED);
+      if (!checked) checkSorted(fs, ptr, inode, level.pblk);
       const i = fs.wasm.x.extentSearch(ptr, lblk);
       if (h.depth === 0) {
         let prev: LeafExtent | undefined;
-        for (let k = 0; k < h.entries; k++) {
+        for (let k = 0; k < h.entries && (!checked || leafOut); k++) {
           const e = leafAt(node, k);
-          checkLeafEntry(fs, e, prev, inode, level.pblk);
+          if (!checked) checkLeafEntry(fs, e, prev, inode, level.pblk);
+          leafOut?.push(e);
           prev = e;
         }
+        level.bh?.set(BH.VERIFIED);
         level.pos = i;
         return path;
       }
       // Index node (never empty, validateNode saw to it): the kernel checks every entry's block
       // before it uses any, then descends into entry i (or the first, for a block before every entry).
-      for (let j = 0; j < h.entries; j++) {
+      for (let j = 0; j < h.entries && !checked; j++) {
         const b = indexAt(node, j).leaf;
         if (b <= fs.sb.firstDataBlock || b >= fs.sb.blocksCount) throw corrupted(`extent index entry ${j} points outside the filesystem (block ${b})`, { ino: inode.ino, block: level.pblk });
         if (inSystemZone(fs, inode, b, 1)) throw corrupted(`extent index entry ${j} points into filesystem metadata (block ${b})`, { ino: inode.ino, block: level.pblk });
       }
+      level.bh?.set(BH.VERIFIED);
       level.pos = i < 0 ? 0 : i;
       const idx = indexAt(node, level.pos);
       const bh = fs.bcache.bread(idx.leaf, "extent tree block");
@@ -159,7 +165,8 @@ export function releasePath(fs: Ext4, path: ExtPath): void {
 
 /** The leaf for `lblk` decoded, with the logical range its parents say it covers. */
 function loadLeaf(fs: Ext4, inode: Inode, lblk: number): LeafCache {
-  const path = findExtent(fs, inode, lblk);
+  const extents: LeafExtent[] = [];
+  const path = findExtent(fs, inode, lblk, extents);
   try {
     let start = 0;
     let end = MAX_LBLK + 1;
@@ -170,10 +177,6 @@ function loadLeaf(fs: Ext4, inode: Inode, lblk: number): LeafCache {
       if (idx.lblk <= lblk) start = Math.max(start, idx.lblk);
       if (level.pos + 1 < extentHeader(node).entries) end = Math.min(end, indexAt(node, level.pos + 1).lblk);
     }
-    const leaf = pathNode(inode, path[path.length - 1]);
-    const n = extentHeader(leaf).entries;
-    const extents: LeafExtent[] = new Array(n);
-    for (let k = 0; k < n; k++) extents[k] = leafAt(leaf, k);
     return { start, end, extents };
   } finally {
     releasePath(fs, path);

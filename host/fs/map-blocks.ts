@@ -8,12 +8,23 @@ import { Ext4Error } from "../errors.js";
 import { type Inode, INODE_FLAGS } from "../format/inode.js";
 import type { Handle } from "../journal/handle.js";
 import { bumpExtentSeq, extentSeq } from "./extents.js";
-import { EXT_INIT_MAX_LEN, EXT_MAX_BLOCKS, EXT_UNWRITTEN_MAX_LEN, insertExtent, setExtentKind } from "./extents-write.js";
-import { indBoundary, indMapBlocksCreate } from "./indirect-write.js";
+import { anyMapped, EXT_INIT_MAX_LEN, EXT_MAX_BLOCKS, EXT_UNWRITTEN_MAX_LEN, extRemoveSpace, insertExtent, setExtentKind } from "./extents-write.js";
+import { indBoundary, indMapBlocksCreate, indRemoveSpace } from "./indirect-write.js";
 import { markInodeDirty } from "./inode-write.js";
 import { MapKind } from "./mapping.js";
 import { ALLOC, freeBlocks, goalForInode, newBlocks } from "./mballoc.js";
 import type { Ext4 } from "./super.js";
+
+/**
+ * Unmaps logical blocks [start, end] (inclusive) of a file and frees them:
+ * ext4_ext_remove_space for extent files, ext4_ind_remove_space for
+ * block-mapped ones (truncate: end = 0xfffffffe; punch: the hole's last block).
+ */
+export function ext4RemoveSpace(handle: Handle, fs: Ext4, inode: Inode, start: number, end: number): void {
+  if (inode.flags & INODE_FLAGS.EXTENTS) extRemoveSpace(handle, fs, inode, start, end);
+  else if (inode.flags & INODE_FLAGS.INLINE_DATA) throw new Ext4Error("EINVAL", "inline-data files have no blocks to remove", { ino: inode.ino });
+  else indRemoveSpace(handle, fs, inode, start, end);
+}
 
 /** ext4_map_blocks flags (fs/ext4/ext4.h, same values). */
 export const GET_BLOCKS = {
@@ -86,6 +97,8 @@ export function ext4MapBlocks(handle: Handle | undefined, fs: Ext4, inode: Inode
   if (!changes) return found;
   const h = handle!;
   const opts = { nofail: (flags & GET_BLOCKS.METADATA_NOFAIL) !== 0 };
+  // ext4_ext_map_blocks: the data allocation inherits the reservation hints.
+  const allocFlags = ALLOC.DATA | (flags & GET_BLOCKS.DELALLOC_RESERVE ? ALLOC.DELALLOC_RESERVED : 0) | (opts.nofail ? ALLOC.NOFAIL : 0);
   if (found.flags & MAP.UNWRITTEN) {
     if (flags & GET_BLOCKS.CONVERT) {
       const n = setExtentKind(h, fs, inode, lblk, found.len, false, opts);
@@ -109,19 +122,65 @@ export function ext4MapBlocks(handle: Handle | undefined, fs: Ext4, inode: Inode
   if (!(flags & GET_BLOCKS.CREATE)) return found;
   // A hole: one run of new blocks, no longer than the hole or an extent.
   const unwritten = (flags & GET_BLOCKS.UNWRIT_EXT) !== 0;
-  const want = Math.min(len, found.len, unwritten ? EXT_UNWRITTEN_MAX_LEN : EXT_INIT_MAX_LEN);
-  const run = newBlocks(h, fs, { inode, goal: goalForInode(fs, inode, lblk), len: want, flags: ALLOC.DATA });
-  try {
-    insertExtent(h, fs, inode, { lblk, len: run.len, pblk: run.pblk, unwritten }, opts);
-  } catch (e) {
-    freeBlocks(h, fs, inode, run.pblk, run.len);
-    markInodeDirty(h, fs, inode);
-    throw e;
+  let want = Math.min(len, found.len, unwritten ? EXT_UNWRITTEN_MAX_LEN : EXT_INIT_MAX_LEN);
+  const ratio = fs.sb.clusterSize / fs.sb.blockSize;
+  let pblk: number;
+  if (ratio > 1) {
+    // Bigalloc: a logical cluster lives in one physical cluster.
+    const implied = impliedCluster(fs, inode, lblk, want, ratio);
+    if (implied) {
+      insertExtent(h, fs, inode, { lblk, len: implied.len, pblk: implied.pblk, unwritten }, opts);
+      markInodeDirty(h, fs, inode);
+      return { lblk, len: implied.len, pblk: implied.pblk, flags: MAP.NEW | MAP.MAPPED | (unwritten ? MAP.UNWRITTEN : 0), seq: bumpExtentSeq(inode) };
+    }
+    // Nor may the new run reach into the cluster of the blocks mapped after the hole.
+    const after = lblk + want;
+    if (after % ratio !== 0 && after < EXT_MAX_BLOCKS && anyMapped(fs, inode, after, after - (after % ratio) + ratio)) want = after - (after % ratio) - lblk;
+    const offset = lblk % ratio;
+    const run = newBlocks(h, fs, { inode, goal: Math.max(0, goalForInode(fs, inode, lblk) - offset), len: offset + want, flags: allocFlags });
+    pblk = run.pblk + offset;
+    want = Math.min(want, run.clusters * ratio - offset);
+    try {
+      insertExtent(h, fs, inode, { lblk, len: want, pblk, unwritten }, opts);
+    } catch (e) {
+      freeBlocks(h, fs, inode, run.pblk, run.clusters * ratio);
+      markInodeDirty(h, fs, inode);
+      throw e;
+    }
+  } else {
+    const run = newBlocks(h, fs, { inode, goal: goalForInode(fs, inode, lblk), len: want, flags: allocFlags });
+    pblk = run.pblk;
+    want = run.len;
+    try {
+      insertExtent(h, fs, inode, { lblk, len: want, pblk, unwritten }, opts);
+    } catch (e) {
+      freeBlocks(h, fs, inode, run.pblk, run.len);
+      markInodeDirty(h, fs, inode);
+      throw e;
+    }
   }
-  // clean_bdev_aliases: no cached metadata copy of these blocks may be written over the data.
-  fs.bcache.forgetRange(run.pblk, run.len);
   markInodeDirty(h, fs, inode);
-  return { lblk, len: run.len, pblk: run.pblk, flags: MAP.NEW | MAP.MAPPED | (unwritten ? MAP.UNWRITTEN : 0), seq: bumpExtentSeq(inode) };
+  return { lblk, len: want, pblk, flags: MAP.NEW | MAP.MAPPED | (unwritten ? MAP.UNWRITTEN : 0), seq: bumpExtentSeq(inode) };
+}
+
+/**
+ * get_implied_cluster_alloc: when other blocks of lblk's logical cluster are
+ * mapped, lblk's block is already allocated, in their physical cluster at
+ * lblk's offset: map up to the next mapped block or the cluster's end.
+ */
+function impliedCluster(fs: Ext4, inode: Inode, lblk: number, want: number, ratio: number): { pblk: number; len: number } | undefined {
+  const c0 = lblk - (lblk % ratio);
+  const c1 = Math.min(c0 + ratio, EXT_MAX_BLOCKS);
+  for (let b = c0; b < c1; ) {
+    const m = fs.mapBlocks(inode, b, c1 - b);
+    if (m.pblk !== 0) {
+      const base = m.pblk - (m.pblk % ratio);
+      // The hole from lblk ends at the next mapped block (found.len bounded `want` already).
+      return { pblk: base + (lblk % ratio), len: Math.min(want, c1 - lblk) };
+    }
+    b += m.len;
+  }
+  return undefined;
 }
 
 function lookup(fs: Ext4, inode: Inode, map: MapRequest): MapResult {
