@@ -15,7 +15,7 @@ import { groupFirstBlock, markGroupDescDirty } from "../host/fs/groups.js";
 import { ALLOC, allocStats, claimFreeClusters, freeBlocks, goalForInode, inodeToGoalBlock, newBlocks, releaseClaim, type AllocResult } from "../host/fs/mballoc.js";
 import type { Ext4 } from "../host/fs/super.js";
 import { missingTools, runSync } from "./helpers/exec.js";
-import { attachRuns, bitmapDifferences, clusterStarts, detachRuns, expectClean, FakeTxn, fakeJournalHandle, freeCounts, fsOf, makeImage } from "./helpers/mballoc.js";
+import { attachRuns, bitmapDifferences, clusterStarts, detachRuns, expectClean, freeCounts, fsOf, makeImage } from "./helpers/mballoc.js";
 
 const missing = missingTools(["mkfs.ext4", "e2fsck", "dumpe2fs"], "e2fsprogs");
 if (missing) console.log(`mballoc: skipped: ${missing}`);
@@ -520,7 +520,8 @@ d("reserves and refusals", () => {
     try {
       const f = fsOf(vol);
       itable = f.groups[3].inodeTable;
-      const h = fakeJournalHandle(f.bcache, new FakeTxn(1));
+      // A journaled image: the damage goes through the journal like any metadata change.
+      const h = f.startHandle(64);
       const geo = new Geometry(f.sb, f.groups);
       for (const [blk, n] of [[j + 100, 50], [itable, 4]]) {
         const g = geo.groupOf(blk);
@@ -540,7 +541,7 @@ d("reserves and refusals", () => {
     vol = mount(img);
     try {
       const f = fsOf(vol);
-      const h = fakeJournalHandle(f.bcache, new FakeTxn(2));
+      const h = f.startHandle(64);
       expect(() => newBlocks(h, f, { goal: j + 100, len: 10, flags: ALLOC.EXACT_GOAL })).toThrow(expect.objectContaining({ code: "EFSCORRUPTED" }));
       const g = Math.floor((j + 100 - 1) / f.sb.blocksPerGroup);
       const next = newBlocks(h, f, { goal: j + 100, len: 10 });

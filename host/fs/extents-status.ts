@@ -199,6 +199,12 @@ export class ExtentStatusTree {
     return dropped;
   }
 
+  /** The mapping changed under what was cached (the caller dropped it): a new sequence. */
+  invalidate(): void {
+    this.last = -1;
+    this.seq++;
+  }
+
   /** Forgets everything, delayed extents included (the inode is being evicted or freed). */
   clear(): void {
     this.account(-this.delayed, -this.reclaimable);

@@ -9,6 +9,7 @@ import { extentHeader, EXTENT_MAGIC, extentTailOffset, indexAt, LeafExtent, leaf
 import { u16, u32 } from "../format/bytes.js";
 import type { Inode } from "../format/inode.js";
 import { BH, type BufferHead } from "../cache/buffer-head.js";
+import { Ext4Inode } from "./inode.js";
 import { BlockMapping, MapKind } from "./mapping.js";
 import type { Ext4 } from "./super.js";
 
@@ -29,16 +30,30 @@ export function extentMapBlocks(fs: Ext4, inode: Inode, lblk: number, maxLen: nu
   return answer(fs, inode, leaf, lblk, maxLen);
 }
 
-// ---- the mapping's sequence (the extent status tree's seq, until the in-core inode carries it) ----
+// ---- the mapping's sequence: the extent status tree's seq ----
 
+/** Inodes without an extent status tree (plain decoded inodes, in tests and tools) count here. */
 const seqs = new WeakMap<Inode, number>();
 
-/** A value that changes whenever the inode's block mapping changes (the iomap validity cookie). */
-export function extentSeq(inode: Inode): number { return seqs.get(inode) ?? 0; }
+/** A value that changes whenever the inode's block mapping changes (i_es_seq: the iomap validity cookie). */
+export function extentSeq(inode: Inode): number {
+  return inode instanceof Ext4Inode ? inode.es.seq : (seqs.get(inode) ?? 0);
+}
 
-/** The inode's mapping changed: forget its cached leaf and move the sequence on. Every tree change calls it. */
+/**
+ * The inode's mapping changed: forget its cached leaf and what the extent
+ * status tree cached from disk (the read path's mapBlocks answers from it
+ * first), which moves the sequence on. Delayed extents are the tree's own
+ * truth, not a copy of the disk, and stay. Every tree change calls it.
+ */
 export function bumpExtentSeq(inode: Inode): number {
   leafCache.delete(inode);
+  if (inode instanceof Ext4Inode) {
+    const es = inode.es;
+    es.shrink(true);
+    es.invalidate();
+    return es.seq;
+  }
   const s = (seqs.get(inode) ?? 0) + 1;
   seqs.set(inode, s);
   return s;

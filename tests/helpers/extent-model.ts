@@ -14,6 +14,7 @@ import type { Ext4 } from "../../host/fs/super.js";
 import type { Handle } from "../../host/journal/handle.js";
 import { ext4MapBlocks, GET_BLOCKS, MAP } from "../../host/fs/map-blocks.js";
 import { markInodeDirty } from "../../host/fs/inode-write.js";
+import { type Ext4Inode, setInodeSize } from "../../host/fs/inode.js";
 import { runSync } from "./exec.js";
 import { mkfsEnv } from "./images.js";
 import { loopMountSupport, withLoopMountSync } from "./kernel.js";
@@ -131,7 +132,8 @@ export function mapRange(h: Handle, f: Ext4, inode: Inode, m: FileModel, lblk: n
 
 export function setSize(h: Handle, f: Ext4, inode: Inode, m: FileModel, blocks: number): void {
   m.sizeBlocks = blocks;
-  inode.size = blocks * f.sb.blockSize;
+  // i_size and i_disksize alike: encodeInode writes i_disksize.
+  setInodeSize(inode as Ext4Inode, blocks * f.sb.blockSize);
   markInodeDirty(h, f, inode);
 }
 
