@@ -40,6 +40,7 @@ import { compareWithKernel, kernelWalk } from "./helpers/robust-kernel.js";
 import { walkImage, type WalkResult } from "./helpers/robust-walk.js";
 import { loopMountSupport } from "./helpers/kernel.js";
 import { Recsum } from "./helpers/recsum.js";
+import { mulberry32 as prng } from "./helpers/random.js";
 
 const SEED_RANGE = /^(\d+)-(\d+)$/.exec(process.env.FUZZ_SEEDS ?? "");
 const [SEED_FROM, SEED_TO] = SEED_RANGE ? [Number(SEED_RANGE[1]), Number(SEED_RANGE[2])] : [0, Number(process.env.FUZZ_SEEDS ?? 50)];
@@ -178,16 +179,6 @@ function discoverMetadata(variant: Variant, file: string): ImageInfo {
 
 // ---- seeded mutation --------------------------------------------------------
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Mutation { image: Uint8Array; category: Category; description: string }
 

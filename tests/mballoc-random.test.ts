@@ -14,6 +14,7 @@ import { ALLOC, freeBlocks, newBlocks } from "../host/fs/mballoc.js";
 import type { Handle } from "../host/journal/handle.js";
 import { missingTools } from "./helpers/exec.js";
 import { bitmapDifferences, FakeTxn, fakeJournalHandle, fsOf, makeImage } from "./helpers/mballoc.js";
+import { mulberry32 } from "./helpers/random.js";
 
 const missing = missingTools(["mkfs.ext4", "e2fsck", "dumpe2fs"], "e2fsprogs");
 if (missing) console.log(`mballoc-random: skipped: ${missing}`);
@@ -23,16 +24,6 @@ let work: string;
 beforeAll(() => { if (!missing) work = fs.mkdtempSync(path.join(os.tmpdir(), "ext4wasm-mbrandom-")); });
 afterAll(() => { if (work) fs.rmSync(work, { recursive: true, force: true }); });
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const variants: [string, string[], string, string, number][] = [
   ["1k-flex", ["-b", "1024"], "", "32M", 1],

@@ -11,6 +11,7 @@ import type { Volume } from "../host/vfs/volume.js";
 import { attrToolsMissing, missingTools, runSync } from "./helpers/exec.js";
 import { cloneModel, expectKernel, expectOurs, fsckClean, judge, mkfsImage, writeTree, type XattrModel } from "./helpers/xattr-model.js";
 import { loopMountSupport, withLoopMountSync } from "./helpers/kernel.js";
+import { mulberry32 as rng } from "./helpers/random.js";
 
 const missing = missingTools(["mkfs.ext4", "e2fsck", "debugfs"], "e2fsprogs") ?? attrToolsMissing();
 if (missing) console.log(`xattr-write-random: skipped: ${missing}`);
@@ -45,17 +46,6 @@ afterAll(() => {
   if (work) fs.rmSync(work, { recursive: true, force: true });
 });
 
-/** mulberry32: small, seeded, reproducible. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Bytes all of an inode's entries and values need (the block alone holds them if this fits). */
 function need(x: Map<string, Buffer>): number {

@@ -19,16 +19,7 @@ import { runSync } from "./exec.js";
 import { mkfsEnv } from "./images.js";
 import { loopMountSupport, withLoopMountSync } from "./kernel.js";
 
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 } from "./random.js";
 
 /** mkfs.ext4 without a journal, plus empty extent (or, for ext3 images, block-mapped) files made by debugfs. */
 export function makeImage(work: string, name: string, args: string[], size: string, files: string[]): string {

@@ -188,17 +188,7 @@ export function checkImage(img: string, dirPath: string, model: Map<string, numb
   }, { readOnly: true });
 }
 
-/** Small deterministic PRNG (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 as rng } from "./random.js";
 
 /** A source tree: pool/ holds `pool` empty files; dir/ links `names` to them (names n00000...). */
 export function linkedTree(names: number, pool = 16, dir = "d"): (root: string) => void {
