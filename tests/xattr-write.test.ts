@@ -217,7 +217,12 @@ d("xattr writes", () => {
     }
     expect(ours).toEqual(["ERANGE", "ERANGE", "ENOENT", "E2BIG", "E2BIG", "EPERM", "EPERM", "EPERM", "EOPNOTSUPP", "EINVAL", "EOPNOTSUPP", "EPERM", "EOPNOTSUPP",
       "ENODATA", "ENODATA", "EEXIST", undefined, "EROFS", "E2BIG", "EROFS", "EROFS", "ENOENT", "EROFS"]);
-    if (!loopMountSupport().ok || missingTools(["python3"], "python3")) return;
+    const loop = loopMountSupport();
+    if (!loop.ok) {
+      console.log(`xattr-write: the kernel's error table skipped: ${loop.reason}`);
+      return;
+    }
+    if (missingTools(["python3"], "python3")) return;
     const runner = `
 import errno, json, os, sys
 out = []
