@@ -54,12 +54,12 @@ function classify(ops: DevOp[], j: Jbd2Journal, bs: number): Op[] {
   for (let i = 0; i < j.last; i++) jmap.set(j.deviceBlock(i), i);
   return ops.map((op): Op => {
     if (op.kind === "flush") return { kind: "flush" };
-    if (op.pos === 1024 && op.bytes.length === 1024) return { kind: "super" };
+    if (op.pos === 1024 && op.data.length === 1024) return { kind: "super" };
     const block = op.pos / bs;
     const jb = jmap.get(block);
     if (jb === undefined) return { kind: "home", block };
-    if (jb === 0) return { kind: "jsb", start: be32(op.bytes, 0x1c), seq: be32(op.bytes, 0x18) };
-    const b = op.bytes;
+    if (jb === 0) return { kind: "jsb", start: be32(op.data, 0x1c), seq: be32(op.data, 0x18) };
+    const b = op.data;
     if (be32(b, 0) === JBD2_MAGIC) {
       const type = be32(b, 4);
       const seq = be32(b, 8);

@@ -1,12 +1,12 @@
-// Helpers for the jbd2 writer's tests: a recording device (the dm-log-writes
-// model: every write and flush logged, any prefix of them rebuilt as a crash
-// state), images made by mkfs.ext4 -d, and the judges (e2fsck, debugfs, the
+// Helpers for the jbd2 writer's tests: the recording device over memory (every
+// write and flush logged, any prefix of them rebuilt as a crash state), images made by mkfs.ext4 -d, and the judges (e2fsck, debugfs, the
 // kernel's replay through a loop mount).
 
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { expect } from "vitest";
-import type { BlockDevice } from "../../host/device/block-device.js";
+import { MemoryDevice } from "../../host/device/memory-device.js";
+import { type DeviceEvent, RecordingDevice as LoggingDevice } from "../../host/device/recording-device.js";
 import { mount } from "../../host/index.js";
 import type { Ext4 } from "../../host/fs/super.js";
 import type { Volume } from "../../host/vfs/volume.js";
@@ -14,30 +14,21 @@ import { runSync } from "./exec.js";
 import { mkfsEnv } from "./images.js";
 import { loopMountSupport, withLoopMountSync } from "./kernel.js";
 
-export type DevOp = { kind: "write"; pos: number; bytes: Uint8Array } | { kind: "flush" };
+export type DevOp = DeviceEvent;
 
-/** A memory device that logs every write and flush; crash states are the base bytes plus a prefix of the log. */
-export class RecordingDevice implements BlockDevice {
-  readonly readOnly = false;
-  readonly ops: DevOp[] = [];
+/**
+ * The public RecordingDevice over bytes in memory, with the views these tests
+ * read: the log as `ops`, the device as a crash after the first `n`
+ * operations leaves it (`stateAt`), and the bytes now (`snapshot`).
+ */
+export class RecordingDevice extends LoggingDevice {
   readonly base: Uint8Array;
-  constructor(readonly bytes: Uint8Array) { this.base = bytes.slice(); }
-  get size(): number { return this.bytes.length; }
-  read(pos: number, dst: Uint8Array): void { dst.set(this.bytes.subarray(pos, pos + dst.length)); }
-  write(pos: number, src: Uint8Array): void {
-    if (pos < 0 || pos + src.length > this.bytes.length) throw new Error(`write past the end at ${pos}`);
-    this.bytes.set(src, pos);
-    this.ops.push({ kind: "write", pos, bytes: src.slice() });
+  constructor(readonly bytes: Uint8Array) {
+    super(new MemoryDevice(bytes));
+    this.base = bytes.slice();
   }
-  flush(): void { this.ops.push({ kind: "flush" }); }
-  close(): void {}
-  /** The device as a crash after the first `n` operations leaves it. */
-  stateAt(n: number): Uint8Array {
-    const b = this.base.slice();
-    for (const op of this.ops.slice(0, n)) if (op.kind === "write") b.set(op.bytes, op.pos);
-    return b;
-  }
-  /** A copy of the bytes now (everything written so far reached the medium). */
+  get ops(): DevOp[] { return this.events; }
+  stateAt(n: number): Uint8Array { return this.crashImage(this.base, n - 1); }
   snapshot(): Uint8Array { return this.bytes.slice(); }
 }
 
