@@ -127,3 +127,82 @@ d("bh buffered writes", () => {
     expectClean(img);
   });
 });
+
+d("bh writes at the limits", () => {
+  it.each([["delalloc", ""], ["nodelalloc", "nodelalloc"]])("%s: ENOSPC comes at write time, a failed reservation leaves the counts as they were, writeback never fails", (_n, opts) => {
+    const img = makeImage(work, `enospc-${_n}`, "16M", { blockSize: 4096 });
+    const m = open(img, opts || undefined);
+    const f = createFile(m.fs, "fill");
+    let model = Buffer.alloc(0);
+    let failedAt = -1;
+    try {
+      for (let i = 0; i < 200 && failedAt < 0; i++) {
+        const data = pattern(i, 300_000 + i);
+        const before = allocStats(m.fs);
+        const reserved = f.reservedDataBlocks;
+        let n = 0;
+        try {
+          n = m.io.write(f, model.length, data);
+        } catch (e) {
+          expect(e).toMatchObject({ code: "ENOSPC", ino: f.ino });
+          // Nothing of the failed call stays claimed or allocated.
+          expect(allocStats(m.fs)).toEqual(before);
+          expect(f.reservedDataBlocks).toBe(reserved);
+          failedAt = i;
+        }
+        model = Buffer.concat([model, Buffer.from(data.subarray(0, n))]);
+        expect(f.size).toBe(model.length);
+      }
+      expect(failedAt).toBeGreaterThan(0);
+      m.io.fsync(f, false);
+      expect(m.fs.warnings.filter((w) => w.includes("allocation failed"))).toEqual([]);
+      expect(f.reservedDataBlocks).toBe(0);
+      expect(allocStats(m.fs).dirtyClusters).toBe(0);
+      expect(readAll(m, f).equals(model)).toBe(true);
+    } finally {
+      m.fs.iput(f);
+      m.vol.unmount();
+    }
+    expectClean(img);
+    const again = mount(img, { readOnly: true });
+    try {
+      expect((again.readFileSync("/fill") as Buffer).equals(model)).toBe(true);
+    } finally {
+      again.unmount();
+    }
+  });
+
+  it("writing 6x the cache budget stays within it, dirty bytes near the threshold, and reads back exactly", () => {
+    const img = makeImage(work, "budget", "128M", { blockSize: 4096 });
+    const cacheSize = 8 << 20;
+    const m = open(img, undefined, cacheSize);
+    const f = createFile(m.fs, "big");
+    const chunk = 64 << 10;
+    const total = 6 * cacheSize;
+    const { dirty } = m.fs.cache.writeback.thresholds();
+    let maxDirty = 0;
+    try {
+      for (let pos = 0; pos < total; pos += chunk) {
+        m.io.write(f, pos, pattern(pos / chunk, chunk));
+        const s = m.fs.cache.stats();
+        expect(s.usedBytes).toBeLessThanOrEqual(s.capacityBytes);
+        maxDirty = Math.max(maxDirty, s.dirtyBytes + s.writebackBytes);
+      }
+      // balance_dirty_pages runs after each folio: past the threshold by at most one folio of the write.
+      expect(maxDirty).toBeLessThanOrEqual(dirty + chunk);
+      m.io.fsync(f, false);
+    } finally {
+      m.fs.iput(f);
+      m.vol.unmount();
+    }
+    expectClean(img);
+    const again = mount(img, { readOnly: true, cacheSize });
+    try {
+      const got = again.readFileSync("/big") as Buffer;
+      expect(got.length).toBe(total);
+      for (let pos = 0; pos < total; pos += chunk) expect(Buffer.from(pattern(pos / chunk, chunk)).equals(got.subarray(pos, pos + chunk)), `chunk at ${pos}`).toBe(true);
+    } finally {
+      again.unmount();
+    }
+  });
+});

@@ -16,7 +16,7 @@ import { daAddClusters, daClustersToReserve, daReserveSpace, esRemoveExtent } fr
 import { ES } from "../../fs/extents-status.js";
 import { type Ext4Inode, updateInodeSize } from "../../fs/inode.js";
 import { markInodeDirty } from "../../fs/inode-write.js";
-import { ext4MapBlocks, GET_BLOCKS, MAP } from "../../fs/map-blocks.js";
+import { ext4MapBlocks, ext4RemoveSpace, GET_BLOCKS, MAP } from "../../fs/map-blocks.js";
 import { allocStats, shouldRetryAlloc } from "../../fs/mballoc.js";
 import { ReadBio } from "../bio.js";
 import { readaheadFolioOrder } from "../folio-order.js";
@@ -253,6 +253,7 @@ function writeBegin(st: BhState, inode: Ext4Inode, slot: number, from: number, t
   const perCall = mapCallCredits(fs, inode);
   for (let retries = 1; ; retries++) {
     const h = fs.startHandle(perCall * Math.min(b1 - b0, 8) + 4);
+    const allocated: { lblk: number; len: number }[] = [];
     try {
       for (let b = b0; b < b1; ) {
         const r = classify(fs, inode, firstLblk + b, b1 - b);
@@ -261,6 +262,7 @@ function writeBegin(st: BhState, inode: Ext4Inode, slot: number, from: number, t
           const flags = GET_BLOCKS.CREATE | (unwritten ? GET_BLOCKS.UNWRIT_EXT : 0);
           const m = ext4MapBlocks(h, fs, inode, { lblk: r.lblk, len: r.len }, flags);
           const n = Math.min(m.len, r.len);
+          if (r.kind === BK.Hole) allocated.push({ lblk: r.lblk, len: n });
           inode.es.insert(r.lblk, n, m.pblk, m.flags & MAP.UNWRITTEN ? ES.UNWRITTEN : ES.WRITTEN);
           if (m.flags & MAP.NEW && !(m.flags & MAP.UNWRITTEN) && st.orderData(inode)) h.addOrderedInode?.(inode.ino);
           for (let i = 0; i < n; i++) {
@@ -278,7 +280,16 @@ function writeBegin(st: BhState, inode: Ext4Inode, slot: number, from: number, t
       prepareEdges(st, slot, from, to, bhs);
       return h;
     } catch (e) {
-      h.stop();
+      try {
+        // ext4_truncate_failed_write: the blocks this attempt allocated go again (the folio never got their data).
+        for (const a of allocated) {
+          ext4RemoveSpace(h, fs, inode, a.lblk, a.lblk + a.len - 1);
+          inode.es.remove(a.lblk, a.len);
+        }
+        if (allocated.length) markInodeDirty(h, fs, inode);
+      } finally {
+        h.stop();
+      }
       if (e instanceof Ext4Error && e.code === "ENOSPC" && shouldRetryAlloc(fs, retries)) {
         fs.commit();
         continue;
