@@ -258,7 +258,8 @@ function writeBegin(st: BhState, inode: Ext4Inode, slot: number, from: number, t
       for (let b = b0; b < b1; ) {
         const r = classify(fs, inode, firstLblk + b, b1 - b);
         if (r.kind === BK.Hole || (r.kind === BK.Unwritten && !unwritten)) {
-          if (h.credits < perCall && !h.extend(perCall)) throw new Ext4Error("ENOSPC", "journal credits exhausted in write_begin", { ino: inode.ino });
+          // A folio of many small holes (fragmented free space) may outgrow the handle: more credits, or a fresh handle.
+          if (h.credits < perCall && !h.extend(perCall)) h.restart(perCall * 8);
           const flags = GET_BLOCKS.CREATE | (unwritten ? GET_BLOCKS.UNWRIT_EXT : 0);
           const m = ext4MapBlocks(h, fs, inode, { lblk: r.lblk, len: r.len }, flags);
           const n = Math.min(m.len, r.len);

@@ -370,6 +370,10 @@ function convertUnwritten(st: BhState, inode: Ext4Inode, ranges: { lblk: number;
         lblk += n;
       }
     }
+    // As mpage_map_and_submit_extent does for the extent it mapped: i_disksize follows the written range, up to i_size.
+    const last = ranges[ranges.length - 1];
+    const disksize = Math.min(inode.size, (last.lblk + last.len) * fs.sb.blockSize);
+    if (h && disksize > inode.disksize) inode.disksize = disksize;
     if (h) markInodeDirty(h, fs, inode);
     return undefined;
   } catch (e) {
