@@ -123,13 +123,16 @@ const modes: [string, string | undefined, boolean][] = [
   ["data=ordered (delalloc, dioread_nolock)", undefined, true],
   ["data=ordered dioread_lock", "dioread_lock", true],
   ["data=ordered nodelalloc", "nodelalloc", true],
+  ["data=journal", "data=journal", true],
   ["data=writeback", "data=writeback", false],
 ];
 
 d("bh writes survive crashes", () => {
   it.each(modes)("%s: every sampled crash state replays clean, with every fsync'd byte and no stale data", (_name, opts, ordered) => {
     const base = markedImage();
-    expect(hasMarker(Buffer.from(base.subarray(SIZE - 4096))), "free blocks hold the marker").toBe(0);
+    let marked = 0;
+    for (let p = 0; p < SIZE; p += 4096) if (hasMarker(Buffer.from(base.buffer, p, 4096)) === 0) marked++;
+    expect(marked, "free blocks hold the marker").toBeGreaterThan(SIZE / 4096 / 2);
     const inner = new MemoryDevice(base.slice());
     const rec = new RecordingDevice(inner);
     const seed = 7 + (opts?.length ?? 0);
@@ -138,7 +141,7 @@ d("bh writes survive crashes", () => {
     expect(flushes.length).toBeGreaterThan(10);
     const rnd = mulberry32(seed);
     const picks = new Set<number>([flushes[flushes.length - 1], rec.events.length - 1]);
-    while (picks.size < 14) picks.add(flushes[Math.floor(rnd() * flushes.length)]);
+    while (picks.size < 10) picks.add(flushes[Math.floor(rnd() * flushes.length)]);
     for (const at of picks) {
       checkState(rec.crashImage(base, at), models, synced, at, ordered, `crash after event ${at}`);
       // The same point with a random subset of the next flush interval's writes landed.

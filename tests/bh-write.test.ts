@@ -39,6 +39,8 @@ const variants: Variant[] = [
   { name: "4k-ordered-dioread_lock", mkfs: { blockSize: 4096 }, opts: "dioread_lock" },
   { name: "4k-nodelalloc", mkfs: { blockSize: 4096 }, opts: "nodelalloc" },
   { name: "4k-writeback", mkfs: { blockSize: 4096 }, opts: "data=writeback" },
+  { name: "4k-journal", mkfs: { blockSize: 4096 }, opts: "data=journal" },
+  { name: "1k-journal", mkfs: { blockSize: 1024 }, opts: "data=journal" },
   { name: "1k-nojournal", mkfs: { blockSize: 1024, features: "^has_journal" } },
   { name: "1k-nodelalloc-nojournal", mkfs: { blockSize: 1024, features: "^has_journal" }, opts: "nodelalloc" },
   { name: "bigalloc", mkfs: { blockSize: 4096, features: "bigalloc", clusterSize: 65536 } },
