@@ -202,3 +202,15 @@ d("data=journal", () => {
     expect(remountRead(img, "j").equals(Buffer.from(data))).toBe(true);
   });
 });
+
+describe("write-path mount options", () => {
+  it("dioread_nolock is the default, dioread_lock turns it off, nodelalloc turns delalloc off; values are refused", async () => {
+    const { parseMountOptions } = await import("../host/options.js");
+    expect(parseMountOptions(undefined, false)).toMatchObject({ dioreadNolock: true, delalloc: true });
+    expect(parseMountOptions("dioread_lock", false)).toMatchObject({ dioreadNolock: false });
+    expect(parseMountOptions("dioread_lock,dioread_nolock", false)).toMatchObject({ dioreadNolock: true });
+    expect(parseMountOptions("nodelalloc", false)).toMatchObject({ delalloc: false });
+    expect(parseMountOptions("dioread_lock", false).accepted).toEqual([]);
+    expect(() => parseMountOptions("dioread_lock=1", false)).toThrow(/takes no value/);
+  });
+});

@@ -48,7 +48,6 @@ export function bhWrite(st: BhState, inode: Ext4Inode, pos: number, src: Uint8Ar
   const cache = fs.cache;
   const id = cache.mappingOf(inode);
   const bs = fs.sb.blockSize;
-  const written: number[] = [];
   const journalData = st.journalData(inode);
   let done = 0;
   while (done < src.length) {
@@ -96,7 +95,6 @@ export function bhWrite(st: BhState, inode: Ext4Inode, pos: number, src: Uint8Ar
     } finally {
       cache.x.folioUnpin(slot);
     }
-    if (opts.dontcache) written.push(index);
     done += n;
     syncDirtyFolios(fs, inode);
     cache.balanceDirty();
