@@ -159,6 +159,9 @@ d("bh buffered writes", () => {
       expect(allocStats(m.fs).dirtyClusters).toBe(before.dirtyClusters + 100);
       expect(allocStats(m.fs).freeClusters).toBe(before.freeClusters);
       expect(f.disksize).toBe(0);
+      // The read surface sees the cached, not yet allocated data and the in-core i_size.
+      expect(m.vol.statSync("/f").size).toBe(100 * 4096);
+      expect((m.vol.readFileSync("/f") as Buffer).equals(Buffer.from(pattern(1, 100 * 4096)))).toBe(true);
       m.io.writeback(f, 0, Infinity, true);
       expect(f.delayedBlocks).toBe(0);
       expect(f.reservedDataBlocks).toBe(0);
