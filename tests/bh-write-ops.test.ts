@@ -214,3 +214,39 @@ describe("write-path mount options", () => {
     expect(() => parseMountOptions("dioread_lock=1", false)).toThrow(/takes no value/);
   });
 });
+
+describe("writes refused", () => {
+  it("EROFS on a read-only mount (nothing written), EPERM for verity, ENOKEY for encrypted, EOPNOTSUPP for inline data", () => {
+    const bytes = new Uint8Array(16 << 20);
+    mkfs(new MemoryDevice(bytes), { size: bytes.length, blockSize: 4096, ...FIXED });
+    const before = bytes.slice();
+    const ro = mount(new MemoryDevice(bytes, { readOnly: true }), { readOnly: true });
+    try {
+      const io = new BhBufferedIO(ro.fs);
+      const root = ro.fs.iget(2);
+      try {
+        expect(() => io.write(root, 0, new Uint8Array(10))).toThrow(expect.objectContaining({ code: "EROFS" }));
+      } finally {
+        ro.fs.iput(root);
+      }
+    } finally {
+      ro.unmount();
+    }
+    expect(Buffer.from(bytes).equals(Buffer.from(before))).toBe(true);
+    const rw = mount(new MemoryDevice(bytes));
+    const io = new BhBufferedIO(rw.fs);
+    const f = createFile(rw.fs, "x");
+    try {
+      const flags = f.flags;
+      for (const [flag, code] of [[0x100000, "EPERM"], [0x800, "ENOKEY"], [0x10000000, "EOPNOTSUPP"]] as const) {
+        f.flags = flags | flag;
+        expect(() => io.write(f, 0, new Uint8Array(10)), code).toThrow(expect.objectContaining({ code }));
+      }
+      f.flags = flags;
+      expect(f.size).toBe(0);
+    } finally {
+      rw.fs.iput(f);
+      rw.unmount();
+    }
+  });
+});

@@ -40,6 +40,8 @@ export function bhWrite(st: BhState, inode: Ext4Inode, pos: number, src: Uint8Ar
   if (fs.readOnly) throw new Ext4Error("EROFS", "read-only file system", { ino: inode.ino });
   if (inode.bufferedIomap) throw new Ext4Error("EOPNOTSUPP", "the iomap buffered write path is issue 7", { ino: inode.ino });
   if (inode.flags & INODE_FLAGS.ENCRYPT) refuseEncrypted(inode);
+  // A verity file's data is sealed by its Merkle tree (the kernel's open for writing fails with EPERM).
+  if (inode.flags & INODE_FLAGS.VERITY) throw new Ext4Error("EPERM", "verity files cannot be written", { ino: inode.ino });
   if (inode.flags & INODE_FLAGS.INLINE_DATA) throw new Ext4Error("EOPNOTSUPP", "writing inline-data files is not supported yet", { ino: inode.ino });
   if (!Number.isSafeInteger(pos) || pos < 0) throw new Ext4Error("EINVAL", `bad file position ${pos}`, { ino: inode.ino });
   if (src.length === 0) return 0;
