@@ -11,7 +11,9 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mount } from "../host/index.js";
 import { u32 } from "../host/format/bytes.js";
-import type { Ext4Inode } from "../host/fs/inode.js";
+import { S_IFREG } from "../host/format/inode.js";
+import { newInode } from "../host/fs/ialloc.js";
+import { type Ext4Inode, STATE } from "../host/fs/inode.js";
 import { markInodeDirty } from "../host/fs/inode-write.js";
 import { deleteEntry } from "../host/fs/namei.js";
 import { orphanAdd, orphanDel, orphanState } from "../host/fs/orphan.js";
@@ -193,6 +195,169 @@ d("orphanAdd / orphanDel on crash images", () => {
       for (const i of held) f.iput(i);
       f.iput(f4);
       vol.unmount();
+    });
+  }
+});
+
+/** The per-group free ranges and counts dumpe2fs prints: equal when the bitmaps are. */
+function groupFreeSummary(img: string): string[] {
+  const out = runSync("dumpe2fs", [img]).stdout;
+  return out.split("\n").filter((l) => /^\s+Free (blocks|inodes): |free blocks, .* free inodes/.test(l)).map((l) => l.trim());
+}
+
+d("eviction: an unlinked file stays readable until its last close", () => {
+  for (const [name, args] of [["journaled-4k", []], ["nojournal-1k", ["-b", "1024", "-O", "^has_journal"]]] as [string, string[]][]) {
+    it(`${name}: read through the open descriptor, freed at close (or at unmount), e2fsck clean and the counts back`, () => {
+      const img = mkfsImage(work, `open-${name}`, tree, args);
+      const before = freeCounts(img);
+      const dataBlocks = Math.ceil(20000 / Number(dumpe2fsFields(img).get("Block size")));
+      const vol = mount(img);
+      const f = fsOf(vol);
+      const fd = vol.openSync("/f1");
+      const fd2 = vol.openSync("/f2");
+      const freeInodes = f.sb.freeInodesCount;
+      const inodes = ["f1", "f2"].map((n) => unlinkOpen(f, n));
+      for (const i of inodes) f.iput(i);
+      expect(() => vol.statSync("/f1")).toThrow(expect.objectContaining({ code: "ENOENT" }));
+      // Still there for the descriptor: data and inode.
+      const buf = Buffer.alloc(20000);
+      expect(vol.readSync(fd, buf, 0, 20000, 0)).toBe(20000);
+      expect(buf).toEqual(Buffer.alloc(20000, 1));
+      expect(f.sb.freeInodesCount).toBe(freeInodes);
+      vol.closeSync(fd);
+      expect(f.sb.freeInodesCount).toBe(freeInodes + 1);
+      expect(vol.readSync(fd2, buf, 0, 20000, 0)).toBe(20000);
+      expect(buf).toEqual(Buffer.alloc(20000, 2));
+      // fd2 is still open: the unmount frees its inode.
+      vol.unmount();
+      fsckClean(img);
+      expect(freeCounts(img)).toEqual({ blocks: before.blocks + 2 * dataBlocks, inodes: before.inodes + 2 });
+      for (const i of inodes) expect(debugfsInode(img, i.ino).inUse).toBe(false);
+    });
+  }
+});
+
+d("orphan file full: the legacy list takes the rest", () => {
+  it("1k blocks, a one-block orphan file (254 slots): the 255th orphan goes on s_last_orphan; all leave again; e2fsck clean", () => {
+    const img = mkfsImage(work, "orphan-full", tree, ["-b", "1024", "-O", "orphan_file", "-E", "orphan_file_size=1k", "-N", "512"]);
+    const vol = mount(img);
+    const f = fsOf(vol);
+    expect(orphanState(f)).toMatchObject({ fileBlocks: 1, fileFree: 254 });
+    const root = f.iget(2);
+    const made: Ext4Inode[] = [];
+    let h = f.startHandle(8);
+    for (let i = 0; i < 256; i++) {
+      if (!h.extend(8)) { h.stop(); h = f.startHandle(8); }
+      const inode = newInode(h, f, root, S_IFREG | 0o644);
+      orphanAdd(h, f, inode);
+      made.push(inode);
+    }
+    h.stop();
+    expect(orphanState(f)).toMatchObject({ fileFree: 0, list: [made[255].ino, made[254].ino] });
+    expect(f.sb.lastOrphan).toBe(made[255].ino);
+    expect(made[255].dtime).toBe(made[254].ino);
+    expect(made.slice(0, 254).every((i) => i.testState(STATE.ORPHAN_FILE))).toBe(true);
+    f.commit();
+    // Unlinked (never named) and let go: evict frees each and drops its record.
+    for (const i of made) {
+      i.linksCount = 0;
+      f.iput(i);
+    }
+    f.iput(root);
+    expect(orphanState(f)).toMatchObject({ fileFree: 254, list: [] });
+    expect(f.sb.lastOrphan).toBe(0);
+    vol.unmount();
+    fsckClean(img);
+    expect(orphanFileSlots(img)).toEqual([]);
+  });
+});
+
+/** Our read-write mount and unmount of a copy, and the kernel's of another: both e2fsck-clean, the same bitmaps and counts. */
+function cleanBothWays(name: string, img: string, expected: { deleted: number; truncated: number }): { ours: string; kern?: string } {
+  const ours = path.join(work, `${name}-ours.img`);
+  fs.copyFileSync(img, ours);
+  const v = mount(ours);
+  expect(fsOf(v).orphans).toMatchObject({ ...expected, failed: false });
+  v.unmount();
+  fsckClean(ours);
+  const s = loopMountSupport();
+  if (!s.ok) {
+    console.log(`orphan ${name}: kernel comparison skipped: ${s.reason}`);
+    return { ours };
+  }
+  const kern = path.join(work, `${name}-kernel.img`);
+  fs.copyFileSync(img, kern);
+  withLoopMountSync(kern, () => undefined);
+  fsckClean(kern);
+  expect(groupFreeSummary(ours)).toEqual(groupFreeSummary(kern));
+  expect(freeCounts(ours)).toEqual(freeCounts(kern));
+  return { ours, kern };
+}
+
+d("images the kernel leaves with orphans", () => {
+  for (const [name, args] of VARIANTS) {
+    it(`${name}: files unlinked while open on a loop mount, frozen and copied; our mount frees them as the kernel's does`, (ctx) => {
+      const s = loopMountSupport();
+      if (!s.ok) {
+        console.log(`orphan ${name}: kernel-made orphans skipped: ${s.reason}`);
+        ctx.skip();
+      }
+      const img = mkfsImage(work, `kfrozen-${name}`, tree, args);
+      const frozen = path.join(work, `kfrozen-${name}-copy.img`);
+      withLoopMountSync(img, (mnt) => {
+        const fds = [1, 2, 3].map((i) => fs.openSync(path.join(mnt, `f${i}`), "r"));
+        try {
+          for (const i of [1, 2, 3]) fs.unlinkSync(path.join(mnt, `f${i}`));
+          // ext4_freeze: the journal flushed and needs_recovery cleared; the orphans stay recorded.
+          runSync("fsfreeze", ["-f", mnt]);
+          try {
+            fs.copyFileSync(img, frozen);
+          } finally {
+            runSync("fsfreeze", ["-u", mnt]);
+          }
+        } finally {
+          for (const fd of fds) fs.closeSync(fd);
+        }
+      });
+      const m = dumpe2fsFields(frozen);
+      if (args.includes("orphan_file")) expect(orphanFileSlots(frozen)).toHaveLength(3);
+      else expect(Number(m.get("First orphan inode"))).toBeGreaterThan(0);
+      expect(fsckOut(frozen).code).toBe(4);
+      // The reader sees none of them, and a read-only mount writes nothing.
+      const bytes = fs.readFileSync(frozen);
+      const ro = mount(frozen, { readOnly: true });
+      expect(ro.readdirSync("/").filter((n) => /^f[123]$/.test(String(n)))).toEqual([]);
+      expect(fsOf(ro).orphans).toBeUndefined();
+      ro.unmount();
+      expect(fs.readFileSync(frozen).equals(bytes)).toBe(true);
+      const { ours } = cleanBothWays(`kfrozen-${name}`, frozen, { deleted: 3, truncated: 0 });
+      expect(dumpe2fsFields(ours).get("Filesystem features")).not.toMatch(/orphan_present/);
+    });
+  }
+});
+
+d("orphans crafted with debugfs (an interrupted truncate, an unlinked inode)", () => {
+  const crafted: [string, string[]][] = [
+    ["journaled-4k", []],
+    ["nojournal-4k", ["-O", "^has_journal"]],
+    ["ext3-1k", ["-b", "1024", "-O", "^extent,^flex_bg,^metadata_csum,^64bit,^huge_file,^dir_nlink,^extra_isize", "-I", "128"]],
+  ];
+  for (const [name, args] of crafted) {
+    it(`${name}: s_last_orphan -> f1 (links 1, i_size cut to 5000) -> f2 (links 0): we finish both as the kernel does`, () => {
+      const img = mkfsImage(work, `craft-${name}`, tree, args);
+      const i1 = inoOf(img, "f1");
+      const i2 = inoOf(img, "f2");
+      const r = runSync("debugfs", ["-w", "-f", "-", img], {
+        input: [`sif <${i1}> size 5000`, `sif <${i1}> dtime ${i2}`, "unlink /f2", `sif <${i2}> links_count 0`, `ssv last_orphan ${i1}`].join("\n") + "\n",
+      });
+      expect(r.code, r.stderr).toBe(0);
+      expect(Number(dumpe2fsFields(img).get("First orphan inode"))).toBe(i1);
+      const { ours } = cleanBothWays(`craft-${name}`, img, { deleted: 1, truncated: 1 });
+      const v = mount(ours, { readOnly: true });
+      expect(v.readFileSync("/f1")).toEqual(Buffer.alloc(5000, 1));
+      v.unmount();
+      expect(debugfsInode(ours, i2).inUse).toBe(false);
+      expect(debugfsInode(ours, i1)).toMatchObject({ links: 1, dtime: 0 });
     });
   }
 });

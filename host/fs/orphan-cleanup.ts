@@ -19,12 +19,13 @@
 import { Ext4Error } from "../errors.js";
 import { u16, u32 } from "../format/bytes.js";
 import { INODE_FLAGS, isDir, isLnk, isReg } from "../format/inode.js";
-import { truncateBlocks } from "./evict.js";
+import { truncateInodePages } from "../cache/truncate.js";
 import { readInodeBitmap } from "./ialloc.js";
 import { type Ext4Inode, STATE } from "./inode.js";
 import { isFastSymlink } from "./inode-table.js";
 import { initOrphanInfo, isOrphan, ORPHAN_DEL_CREDITS, orphanDel, orphanListAddInCore, setOrphanCleaning } from "./orphan.js";
 import type { Ext4 } from "./super.js";
+import { ext4Truncate } from "./truncate.js";
 
 const S_STATE = 0x3a;
 const EXT4_ERROR_FS = 0x2;
@@ -106,7 +107,8 @@ function processOrphan(fs: Ext4, inode: Ext4Inode, report: OrphanCleanupReport, 
     try {
       if (inode.linksCount !== 0) {
         // truncate_inode_pages to i_size, then ext4_truncate, which drops the record of an inode that keeps links.
-        truncateBlocks(fs, inode);
+        truncateInodePages(fs, inode, inode.size);
+        ext4Truncate(fs, inode);
         // Whatever the truncate did, the record goes (a truncate with nothing to do must not leave the list looping).
         if (isOrphan(fs, inode)) dropRecord(fs, inode);
         report.truncated++;
