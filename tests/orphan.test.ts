@@ -20,6 +20,7 @@ import { orphanAdd, orphanDel, orphanState } from "../host/fs/orphan.js";
 import type { Ext4 } from "../host/fs/super.js";
 import { missingTools, runSync } from "./helpers/exec.js";
 import { dumpe2fsFields, fsckClean, fsOf, makeTree, mkfsImage, RecordingDevice } from "./helpers/jbd2.js";
+import { inodeTableDiff } from "./helpers/inode-tables.js";
 import { loopMountSupport, withLoopMountSync } from "./helpers/kernel.js";
 
 const missing = missingTools(["mkfs.ext4", "e2fsck", "debugfs", "dumpe2fs"], "e2fsprogs");
@@ -291,6 +292,7 @@ function cleanBothWays(name: string, img: string, expected: { deleted: number; t
   withLoopMountSync(kern, () => undefined);
   fsckClean(kern);
   expect(groupFreeSummary(ours)).toEqual(groupFreeSummary(kern));
+  expect(inodeTableDiff(ours, kern), "inode bytes where our cleanup and the kernel's differ").toEqual([]);
   expect(freeCounts(ours)).toEqual(freeCounts(kern));
   return { ours, kern };
 }

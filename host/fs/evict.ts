@@ -7,7 +7,7 @@
 // read-write mount); so does the mount's orphan cleanup, through iput.
 
 import { truncateInodePages } from "../cache/truncate.js";
-import { INODE_FLAGS } from "../format/inode.js";
+import { INODE_FLAGS, isLnk } from "../format/inode.js";
 import { esRemoveExtent } from "./delalloc.js";
 import { freeInode } from "./ialloc.js";
 import { type Ext4Inode, setInodeSize } from "./inode.js";
@@ -45,7 +45,7 @@ export function evictInode(fs: Ext4, inode: Ext4Inode): void {
   }
   try {
     // i_size 0 before the truncate; a fast symlink's target in i_block becomes an empty block map.
-    if (isFastSymlink(fs, inode) && !(inode.flags & INODE_FLAGS.INLINE_DATA)) inode.iBlock.fill(0);
+    if (isLnk(inode) && isFastSymlink(fs, inode) && !(inode.flags & INODE_FLAGS.INLINE_DATA)) inode.iBlock.fill(0);
     setInodeSize(inode, 0);
     markInodeDirty(h, fs, inode);
   } finally {
