@@ -19,6 +19,10 @@ import { deleteEntry } from "../host/fs/namei.js";
 import { orphanAdd, orphanDel, orphanState } from "../host/fs/orphan.js";
 import type { Ext4 } from "../host/fs/super.js";
 import { missingTools, runSync } from "./helpers/exec.js";
+import { FileModel, mapRange } from "./helpers/extent-model.js";
+import { mkfsEnv } from "./helpers/images.js";
+import { mulberry32 } from "./helpers/random.js";
+import { GET_BLOCKS } from "../host/fs/map-blocks.js";
 import { dumpe2fsFields, fsckClean, fsOf, makeTree, mkfsImage, RecordingDevice } from "./helpers/jbd2.js";
 import { inodeTableDiff } from "./helpers/inode-tables.js";
 import { loopMountSupport, withLoopMountSync } from "./helpers/kernel.js";
@@ -403,5 +407,86 @@ d("a filesystem with errors", () => {
     expect(dumpe2fsFields(kern).get("First orphan inode")).toBeUndefined();
     expect(debugfsInode(kern, i1)).toMatchObject({ links: 0, inUse: true });
     expect(freeCounts(ours)).toEqual(freeCounts(kern));
+  });
+});
+
+d("a crash at any commit of a long eviction", () => {
+  it("1k, 1 MiB journal: an unlinked file with a block in each of 383 groups is evicted over several transactions; crash states at its flushes are finished by the next mount, e2fsck clean, the counts exact", () => {
+    const img = path.join(work, "long-evict.img");
+    const r = runSync("mkfs.ext4", ["-q", "-F", "-b", "1024", "-g", "256", "-J", "size=1", "-O", "^flex_bg,^resize_inode", "-N", "4096", img, "96M"], {
+      env: { ...mkfsEnv(work), E2FSPROGS_FAKE_TIME: "1700000000" },
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(runSync("debugfs", ["-w", "-R", "write /dev/null j", img]).code).toBe(0);
+    const ino = inoOf(img, "j");
+    const model = new FileModel("j", 81);
+    const groups = new Set<number>();
+    const v0 = mount(img);
+    {
+      const f = fsOf(v0);
+      const inode = f.iget(ino);
+      for (let i = 0; i < f.groups.length; i++) {
+        const h = f.startHandle(40);
+        const [run] = mapRange(h, f, inode, model, i * 256 + 200, 1, GET_BLOCKS.CREATE);
+        groups.add(Math.floor((run.pblk - f.sb.firstDataBlock) / f.sb.blocksPerGroup));
+        h.stop();
+      }
+      f.iput(inode);
+      v0.unmount();
+    }
+    expect(groups.size).toBeGreaterThan(300);
+    fsckClean(img);
+    const before = freeCounts(img);
+    let freedStates = 0;
+    const base = new Uint8Array(fs.readFileSync(img));
+    const rec = new RecordingDevice(base.slice());
+    const vol = mount(rec);
+    const f = fsOf(vol);
+    const c0 = f.journal!.stats.commits;
+    const start = rec.ops.length;
+    const held = unlinkOpen(f, "j");
+    f.commit();
+    f.iput(held);
+    f.commit();
+    const commits = f.journal!.stats.commits - c0;
+    vol.unmount();
+    expect(commits, "the eviction spans transactions").toBeGreaterThan(2);
+    const done = path.join(work, "long-evict-done.img");
+    fs.writeFileSync(done, rec.snapshot());
+    fsckClean(done);
+    const want = freeCounts(done);
+    // Every flush of the workload, with all or (seeded) part of the writes in flight since the one before.
+    const all = rec.flushPoints().filter((i) => i >= start);
+    // Sampled evenly (a long run could take them all): the first, the last and those between.
+    const SAMPLE = 5;
+    const flushes = all.length <= SAMPLE ? all : [...new Set(Array.from({ length: SAMPLE }, (_, k) => all[Math.round((k * (all.length - 1)) / (SAMPLE - 1))]))];
+    const rnd = mulberry32(7);
+    let judged = 0;
+    let kernelJudged = 0;
+    for (const at of flushes) {
+      for (const partial of [false, true]) {
+        const state = rec.crashImage(rec.base, at + (partial ? -1 : 0), partial ? () => rnd() < 0.5 : undefined);
+        const file = path.join(work, "long-evict-crash.img");
+        fs.writeFileSync(file, state);
+        const v = mount(file);
+        const named = v.existsSync("/j");
+        v.unmount();
+        fsckClean(file);
+        // Before the unlink's commit the file is whole; after it, freed whatever part of the eviction was durable.
+        expect(freeCounts(file)).toEqual(named ? before : want);
+        if (!named) freedStates++;
+        judged++;
+        if (kernelJudged < 3 && judged % 5 === 1 && loopMountSupport().ok) {
+          const k = path.join(work, "long-evict-crash-kernel.img");
+          fs.writeFileSync(k, state);
+          withLoopMountSync(k, () => undefined);
+          fsckClean(k);
+          expect(groupFreeSummary(k)).toEqual(groupFreeSummary(file));
+          kernelJudged++;
+        }
+      }
+    }
+    expect(freedStates).toBeGreaterThan(3);
+    console.log(`long-evict: ${commits} commits, ${judged} crash states judged, ${freedStates} after the unlink (${kernelJudged} by the kernel too)`);
   });
 });
