@@ -490,3 +490,28 @@ d("a crash at any commit of a long eviction", () => {
     console.log(`long-evict: ${commits} commits, ${judged} crash states judged, ${freedStates} after the unlink (${kernelJudged} by the kernel too)`);
   });
 });
+
+d("eviction without a handle", () => {
+  it("journal aborted before the last close: the close does not fail, the orphan stays on disk and the next mount frees it", () => {
+    const img = mkfsImage(work, "aborted", tree, []);
+    const before = freeCounts(img);
+    const vol = mount(img);
+    const f = fsOf(vol);
+    const fd = vol.openSync("/f1");
+    f.iput(unlinkOpen(f, "f1"));
+    f.commit();
+    f.journal!.aborted = new Error("test: journal aborted");
+    vol.closeSync(fd);
+    expect(orphanState(f).list).toEqual([]);
+    vol.unmount();
+    // The committed unlink (and s_last_orphan with it) is in the log the next mount replays.
+    expect(dumpe2fsFields(img).get("Filesystem features")).toMatch(/needs_recovery/);
+    const v2 = mount(img);
+    expect(fsOf(v2).recovery?.mode).toBe("disk");
+    expect(v2.existsSync("/f1")).toBe(false);
+    expect(fsOf(v2).orphans).toMatchObject({ deleted: 1 });
+    v2.unmount();
+    fsckClean(img);
+    expect(freeCounts(img)).toEqual({ blocks: before.blocks + 5, inodes: before.inodes + 1 });
+  });
+});

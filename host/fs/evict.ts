@@ -7,6 +7,7 @@
 // read-write mount); so does the mount's orphan cleanup, through iput.
 
 import { truncateInodePages } from "../cache/truncate.js";
+import { Ext4Error } from "../errors.js";
 import { INODE_FLAGS, isLnk } from "../format/inode.js";
 import { esRemoveExtent } from "./delalloc.js";
 import { freeInode } from "./ialloc.js";
@@ -39,8 +40,10 @@ export function evictInode(fs: Ext4, inode: Ext4Inode): void {
   try {
     h = fs.startHandle(1 + ORPHAN_ADD_CREDITS);
   } catch (e) {
-    // No handle (read-only after an error): the on-disk orphan stays for the next mount; only the in-core record goes.
+    // No handle (the volume turned read-only after an error, or the journal aborted): as the
+    // kernel's no_delete, the in-core record goes and the on-disk orphan stays for the next mount.
     orphanDel(undefined, fs, inode);
+    if (e instanceof Ext4Error && (e.code === "EROFS" || e.code === "EIO")) return;
     throw e;
   }
   try {
