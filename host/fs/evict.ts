@@ -9,20 +9,14 @@
 import { truncateInodePages } from "../cache/truncate.js";
 import { Ext4Error } from "../errors.js";
 import { INODE_FLAGS, isLnk } from "../format/inode.js";
-import { esRemoveExtent } from "./delalloc.js";
 import { freeInode } from "./ialloc.js";
 import { type Ext4Inode, setInodeSize } from "./inode.js";
 import { isFastSymlink } from "./inode-table.js";
 import { markInodeDirty } from "./inode-write.js";
-import { ORPHAN_ADD_CREDITS, ORPHAN_DEL_CREDITS, orphanAdd, orphanDel } from "./orphan.js";
+import { ORPHAN_ADD_CREDITS, ORPHAN_DEL_CREDITS, orphanDel } from "./orphan.js";
 import type { Ext4 } from "./super.js";
-import { ext4Truncate, truncateHooks } from "./truncate.js";
+import { ext4Truncate } from "./truncate.js";
 import { xattrDeleteInode } from "./xattr-write.js";
-
-// ext4Truncate's steps that live elsewhere: the orphan record, and the delayed extents' reservations.
-truncateHooks.orphanAdd ??= orphanAdd;
-truncateHooks.orphanDel ??= orphanDel;
-truncateHooks.esRemoveExtent ??= esRemoveExtent;
 
 /**
  * The last handle's credits: the inode, the xattr block with its bitmap,
