@@ -15,7 +15,7 @@ import { S_IFREG } from "../host/format/inode.js";
 import { newInode } from "../host/fs/ialloc.js";
 import { type Ext4Inode, STATE } from "../host/fs/inode.js";
 import { markInodeDirty } from "../host/fs/inode-write.js";
-import { deleteEntry } from "../host/fs/namei.js";
+import { ext4Unlink } from "../host/fs/namei-ops.js";
 import { orphanAdd, orphanDel, orphanState } from "../host/fs/orphan.js";
 import type { Ext4 } from "../host/fs/super.js";
 import { missingTools, runSync } from "./helpers/exec.js";
@@ -51,19 +51,14 @@ const VARIANTS: [string, string[]][] = [
   ["bigalloc-orphanfile", ["-O", "bigalloc,orphan_file", "-C", "16384"]],
 ];
 
-/** Unlinks `name` from the root while it stays open (the dentry dropped, a reference kept): ext4_unlink's orphan step. */
+/** unlink(2) of `name` in the root while it stays open: ext4Unlink's reference is the open file's. */
 function unlinkOpen(f: Ext4, name: string): Ext4Inode {
   const root = f.iget(2);
-  const h = f.startHandle(24);
   try {
-    const ino = deleteEntry(h, f, root, Buffer.from(name));
-    const inode = f.iget(ino);
-    inode.linksCount--;
-    markInodeDirty(h, f, inode);
-    if (inode.linksCount === 0) orphanAdd(h, f, inode);
+    const inode = ext4Unlink(f, root, Buffer.from(name));
+    if (!inode) throw new Error(`ext4Unlink returned no inode for ${name}`);
     return inode;
   } finally {
-    h.stop();
     f.iput(root);
   }
 }
