@@ -9,14 +9,14 @@
 // stale view of the tree.
 
 import { BH } from "../cache/buffer-head.js";
-import { corrupted } from "../errors.js";
+import { corrupted, Ext4Error } from "../errors.js";
 import { setU16, setU32, u16, u32 } from "../format/bytes.js";
 import { EXTENT_MAGIC, extentTailOffset, indexAt, leafAt, type LeafExtent } from "../format/extent.js";
 import type { Inode } from "../format/inode.js";
 import type { Handle } from "../journal/handle.js";
 import { bumpExtentSeq, type ExtPath, type ExtPathLevel, findExtent, pathNode, releasePath } from "./extents.js";
 import { markInodeDirty } from "./inode-write.js";
-import { ALLOC, freeBlocks, goalForInode, newMetaBlock } from "./mballoc.js";
+import { ALLOC, defaultFreeFlags, freeBlocks, goalForInode, newMetaBlock } from "./mballoc.js";
 import type { Ext4 } from "./super.js";
 
 export type Extent = LeafExtent;
@@ -476,12 +476,14 @@ export function extRemoveSpace(handle: Handle, fs: Ext4, inode: Inode, start: nu
   const part = partialClusters(fs, inode, start, end);
   let cur = end;
   for (;;) {
-    const credits = removeCredits(inode);
+    // A small journal's transactions (a quarter of it) bound the step too.
+    const budget = Math.max(8, Math.min(REMOVE_STEP_FREES, Math.floor((fs.journal?.maxTransactionBuffers ?? Infinity) / 2) - removeCredits(inode)));
+    const credits = removeCredits(inode) + budget;
     if (!handle.extend(credits)) handle.restart(credits);
     const path = findExtent(fs, inode, cur);
     let next = -1;
     try {
-      next = removeInLeaf(handle, fs, inode, path, start, cur, part);
+      next = removeInLeaf(handle, fs, inode, path, start, cur, part, budget);
     } finally {
       releasePath(fs, path);
     }
@@ -493,16 +495,31 @@ export function extRemoveSpace(handle: Handle, fs: Ext4, inode: Inode, start: nu
   bumpExtentSeq(inode);
 }
 
-/** Blocks one removal step may dirty: the path, its parents' updates, bitmaps and group descriptors of two groups, the inode. */
+/** Blocks one removal step may dirty besides the data frees: the path, nodes freed up the tree with their bitmaps and descriptors, the inode. */
 function removeCredits(inode: Inode): number {
-  return 2 * (depthOf(inode.iBlock) + 1) + 4 + 1;
+  return 4 * (depthOf(inode.iBlock) + 1) + 4 + 1;
+}
+
+/**
+ * Credits per step for freeing data: a bitmap and a descriptor per group an
+ * extent spans (ext4_ext_rm_leaf's 7 + 2 * groups per extent, checked per
+ * extent); a step takes extents from the right while they fit, so a leaf of
+ * extents all over the disk spans several steps (and transactions).
+ */
+const REMOVE_STEP_FREES = 64;
+
+function freeCost(fs: Ext4, pblk: number, len: number): number {
+  const per = fs.sb.blocksPerGroup;
+  const first = Math.floor((pblk - fs.sb.firstDataBlock) / per);
+  const last = Math.floor((pblk + len - 1 - fs.sb.firstDataBlock) / per);
+  return 2 * (last - first + 1);
 }
 
 /**
  * Removes what of [start, cur] the leaf on `path` maps (every extent there
  * ends at or before cur). Returns the block to continue at (below start: done).
  */
-function removeInLeaf(handle: Handle, fs: Ext4, inode: Inode, path: ExtPath, start: number, cur: number, part: PartialClusters | undefined): number {
+function removeInLeaf(handle: Handle, fs: Ext4, inode: Inode, path: ExtPath, start: number, cur: number, part: PartialClusters | undefined, budget: number): number {
   const L = path.length - 1;
   const lv = path[L];
   let node = pathNode(inode, lv);
@@ -511,10 +528,16 @@ function removeInLeaf(handle: Handle, fs: Ext4, inode: Inode, path: ExtPath, sta
   let first = lv.pos + 1;
   let trim: { index: number; keep: number } | undefined;
   const frees: [number, number, number][] = [];
+  let cost = 0;
+  let cut = false;
   while (first > 0) {
     const e = leafAt(node, first - 1);
     if (e.lblk + e.len - 1 < start) break;
     if (e.lblk + e.len - 1 > cur) throw new Error(`extent ${e.lblk}+${e.len} straddles ${cur} after the split`);
+    // The step's credits are spent: the rest of this leaf goes in the next step.
+    const c = freeCost(fs, e.pblk, e.len);
+    if (frees.length > 0 && cost + c > budget) { cut = true; break; }
+    cost += c;
     if (e.lblk < start) {
       const keep = start - e.lblk;
       trim = { index: first - 1, keep };
@@ -526,7 +549,7 @@ function removeInLeaf(handle: Handle, fs: Ext4, inode: Inode, path: ExtPath, sta
   }
   const removed = lv.pos + 1 - first;
   const lowest = removed > 0 ? leafAt(node, first).lblk : -1;
-  const stopped = first > 0;
+  const stopped = first > 0 && !cut;
   if (removed > 0 || trim) {
     if (removed === entriesOf(node) && L > 0) {
       removeNode(handle, fs, inode, path, L);
@@ -584,7 +607,7 @@ export function anyMapped(fs: Ext4, inode: Inode, from: number, to: number): boo
 
 function freeData(handle: Handle, fs: Ext4, inode: Inode, lblk: number, pblk: number, len: number, part: PartialClusters | undefined): void {
   if (!part) {
-    freeBlocks(handle, fs, inode, pblk, len);
+    freeBlocks(handle, fs, inode, pblk, len, defaultFreeFlags(inode));
     return;
   }
   const r = part.ratio;
@@ -593,7 +616,7 @@ function freeData(handle: Handle, fs: Ext4, inode: Inode, lblk: number, pblk: nu
   const lastPc = lc(pblk + len - 1);
   const noFreeFirstCluster = part.leftInUse && lc(lblk) === lc(part.start);
   const noFreeLastCluster = lastPc === part.freed || (part.rightInUse && lc(lblk + len - 1) === lc(part.end));
-  freeBlocks(handle, fs, inode, pblk, len, { noFreeFirstCluster, noFreeLastCluster });
+  freeBlocks(handle, fs, inode, pblk, len, { ...defaultFreeFlags(inode), noFreeFirstCluster, noFreeLastCluster });
   part.freed = firstPc;
 }
 
@@ -617,4 +640,124 @@ function removeNode(handle: Handle, fs: Ext4, inode: Inode, path: ExtPath, level
       return;
     }
   }
+}
+
+// ---- shift (ext4_ext_shift_extents: collapse and insert range) ----
+
+/** ext4_ext_next_allocated_block: the first block of the leaf after the path's (EXT_MAX_BLOCKS: none). */
+function nextLeafStart(inode: Inode, path: ExtPath): number {
+  for (let k = path.length - 2; k >= 0; k--) {
+    const node = pathNode(inode, path[k]);
+    if (path[k].pos + 1 < entriesOf(node)) return indexAt(node, path[k].pos + 1).lblk;
+  }
+  return EXT_MAX_BLOCKS;
+}
+
+/** Credits of one leaf's shift: the leaf, and with its first entry moved the index nodes above it, the inode. */
+const shiftCredits = (inode: Inode) => depthOf(inode.iBlock) + 3;
+
+/**
+ * ext4_ext_shift_extents: every extent from logical block `start` on moves
+ * `shift` blocks left (collapse range: the range before it must be a hole
+ * that long) or right (insert range), one leaf per step, merging with the
+ * neighbour in the leaf where they now touch; index entries follow each
+ * leaf's first extent. The handle is extended or restarted between leaves
+ * (a tree consistent at every step). EINVAL where the shift does not fit.
+ */
+export function extShiftExtents(handle: Handle, fs: Ext4, inode: Inode, start: number, shift: number, dir: "left" | "right"): void {
+  if (shift <= 0) return;
+  bumpExtentSeq(inode);
+  // The last extent, and for a left shift the one before `start`.
+  const lastPath = findExtent(fs, inode, EXT_MAX_BLOCKS - 1);
+  let stop: number;
+  let lastEnd: number;
+  try {
+    const lv = lastPath[lastPath.length - 1];
+    if (lv.pos < 0) return;
+    const e = leafAt(pathNode(inode, lv), lv.pos);
+    stop = e.lblk;
+    lastEnd = e.lblk + e.len;
+  } finally {
+    releasePath(fs, lastPath);
+  }
+  if (dir === "left") {
+    const p = findExtent(fs, inode, start - 1);
+    try {
+      const lv = p[p.length - 1];
+      const e = lv.pos >= 0 ? leafAt(pathNode(inode, lv), lv.pos) : undefined;
+      const exStart = e?.lblk ?? 0;
+      const exEnd = e ? e.lblk + e.len : 0;
+      if ((start === exStart && shift > exStart) || shift > start - exEnd) throw new Ext4Error("EINVAL", `no hole of ${shift} blocks before block ${start} to collapse into`, { ino: inode.ino });
+    } finally {
+      releasePath(fs, p);
+    }
+  } else if (shift > EXT_MAX_BLOCKS - lastEnd) {
+    throw new Ext4Error("EINVAL", `shifting the last extent by ${shift} blocks passes the largest logical block`, { ino: inode.ino });
+  }
+  let iter = dir === "left" ? start : stop;
+  for (;;) {
+    if (dir === "left" ? iter > stop : iter < start) break;
+    if (!handle.extend(shiftCredits(inode))) handle.restart(shiftCredits(inode));
+    const path = findExtent(fs, inode, iter);
+    let next: number | undefined;
+    try {
+      const L = path.length - 1;
+      const lv = path[L];
+      let node = pathNode(inode, lv);
+      const n = entriesOf(node);
+      if (n === 0) throw corrupted(`unexpected hole at ${iter} while shifting extents`, { ino: inode.ino });
+      // Right: this leaf's extents from `start` on move; none here at or before iter means the walk is done.
+      // Left: those from iter on (the ones before it in this leaf have moved already, or lie before start).
+      if (dir === "right" && leafAt(node, 0).lblk > iter) break;
+      const bound = dir === "left" ? iter : start;
+      let from = 0;
+      while (from < n && leafAt(node, from).lblk < bound) from++;
+      if (from === n) {
+        // Everything here is before start: on to the next leaf.
+        const nx = nextLeafStart(inode, path);
+        if (nx === EXT_MAX_BLOCKS) break;
+        iter = nx;
+        continue;
+      }
+      const firstOrig = leafAt(node, 0).lblk;
+      const lastOrig = leafAt(node, n - 1);
+      getAccess(handle, lv);
+      node = pathNode(inode, lv);
+      if (dir === "left") {
+        let i = from;
+        while (i < entriesOf(node)) {
+          const e = leafAt(node, i);
+          writeLeaf(node, i, { ...e, lblk: e.lblk - shift });
+          // ext4_ext_try_to_merge_right from the entry before it.
+          if (i > 0 && canMerge(leafAt(node, i - 1), leafAt(node, i))) {
+            const l = leafAt(node, i - 1);
+            writeLeaf(node, i - 1, { ...l, len: l.len + leafAt(node, i).len });
+            dropEntries(node, i, i + 1);
+          } else {
+            i++;
+          }
+        }
+        next = lastOrig.lblk + lastOrig.len;
+      } else {
+        for (let i = entriesOf(node) - 1; i >= from; i--) {
+          const e = leafAt(node, i);
+          writeLeaf(node, i, { ...e, lblk: e.lblk + shift });
+          if (i + 1 < entriesOf(node) && canMerge(leafAt(node, i), leafAt(node, i + 1))) {
+            writeLeaf(node, i, { ...leafAt(node, i), len: leafAt(node, i).len + leafAt(node, i + 1).len });
+            dropEntries(node, i + 1, i + 2);
+          }
+        }
+        next = from > 0 || firstOrig === 0 ? undefined : firstOrig - 1;
+      }
+      dirtyNode(handle, fs, inode, lv);
+      if (from === 0) correctIndexes(handle, fs, inode, path, L);
+    } finally {
+      releasePath(fs, path);
+    }
+    bumpExtentSeq(inode);
+    if (next === undefined) break;
+    iter = next;
+  }
+  markInodeDirty(handle, fs, inode);
+  bumpExtentSeq(inode);
 }
