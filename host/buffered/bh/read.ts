@@ -7,24 +7,37 @@
 
 import { PAGE_SIZE, type FolioCache } from "../../cache/folio-cache.js";
 import { readaheadFolioOrder } from "../folio-order.js";
-import type { Inode } from "../../format/inode.js";
+import { INODE_FLAGS, type Inode } from "../../format/inode.js";
 import { BlockMapping, MapKind } from "../../fs/mapping.js";
 import type { Ext4 } from "../../fs/super.js";
 import { ReadBio } from "../bio.js";
 import { bufferedRead, BufferedIO } from "../io.js";
 import type { ReadaheadState } from "../readahead.js";
-import { BH, BufferHead, BufferHeads } from "./buffer-head.js";
+import { BH, BufferHead, BufferHeads, buffersOf } from "./buffer-head.js";
+import type { Ext4Inode } from "../../fs/inode.js";
+import { bhState } from "./state.js";
+import { bhAllocDaBlocks, bhFsync, bhWriteback, bhZeroRange } from "./sync.js";
+import { bhWrite, type WriteOptions } from "./write.js";
 
 export class BhBufferedIO implements BufferedIO {
   readonly name = "bh" as const;
   private readonly buffers: BufferHeads;
   constructor(private readonly fs: Ext4) {
-    this.buffers = new BufferHeads(fs.cache);
+    this.buffers = buffersOf(fs.cache);
+    // A read-write mount: the writeback callback, the ordered-data hook and the invalidate hook are registered now.
+    if (!fs.readOnly) bhState(fs);
   }
 
   read(inode: Inode, pos: number, dst: Uint8Array, ra: ReadaheadState): number {
     return bufferedRead(this.fs, inode, pos, dst, ra, (i, from, to, pins) => this.readpages(i, from, to, pins));
   }
+
+  // The write side (write.ts, writepages.ts, sync.ts) keeps its state per mount, shared by every BhBufferedIO.
+  write(inode: Ext4Inode, pos: number, src: Uint8Array, opts?: WriteOptions): number { return bhWrite(bhState(this.fs), inode, pos, src, opts); }
+  writeback(inode: Ext4Inode, from: number, to: number, sync: boolean): void { bhWriteback(bhState(this.fs), inode, from, to, sync); }
+  fsync(inode: Ext4Inode, datasync: boolean): void { bhFsync(bhState(this.fs), inode, datasync); }
+  zeroRange(inode: Ext4Inode, from: number, to: number): void { bhZeroRange(bhState(this.fs), inode, from, to); }
+  allocDaBlocks(inode: Ext4Inode): void { bhAllocDaBlocks(bhState(this.fs), inode); }
 
   /**
    * ext4_mpage_readpages over the folios covering [from, to). Folios are
@@ -82,6 +95,12 @@ export class BhBufferedIO implements BufferedIO {
     const bs = fs.sb.blockSize;
     const blocksPerFolio = cache.blocks(slot);
     const firstLblk = (cache.index(slot) * PAGE_SIZE) / bs;
+    if (journalsData(fs, inode)) {
+      // Journalled data may be newer in the journal's buffer than on disk until the checkpoint.
+      bio.submit();
+      this.readFullFolio(inode, slot);
+      return;
+    }
     let firstHole = blocksPerFolio;
     let firstPblk = -1;
     for (let i = 0; i < blocksPerFolio; i++) {
@@ -117,6 +136,7 @@ export class BhBufferedIO implements BufferedIO {
     const lastBlockInFile = Math.ceil(inode.size / bs);
     const firstLblk = (cache.index(slot) * PAGE_SIZE) / bs;
     const bhs = this.buffers.ofFolio(slot);
+    const journalData = journalsData(fs, inode);
     const plug = new ReadBio(fs);
     const reading: BufferHead[] = [];
     cache.x.folioPin(slot);
@@ -129,6 +149,13 @@ export class BhBufferedIO implements BufferedIO {
           if (m.kind === MapKind.Mapped) {
             bh.blocknr = m.pblk;
             bh.set(BH.Mapped);
+            const jbh = journalData ? fs.bcache.peek(m.pblk) : undefined;
+            if (jbh && jbh.uptodate) {
+              fs.wasm.u8.set(jbh.data, cache.addr(slot) + bh.index * bs);
+              cache.setUptodate(slot, bh.index, 1);
+              bh.set(BH.Uptodate);
+              continue;
+            }
             plug.add(m.pblk * bs, slot, bh.index, 1);
             reading.push(bh);
             continue;
@@ -153,4 +180,9 @@ function hold(cache: FolioCache, slot: number, pins: number[] | undefined): void
   if (!pins) return;
   cache.x.folioPin(slot);
   pins.push(slot);
+}
+
+/** The inode's data goes through the journal (ext4_should_journal_data on a mount that has one loaded). */
+function journalsData(fs: Ext4, inode: Inode): boolean {
+  return fs.journal !== undefined && (fs.config.options.data === "journal" || (inode.flags & INODE_FLAGS.JOURNAL_DATA) !== 0);
 }
