@@ -186,14 +186,16 @@ export function indRemoveSpace(handle: Handle, fs: Ext4, inode: Inode, start: nu
   end = Math.min(end, maxBlocks - 1);
   if (end < start) return;
   bumpExtentSeq(inode);
-  const frees = new RunFreer(handle, fs, inode);
   // Direct blocks.
+  const direct = new RunFreer(handle, fs, inode, (slots) => {
+    for (const k of slots) setU32(inode.iBlock, k * 4, 0);
+    markInodeDirty(handle, fs, inode);
+  });
   for (let s = Math.max(start, 0); s <= Math.min(end, DIRECT - 1); s++) {
     const v = checkPtr(fs, inode, u32(inode.iBlock, s * 4), undefined);
-    if (v) { frees.add(v); setU32(inode.iBlock, s * 4, 0); }
+    if (v) direct.add(s, v);
   }
-  frees.flush();
-  markInodeDirty(handle, fs, inode);
+  direct.flush();
   // The three trees: [base, base + span) each.
   let base = DIRECT;
   for (let level = 1; level <= 3; level++) {
@@ -201,7 +203,7 @@ export function indRemoveSpace(handle: Handle, fs: Ext4, inode: Inode, start: nu
     if (end >= base && start < base + span) {
       const slot = 11 + level;
       const v = checkPtr(fs, inode, u32(inode.iBlock, slot * 4), undefined);
-      if (v && freeSubtree(handle, fs, inode, v, level, Math.max(start, base) - base, Math.min(end, base + span - 1) - base, frees)) {
+      if (v && freeSubtree(handle, fs, inode, v, level, Math.max(start, base) - base, Math.min(end, base + span - 1) - base)) {
         setU32(inode.iBlock, slot * 4, 0);
         markInodeDirty(handle, fs, inode);
       }
@@ -212,14 +214,24 @@ export function indRemoveSpace(handle: Handle, fs: Ext4, inode: Inode, start: nu
   bumpExtentSeq(inode);
 }
 
-/** Credits to empty one block of data pointers: a bitmap and descriptor per group they reach, the block, its own free, the parents and the inode. */
-function dataBlockCredits(fs: Ext4, b: Uint8Array, first: number, last: number): number {
-  const groups = new Set<number>();
-  for (let k = first; k <= last; k++) {
-    const v = u32(b, k * 4);
-    if (v) groups.add(Math.floor((v - fs.sb.firstDataBlock) / fs.sb.blocksPerGroup));
-  }
-  return 2 * groups.size + 1 + 2 + 4;
+/**
+ * ext4_ind_truncate_ensure_credits: `n` more credits, or a new transaction;
+ * the closing one carries the inode as its frees left it (i_blocks).
+ */
+function ensureCredits(handle: Handle, fs: Ext4, inode: Inode, n: number): void {
+  if (handle.extend(n)) return;
+  markInodeDirty(handle, fs, inode);
+  // The new handle also covers what the caller does after the removal (the inode, the orphan entry).
+  handle.restart(n + RESTART_SLACK);
+}
+
+/** Credits a restarted handle keeps beyond the step that asked (ext4_blocks_for_truncate's base, roughly). */
+const RESTART_SLACK = 8;
+
+/** A bitmap and a descriptor per group a run of blocks touches. */
+function groupsCost(fs: Ext4, pblk: number, len: number): number {
+  const per = fs.sb.blocksPerGroup;
+  return 2 * (Math.floor((pblk + len - 1 - fs.sb.firstDataBlock) / per) - Math.floor((pblk - fs.sb.firstDataBlock) / per) + 1);
 }
 
 /**
@@ -227,7 +239,7 @@ function dataBlockCredits(fs: Ext4, b: Uint8Array, first: number, last: number):
  * `level` (1: its pointers are data). Returns true when [lo, hi] is its whole
  * span: then it is freed and the caller zeroes its pointer.
  */
-function freeSubtree(handle: Handle, fs: Ext4, inode: Inode, blk: number, level: number, lo: number, hi: number, frees: RunFreer): boolean {
+function freeSubtree(handle: Handle, fs: Ext4, inode: Inode, blk: number, level: number, lo: number, hi: number): boolean {
   const per = fs.sb.blockSize / 4;
   const span = per ** (level - 1);
   const bh = fs.bcache.bread(blk, "indirect block");
@@ -235,26 +247,23 @@ function freeSubtree(handle: Handle, fs: Ext4, inode: Inode, blk: number, level:
     const first = Math.floor(lo / span);
     const lastSlot = Math.floor(hi / span);
     if (level === 1) {
-      const need = dataBlockCredits(fs, bh.data, first, lastSlot);
-      if (!handle.extend(need)) handle.restart(need);
-      const cleared: number[] = [];
+      const data = new RunFreer(handle, fs, inode, (slots) => {
+        handle.getWriteAccess(bh);
+        for (const k of slots) setU32(bh.data, k * 4, 0);
+        handle.dirtyMetadata(bh);
+      });
       for (let k = first; k <= lastSlot; k++) {
         const v = checkPtr(fs, inode, u32(bh.data, k * 4), blk);
-        if (v) { frees.add(v); cleared.push(k); }
+        if (v) data.add(k, v);
       }
-      if (cleared.length) {
-        handle.getWriteAccess(bh);
-        for (const k of cleared) setU32(bh.data, k * 4, 0);
-        handle.dirtyMetadata(bh);
-      }
-      frees.flush();
+      data.flush();
     } else {
       for (let k = first; k <= lastSlot; k++) {
         const v = checkPtr(fs, inode, u32(bh.data, k * 4), blk);
         if (!v) continue;
         const subLo = Math.max(lo, k * span) - k * span;
         const subHi = Math.min(hi, k * span + span - 1) - k * span;
-        if (freeSubtree(handle, fs, inode, v, level - 1, subLo, subHi, frees)) {
+        if (freeSubtree(handle, fs, inode, v, level - 1, subLo, subHi)) {
           // Zeroed in the transaction that freed the child: a restart after this sees no dangling pointer.
           handle.getWriteAccess(bh);
           setU32(bh.data, k * 4, 0);
@@ -268,24 +277,41 @@ function freeSubtree(handle: Handle, fs: Ext4, inode: Inode, blk: number, level:
   // As ext4_free_branches: the block goes only with its whole span; one the range only
   // partly covers stays, even emptied (the kernel's punch leaves it, e2fsck accepts it).
   if (lo !== 0 || hi !== per * span - 1) return false;
+  // Its bitmap and descriptor, the revoke, and the parent's pointer.
+  ensureCredits(handle, fs, inode, 2 + 1 + 2);
   freeBlocks(handle, fs, inode, blk, 1, { metadata: true });
   return true;
 }
 
-/** Frees data blocks in contiguous runs (ext4_free_data's batching). */
+/**
+ * ext4_free_data / ext4_clear_blocks: data blocks freed per contiguous run;
+ * before each run its credits are ensured (a restart may come between
+ * runs), then the run's pointers are zeroed (`zero`) and its blocks freed in
+ * the same transaction, so no transaction boundary leaves a pointer to a
+ * freed block.
+ */
 class RunFreer {
-  private start = 0;
+  private pblk = 0;
   private len = 0;
-  constructor(private readonly handle: Handle, private readonly fs: Ext4, private readonly inode: Inode) {}
-  add(b: number): void {
-    if (this.len && b === this.start + this.len) { this.len++; return; }
+  private slots: number[] = [];
+  constructor(private readonly handle: Handle, private readonly fs: Ext4, private readonly inode: Inode, private readonly zero: (slots: number[]) => void) {}
+  add(slot: number, b: number): void {
+    if (this.len && b === this.pblk + this.len) {
+      this.len++;
+      this.slots.push(slot);
+      return;
+    }
     this.flush();
-    this.start = b;
+    this.pblk = b;
     this.len = 1;
+    this.slots = [slot];
   }
   flush(): void {
     if (!this.len) return;
-    freeBlocks(this.handle, this.fs, this.inode, this.start, this.len, defaultFreeFlags(this.inode));
+    // The run's groups, the pointer's block, the inode.
+    ensureCredits(this.handle, this.fs, this.inode, groupsCost(this.fs, this.pblk, this.len) + 2);
+    this.zero(this.slots);
+    freeBlocks(this.handle, this.fs, this.inode, this.pblk, this.len, defaultFreeFlags(this.inode));
     this.len = 0;
   }
 }

@@ -12,6 +12,7 @@ import { allocFileBlocks, collapseRange, insertRange, punchHole, updateDisksizeB
 import type { Ext4Inode } from "../fs/inode.js";
 import { markInodeDirty } from "../fs/inode-write.js";
 import { currentTime } from "../fs/xattr-write.js";
+import { ES } from "../fs/extents-status.js";
 import { GET_BLOCKS } from "../fs/map-blocks.js";
 import type { Ext4 } from "../fs/super.js";
 
@@ -34,12 +35,6 @@ const EXT4_SUPPORTED = FALLOC_FL.KEEP_SIZE | FALLOC_FL.PUNCH_HOLE | FALLOC_FL.CO
 export function fallocateBits(mode: FallocateMode): number {
   return (mode.keepSize ? FALLOC_FL.KEEP_SIZE : 0) | (mode.punchHole ? FALLOC_FL.PUNCH_HOLE : 0) | (mode.zeroRange ? FALLOC_FL.ZERO_RANGE : 0)
     | (mode.collapseRange ? FALLOC_FL.COLLAPSE_RANGE : 0) | (mode.insertRange ? FALLOC_FL.INSERT_RANGE : 0);
-}
-
-/** What the mode needs from the inode's buffered path beyond reads (BufferedIO grows these). */
-interface PageCacheOps {
-  zeroRange?(inode: Ext4Inode, from: number, to: number): void;
-  writeback?(inode: Ext4Inode, from: number, to: number, sync: boolean): void;
 }
 
 export interface FallocateCtx { fs: Ext4; io: BufferedIO }
@@ -117,6 +112,7 @@ function doAllocate(ctx: FallocateCtx, inode: Ext4Inode, offset: number, len: nu
     newSize = offset + len;
     newSizeOk(fs, inode, newSize);
   }
+  writeDelayed(ctx, inode, lblk, blocks);
   allocFileBlocks(fs, inode, lblk, blocks, newSize, GET_BLOCKS.CREATE_UNWRIT_EXT);
 }
 
@@ -137,11 +133,8 @@ function touch(fs: Ext4, inode: Ext4Inode): void {
 function zeroPartialBlocks(ctx: FallocateCtx, inode: Ext4Inode, offset: number, len: number): void {
   const bs = ctx.fs.sb.blockSize;
   const end = offset + len;
-  const io = ctx.io as BufferedIO & PageCacheOps;
   const zero = (from: number, to: number) => {
-    if (to <= from) return;
-    if (!io.zeroRange) throw new Error(`the ${ctx.io.name} path has no zeroRange yet: cannot zero a partial block`);
-    io.zeroRange(inode, from, to);
+    if (to > from) ctx.io.zeroRange(inode, from, to);
   };
   const startBlockEnd = offset - (offset % bs) + bs;
   if (Math.floor(offset / bs) === Math.floor((end - 1) / bs)) {
@@ -153,11 +146,22 @@ function zeroPartialBlocks(ctx: FallocateCtx, inode: Ext4Inode, offset: number, 
   if (end % bs !== 0) zero(end - (end % bs), end);
 }
 
+/**
+ * Delayed blocks in logical [lblk, lblk+len) are allocated and written
+ * first: the allocation below maps holes, and a delayed block is one only to
+ * the on-disk tree (the kernel's ext4_map_blocks converts the delayed extent
+ * in place; written back first, the result is the same file and map).
+ */
+function writeDelayed(ctx: FallocateCtx, inode: Ext4Inode, lblk: number, len: number): void {
+  if (inode.delayedBlocks === 0) return;
+  const bs = ctx.fs.sb.blockSize;
+  if (inode.es.countBlocks(ES.DELAYED, lblk, len) === 0) return;
+  ctx.io.writeback(inode, lblk * bs, (lblk + len) * bs, true);
+}
+
 /** Writes back [from, to) of the inode's dirty data and waits (filemap_write_and_wait_range). */
 function writeAndWait(ctx: FallocateCtx, inode: Ext4Inode, from: number, to: number): void {
-  const io = ctx.io as BufferedIO & PageCacheOps;
-  if (io.writeback) io.writeback(inode, from, to, true);
-  else if (inode.dirtyFolios > 0) throw new Error(`the ${ctx.io.name} path has no writeback yet, and inode ${inode.ino} has dirty data`);
+  ctx.io.writeback(inode, from, to, true);
 }
 
 /** ext4_punch_hole. */
@@ -190,6 +194,7 @@ function doZeroRange(ctx: FallocateCtx, inode: Ext4Inode, offset: number, len: n
     newSizeOk(fs, inode, newSize);
   }
   const flags = GET_BLOCKS.CREATE_UNWRIT_EXT;
+  writeDelayed(ctx, inode, Math.floor(offset / bs), Math.ceil(end / bs) - Math.floor(offset / bs));
   // Preallocate the range with its unaligned edges.
   if (offset % bs !== 0 || end % bs !== 0) {
     const lblk = Math.floor(offset / bs);

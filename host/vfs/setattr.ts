@@ -22,9 +22,6 @@ import { ext4Truncate } from "../fs/truncate.js";
 import { inodeXattrs } from "../fs/xattr.js";
 import { currentTime, setXattr, XATTR_SET_CREDITS } from "../fs/xattr-write.js";
 
-/** The zeroing the size change needs from the inode's buffered path (BufferedIO.zeroRange). */
-interface ZeroRange { zeroRange?(inode: Ext4Inode, from: number, to: number): void }
-
 export interface SetattrCtx { fs: Ext4; io: BufferedIO }
 
 const S_ISUID = 0o4000;
@@ -42,9 +39,7 @@ function zeroTail(ctx: SetattrCtx, inode: Ext4Inode, from: number): boolean {
   // ext4_block_truncate_page: to the end of the block, whichever way the size moves.
   const to = from - (from % bs) + bs;
   if (inode.flags & INODE_FLAGS.INLINE_DATA) return false;
-  const io = ctx.io as BufferedIO & ZeroRange;
-  if (!io.zeroRange) throw new Error(`the ${ctx.io.name} path has no zeroRange yet: cannot zero a partial last block`);
-  io.zeroRange(inode, from, to);
+  ctx.io.zeroRange(inode, from, to);
   return true;
 }
 
