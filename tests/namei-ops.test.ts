@@ -21,7 +21,7 @@ import { INODE_FLAGS, S_IFBLK, S_IFCHR, S_IFDIR } from "../host/format/inode.js"
 import { missingTools, runSync } from "./helpers/exec.js";
 import { mkfsEnv } from "./helpers/images.js";
 import { loopMountSupport, withLoopMountSync } from "./helpers/kernel.js";
-import { differential, VARIANTS } from "./helpers/namei-diff.js";
+import { differential, kernelTimeChanges, type NsOp, ourTimeChanges, RENAME_EXCHANGE, RENAME_WHITEOUT, VARIANTS } from "./helpers/namei-diff.js";
 
 const missing = missingTools(["mkfs.ext4", "e2fsck", "debugfs"], "e2fsprogs");
 if (missing) console.log(`namei-ops: skipped: ${missing}`);
@@ -96,6 +96,47 @@ function onRoot(img: string, fn: (f: Ext4, root: Ext4Inode) => void, opts: { mou
   }
   expectClean(img);
 }
+
+d("namei-ops: the times each operation changes, as the kernel changes them", () => {
+  it.each([["4k-journal", []], ["1k-inline-nojournal", ["-b", "1024", "-O", "^has_journal,inline_data"]]] as [string, string[]][])("%s", (name, args) => {
+    if (kernelSkip) return;
+    const img = mkfs(`times-${name}`, args);
+    const theirs = `${img}.kernel`;
+    fs.copyFileSync(img, theirs);
+    const S: [NsOp, string[]][] = [
+      [{ op: "mkdir", path: "a", mode: 0o755 }, ["."]],
+      [{ op: "mkdir", path: "b", mode: 0o755 }, [".", "a"]],
+      [{ op: "create", path: "a/f", mode: 0o644 }, [".", "a"]],
+      [{ op: "mknod", path: "a/n", mode: 0o10644, rdev: 0 }, ["a", "a/f"]],
+      [{ op: "symlink", path: "a/s", target: "x".repeat(80) }, ["a"]],
+      [{ op: "link", path: "a/f", path2: "b/g" }, ["a", "b", "a/f"]],
+      [{ op: "unlink", path: "b/g" }, ["a", "b", "a/f"]],
+      [{ op: "rename", path: "a/f", path2: "a/f2", flags: 0 }, [".", "a", "a/f"]],
+      [{ op: "rename", path: "a/f2", path2: "b/f", flags: 0 }, ["a", "b", "a/f2"]],
+      [{ op: "mkdir", path: "a/d", mode: 0o755 }, ["a"]],
+      [{ op: "rename", path: "a/d", path2: "b/d", flags: 0 }, ["a", "b", "a/d"]],
+      [{ op: "create", path: "a/v", mode: 0o644 }, ["a"]],
+      [{ op: "rename", path: "b/f", path2: "a/v", flags: 0 }, ["a", "b", "b/f", "a/v"]],
+      [{ op: "mkdir", path: "a/e", mode: 0o755 }, ["a"]],
+      [{ op: "rename", path: "b/d", path2: "a/e", flags: 0 }, ["a", "b", "b/d", "a/e"]],
+      [{ op: "rename", path: "a/e", path2: "b", flags: RENAME_EXCHANGE }, [".", "a", "a/e", "b"]],
+      [{ op: "rename", path: "a/v", path2: "a/w", flags: RENAME_WHITEOUT }, ["a", "a/v"]],
+      [{ op: "rmdir", path: "a/e" }, ["a", "a/e"]],
+      [{ op: "unlink", path: "a/w" }, ["a", "a/w"]],
+    ];
+    const vol = mount(img);
+    let ours: boolean[][][];
+    try {
+      ours = ourTimeChanges(fsOf(vol), S);
+    } finally {
+      vol.unmount();
+    }
+    expectClean(img);
+    const kernel = kernelTimeChanges(theirs, S);
+    const diffs = S.map(([o, w], i) => (JSON.stringify(ours[i]) === JSON.stringify(kernel[i]) ? null : `${JSON.stringify(o)} ${JSON.stringify(w)}: ours ${JSON.stringify(ours[i])}, kernel's ${JSON.stringify(kernel[i])}`)).filter(Boolean);
+    expect(diffs).toEqual([]);
+  });
+});
 
 d("namei-ops: unlink, rmdir and rename", () => {
   it("an unlinked file stays readable while referenced, is an orphan in the unlinking handle, and is freed at the last iput", () => {
