@@ -9,11 +9,12 @@
 // the buffered path outside the transaction (the iomap series' split).
 
 import { INODE_FLAGS, isDir, isLnk, isReg } from "../format/inode.js";
-import type { Handle } from "../journal/handle.js";
+import { esRemoveExtent } from "./delalloc.js";
 import { EXT_MAX_BLOCKS } from "./extents-write.js";
 import { inlineStored } from "./inline.js";
 import { type Ext4Inode } from "./inode.js";
 import { markInodeDirty } from "./inode-write.js";
+import { ORPHAN_ADD_CREDITS, ORPHAN_DEL_CREDITS, orphanAdd, orphanDel } from "./orphan.js";
 import { ext4RemoveSpace } from "./map-blocks.js";
 import type { Ext4 } from "./super.js";
 import { currentTime, setXattr, XATTR_SET_CREDITS } from "./xattr-write.js";
@@ -91,18 +92,6 @@ function canTruncate(fs: Ext4, inode: Ext4Inode): boolean {
   return inode.blocks512 - eaBlocks !== 0;
 }
 
-/** Hooks ext4Truncate leaves to other layers: h-orphan's list and h-bhwrite's delayed extents, set where they live. */
-export interface TruncateHooks {
-  /** ext4_orphan_add within `handle` (a no-op for an inode already on the list). */
-  orphanAdd?(handle: Handle, fs: Ext4, inode: Ext4Inode): void;
-  /** ext4_orphan_del. */
-  orphanDel?(handle: Handle | undefined, fs: Ext4, inode: Ext4Inode): void;
-  /** ext4_es_remove_extent: drops [lblk, lblk+len) from the extent status tree, releasing delayed blocks' reservations. */
-  esRemoveExtent?(fs: Ext4, inode: Ext4Inode, lblk: number, len: number): void;
-}
-
-export const truncateHooks: TruncateHooks = {};
-
 /**
  * ext4_truncate: frees the blocks of `inode` past i_size (i_disksize is set
  * to i_size first, the crash-time truth of where the file ends). mtime and
@@ -116,25 +105,25 @@ export function ext4Truncate(fs: Ext4, inode: Ext4Inode): void {
     inlineDataTruncate(fs, inode);
     return;
   }
-  const credits = inode.flags & INODE_FLAGS.EXTENTS ? writepageTransBlocks(fs, inode) : blocksForTruncate(fs, inode);
+  const credits = (inode.flags & INODE_FLAGS.EXTENTS ? writepageTransBlocks(fs, inode) : blocksForTruncate(fs, inode)) + ORPHAN_ADD_CREDITS + ORPHAN_DEL_CREDITS;
   const handle = fs.startHandle(credits);
   let failed: unknown;
   try {
-    truncateHooks.orphanAdd?.(handle, fs, inode);
+    orphanAdd(handle, fs, inode);
     // ext4_ext_truncate: "we have to know where to truncate from in crash case".
     inode.disksize = inode.size;
     markInodeDirty(handle, fs, inode);
     const bs = fs.sb.blockSize;
     const last = Math.ceil(inode.size / bs);
     if (last < EXT_MAX_BLOCKS) {
-      truncateHooks.esRemoveExtent?.(fs, inode, last, EXT_MAX_BLOCKS + 1 - last);
+      esRemoveExtent(fs, inode, last, EXT_MAX_BLOCKS + 1 - last);
       ext4RemoveSpace(handle, fs, inode, last, EXT_MAX_BLOCKS - 1);
     }
   } catch (e) {
     failed = e;
   }
   try {
-    if (inode.linksCount > 0) truncateHooks.orphanDel?.(handle, fs, inode);
+    if (inode.linksCount > 0) orphanDel(handle, fs, inode);
     const now = currentTime();
     inode.mtime = now;
     inode.ctime = now;
