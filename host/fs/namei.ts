@@ -257,7 +257,8 @@ function nameHash(h: HashInfo, name: Uint8Array): number {
   return dirHash(folded, h.version, h.seed).major;
 }
 
-function checkNewName(fs: Ext4, dir: Inode, name: Uint8Array): void {
+/** Before a name is added (ext4_create and the rest may call it before they allocate): ENOKEY, EOPNOTSUPP, ENAMETOOLONG... */
+export function checkNewName(fs: Ext4, dir: Inode, name: Uint8Array): void {
   if (!isDir(dir)) throw new Ext4Error("ENOTDIR", "not a directory", { ino: dir.ino });
   if (name.length === 0) throw new Ext4Error("ENOENT", "empty name", { ino: dir.ino });
   if (name.length > EXT4_NAME_LEN) throw new Ext4Error("ENAMETOOLONG", "file name too long", { ino: dir.ino });
