@@ -26,6 +26,7 @@ import { inlineDirRegions } from "./inline.js";
 import { appendDirBlock } from "./namei-alloc.js";
 import { MapKind } from "./mapping.js";
 import type { Ext4 } from "./super.js";
+import { onCorruption } from "./ext4-error.js";
 
 export const EXT4_NAME_LEN = 255;
 /** EXT4_LINK_MAX: the most links an inode (and subdirectories a linear directory) may have. */
@@ -280,6 +281,11 @@ export function checkNewName(fs: Ext4, dir: Inode, name: Uint8Array): void {
  * htree when dir_index is on; an indexed directory inserts by hash.
  */
 export function addEntry(handle: Handle, fs: Ext4, dir: Inode, name: Uint8Array, ino: number, fileType: number): void {
+  // A directory block that fails its checks here is an ext4_error (ext4-error.ts).
+  onCorruption(fs, "ext4_add_entry", () => addEntryChecked(handle, fs, dir, name, ino, fileType));
+}
+
+function addEntryChecked(handle: Handle, fs: Ext4, dir: Inode, name: Uint8Array, ino: number, fileType: number): void {
   checkNewName(fs, dir, name);
   if (!Number.isInteger(ino) || ino < 1 || ino > fs.sb.inodesCount) throw new Ext4Error("EINVAL", `inode ${ino} is outside the filesystem`, { ino: dir.ino });
   if (lookup(fs, dir, name)) throw new Ext4Error("EEXIST", "file exists", { ino: dir.ino });
@@ -350,6 +356,10 @@ function nameAdded(fs: Ext4, dir: Inode, e: NewEntry): void {
  * becomes unused. ENOENT if absent. An htree index is never shrunk.
  */
 export function deleteEntry(handle: Handle, fs: Ext4, dir: Inode, name: Uint8Array): number {
+  return onCorruption(fs, "ext4_delete_entry", () => deleteEntryChecked(handle, fs, dir, name));
+}
+
+function deleteEntryChecked(handle: Handle, fs: Ext4, dir: Inode, name: Uint8Array): number {
   if (!isDir(dir)) throw new Ext4Error("ENOTDIR", "not a directory", { ino: dir.ino });
   if (isDotOrDotDot(name)) throw new Ext4Error("EINVAL", "'.' and '..' are not removed by name", { ino: dir.ino });
   if (name.length > EXT4_NAME_LEN) throw new Ext4Error("ENAMETOOLONG", "file name too long", { ino: dir.ino });
