@@ -10,7 +10,8 @@ export interface ParsedOptions {
   /** Do not replay the journal (noload / norecovery). */
   noRecovery: boolean;
   data: "ordered" | "writeback" | "journal";
-  errors: "continue" | "remount-ro" | "panic";
+  /** errors=; undefined: the superblock's s_errors decides, as the kernel's (ext4-error.ts). */
+  errors: "continue" | "remount-ro" | "panic" | undefined;
   delalloc: boolean;
   commitSeconds: number;
   /** journal_checksum / nojournal_checksum; undefined: the default (on with metadata_csum). */
@@ -34,7 +35,7 @@ const NO_EFFECT = new Set([
 export function parseMountOptions(text: string | undefined, readOnlyOpt: boolean | undefined): ParsedOptions {
   const o: ParsedOptions = {
     readOnly: readOnlyOpt ?? false, bufferedIomap: false, noRecovery: false, data: "ordered",
-    errors: "remount-ro", delalloc: true, commitSeconds: 5,
+    errors: undefined, delalloc: true, commitSeconds: 5,
     journalChecksum: undefined, journalAsyncCommit: false, barrier: true, accepted: [],
   };
   for (const raw of (text ?? "").split(",")) {

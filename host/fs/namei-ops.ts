@@ -21,11 +21,12 @@ import { newInode } from "./ialloc.js";
 import { type Ext4Inode, setInodeSize } from "./inode.js";
 import { markInodeDirty } from "./inode-write.js";
 import {
-  addEntry, addEntryCredits, decDirLinks, deleteEntry, deleteEntryCredits, dirLinkMax, EXT4_LINK_MAX, EXT4_NAME_LEN, incDirLinks,
+  addEntry, addEntryCredits, checkNewName, decDirLinks, deleteEntry, deleteEntryCredits, dirLinkMax, EXT4_LINK_MAX, EXT4_NAME_LEN, incDirLinks,
   readDotDot, renameCredits, setDotDot, setEntry,
 } from "./namei.js";
 import { appendDirBlock } from "./namei-alloc.js";
 import { orphanAdd } from "./orphan.js";
+import { holdsEaInodeRefs } from "./write-gate.js";
 import { ROOT_INO, type Ext4 } from "./super.js";
 import { inodeXattrs } from "./xattr.js";
 import { currentTime, setXattr, XATTR_SET_CREDITS } from "./xattr-write.js";
@@ -102,6 +103,13 @@ function checkCreate(fs: Ext4, dir: Ext4Inode, name: Uint8Array): void {
   if (isDotName(name) || lookup(fs, dir, name)) throw err("EEXIST", "file exists", dir.ino, name);
   if (dir.flags & INODE_FLAGS.IMMUTABLE) throw err("EPERM", "directory is immutable", dir.ino, name);
   if (dir.flags & INODE_FLAGS.ENCRYPT) throw err("ENOKEY", "required key not available (encrypted directory)", dir.ino, name);
+  // addEntry's own refusals (casefolded directories take ASCII names only), before anything is allocated.
+  checkNewName(fs, dir, name);
+}
+
+/** The last link of an inode whose xattrs reference ea_inodes is not dropped (eviction could not release them). */
+function checkLastLink(fs: Ext4, inode: Ext4Inode, name: Uint8Array, links = 1): void {
+  if (inode.linksCount <= links && holdsEaInodeRefs(fs, inode)) throw err("EOPNOTSUPP", "the last link of an inode with ea_inode xattrs is not removed", inode.ino, name);
 }
 
 /** may_delete's flag checks on the directory and the victim (the access bits are the VFS's). */
@@ -475,6 +483,7 @@ export function ext4Unlink(fs: Ext4, dir: Ext4Inode, name: Uint8Array): Ext4Inod
   try {
     if (isDir(inode)) throw err("EISDIR", "is a directory", inode.ino, name);
     checkDelete(dir, inode, name);
+    checkLastLink(fs, inode, name);
     withHandle(fs, deleteEntryCredits(fs), (h) => {
       deleteEntry(h, fs, dir, name);
       inode.ctime = { ...dir.ctime };
@@ -513,6 +522,7 @@ export function ext4Rmdir(fs: Ext4, dir: Ext4Inode, name: Uint8Array): Ext4Inode
     checkDelete(dir, inode, name);
     if (inode.ino === ROOT_INO) throw err("EBUSY", "the root directory", inode.ino, name);
     if (!emptyDir(fs, inode)) throw err("ENOTEMPTY", "directory not empty", inode.ino, name);
+    checkLastLink(fs, inode, name, Infinity);
     withHandle(fs, deleteEntryCredits(fs), (h) => {
       deleteEntry(h, fs, dir, name);
       inode.version += 1;
@@ -616,6 +626,8 @@ export function ext4Rename(fs: Ext4, oldDir: Ext4Inode, oldName: Uint8Array, new
       if (!newInode && oldDir.ino !== newDir.ino && dirLinkMax(fs, newDir)) throw err("EMLINK", "too many links", newDir.ino, newName);
       if (oldDir.ino !== newDir.ino && readDotDot(fs, oldInode) !== oldDir.ino) throw corrupted("'..' of the directory being moved does not name its parent", { ino: oldInode.ino });
     }
+    if (newInode) checkLastLink(fs, newInode, newName, oldIsDir ? Infinity : 1);
+    else checkNewName(fs, newDir, newName);
     if (newInode && isReg(oldInode) && autoDaAlloc(fs)) hooks.allocDaBlocks?.(oldInode);
     simpleRename(fs, oldDir, oldName, oldInode, newDir, newName, newInode, flags.whiteout ? cred : undefined);
   } finally {
