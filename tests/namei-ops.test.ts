@@ -21,7 +21,7 @@ import { INODE_FLAGS, S_IFBLK, S_IFCHR, S_IFDIR } from "../host/format/inode.js"
 import { missingTools, runSync } from "./helpers/exec.js";
 import { mkfsEnv } from "./helpers/images.js";
 import { loopMountSupport, withLoopMountSync } from "./helpers/kernel.js";
-import { differential, kernelTimeChanges, type NsOp, ourTimeChanges, RENAME_EXCHANGE, RENAME_WHITEOUT, VARIANTS } from "./helpers/namei-diff.js";
+import { differential, kernelTimeChanges, MORE_VARIANTS, type NsOp, ourTimeChanges, RENAME_EXCHANGE, RENAME_WHITEOUT, VARIANTS } from "./helpers/namei-diff.js";
 
 const missing = missingTools(["mkfs.ext4", "e2fsck", "debugfs"], "e2fsprogs");
 if (missing) console.log(`namei-ops: skipped: ${missing}`);
@@ -69,7 +69,7 @@ d("namei-ops against the kernel", () => {
     console.log(`namei-ops ${name} (create family): ${n} ops, ${JSON.stringify([...errors])}`);
     for (const code of ["ok", "EEXIST", "ENOENT", "ENAMETOOLONG", "ENOTDIR", "EPERM"]) expect(errors.get(code), code).toBeGreaterThan(0);
   });
-  it.each(VARIANTS)("%s: every namespace operation, rename flags included, directories grown to an htree and shrunk", async (name, args) => {
+  it.each([...VARIANTS, ...MORE_VARIANTS])("%s: every namespace operation, rename flags included, directories grown to an htree and shrunk", async (name, args) => {
     if (kernelSkip) return;
     const { n, errors, indexed, renames } = await differential(work, name, args, 23 + name.length, { count: 1200, bursts: 3, burstSize: 220 });
     console.log(`namei-ops ${name} (all): ${n} ops, ${JSON.stringify([...errors])}; ${indexed} htree directories; renames ${JSON.stringify([...renames].sort())}`);
@@ -390,7 +390,7 @@ const seeds = process.env.NAMEI_OPS_SEEDS?.split("-").map(Number);
 (seeds && !kernelSkip ? d : describe.skip)("namei-ops long run", () => {
   const list = seeds ? Array.from({ length: seeds[1] - seeds[0] }, (_, i) => seeds[0] + i) : [];
   for (const seed of list) {
-    it.each(VARIANTS)(`seed ${seed} %s`, async (name, args) => {
+    it.each([...VARIANTS, ...MORE_VARIANTS])(`seed ${seed} %s`, async (name, args) => {
       await differential(work, name, args, seed, { count: Number(process.env.NAMEI_OPS_COUNT ?? 1500), bursts: 2, burstSize: 150 });
     });
   }

@@ -360,6 +360,13 @@ export const VARIANTS: [string, string[]][] = [
   ["1k-nocsum-nojournal", ["-b", "1024", "-O", "^has_journal,^metadata_csum,^64bit"]],
 ];
 
+/** More layouts, for the long run: bigalloc clusters, ext3-style block maps, 128-byte inodes (no nanoseconds, no inline data). */
+export const MORE_VARIANTS: [string, string[]][] = [
+  ["4k-bigalloc", ["-O", "bigalloc", "-C", "16384"]],
+  ["1k-ext3", ["-b", "1024", "-O", "^extent,^flex_bg,^64bit,^metadata_csum,^huge_file,^dir_nlink,^extra_isize"]],
+  ["4k-128inode-nojournal", ["-I", "128", "-O", "^has_journal"]],
+];
+
 /** Runs a generated sequence on ours and on the kernel's copy and compares errors, e2fsck and trees. */
 export async function differential(work: string, name: string, args: string[], seed: number, gen: Partial<ConstructorParameters<typeof NsGenerator>[0]>): Promise<{ n: number; errors: Map<string, number>; indexed: number; renames: Map<string, number> }> {
   const ours = path.join(work, `${name}-${seed}.img`);
