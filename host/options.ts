@@ -10,7 +10,8 @@ export interface ParsedOptions {
   /** Do not replay the journal (noload / norecovery). */
   noRecovery: boolean;
   data: "ordered" | "writeback" | "journal";
-  errors: "continue" | "remount-ro" | "panic";
+  /** errors=; undefined: the superblock's s_errors decides, as the kernel's (ext4-error.ts). */
+  errors: "continue" | "remount-ro" | "panic" | undefined;
   delalloc: boolean;
   /** dioread_nolock (default) / dioread_lock: buffered writeback allocates unwritten extents and converts them at I/O completion. */
   dioreadNolock: boolean;
@@ -36,7 +37,7 @@ const NO_EFFECT = new Set([
 export function parseMountOptions(text: string | undefined, readOnlyOpt: boolean | undefined): ParsedOptions {
   const o: ParsedOptions = {
     readOnly: readOnlyOpt ?? false, bufferedIomap: false, noRecovery: false, data: "ordered",
-    errors: "remount-ro", delalloc: true, dioreadNolock: true, commitSeconds: 5,
+    errors: undefined, delalloc: true, dioreadNolock: true, commitSeconds: 5,
     journalChecksum: undefined, journalAsyncCommit: false, barrier: true, accepted: [],
   };
   for (const raw of (text ?? "").split(",")) {

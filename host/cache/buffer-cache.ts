@@ -163,6 +163,11 @@ export class BufferCache implements BufferHeadOwner {
 
   get dirtyCount(): number { return this.dirtyHeads.size; }
 
+  /** After an error turned the volume read-only: every dirty buffer dropped unwritten (what was not committed never lands). */
+  discardDirty(): void {
+    for (const bh of [...this.dirtyHeads]) this.clearDirty(bh);
+  }
+
   /** The buffer head of `pblk` if one is in use (held, dirty or journaled), without a reference. */
   peek(pblk: number): BufferHead | undefined { return this.heads.get(pblk); }
 

@@ -10,6 +10,7 @@
 
 import { BH } from "../cache/buffer-head.js";
 import { corrupted, Ext4Error } from "../errors.js";
+import { ext4Error, onCorruption } from "./ext4-error.js";
 import { setU16, setU32, u16, u32 } from "../format/bytes.js";
 import { EXTENT_MAGIC, extentTailOffset, indexAt, leafAt, type LeafExtent } from "../format/extent.js";
 import type { Inode } from "../format/inode.js";
@@ -207,8 +208,8 @@ function insertInLeaf(handle: Handle, fs: Ext4, inode: Inode, path: ExtPath, ex:
   const where = { ino: inode.ino, block: lv.pblk };
   const left = pos >= 0 ? leafAt(node, pos) : undefined;
   const right = pos + 1 < n ? leafAt(node, pos + 1) : undefined;
-  if (left && left.lblk + left.len > ex.lblk) throw corrupted(`new extent ${ex.lblk}+${ex.len} overlaps extent ${left.lblk}+${left.len}`, where);
-  if (right && ex.lblk + ex.len > right.lblk) throw corrupted(`new extent ${ex.lblk}+${ex.len} overlaps extent ${right.lblk}+${right.len}`, where);
+  if (left && left.lblk + left.len > ex.lblk) ext4Error(fs, corrupted(`new extent ${ex.lblk}+${ex.len} overlaps extent ${left.lblk}+${left.len}`, where), "ext4_ext_insert_extent");
+  if (right && ex.lblk + ex.len > right.lblk) ext4Error(fs, corrupted(`new extent ${ex.lblk}+${ex.len} overlaps extent ${right.lblk}+${right.len}`, where), "ext4_ext_insert_extent");
   if (!opts.noMerge && left && canMerge(left, ex)) {
     getAccess(handle, lv);
     node = pathNode(inode, lv);
@@ -317,7 +318,7 @@ function splitNodes(handle: Handle, fs: Ext4, inode: Inode, path: ExtPath, at: n
 function growInDepth(handle: Handle, fs: Ext4, inode: Inode, lblk: number, opts: TreeOptions): void {
   const root = inode.iBlock;
   const depth = depthOf(root);
-  if (depth >= MAX_DEPTH) throw corrupted(`extent tree would grow past depth ${MAX_DEPTH}`, { ino: inode.ino });
+  if (depth >= MAX_DEPTH) ext4Error(fs, corrupted(`extent tree would grow past depth ${MAX_DEPTH}`, { ino: inode.ino }), "ext4_ext_grow_indepth");
   const n = entriesOf(root);
   const entries = root.slice(12, entryOff(n));
   const [b] = newMetaBlocks(handle, fs, inode, goalForInode(fs, inode, lblk), 1, opts);
@@ -469,6 +470,11 @@ export function setExtentKind(handle: Handle, fs: Ext4, inode: Inode, lblk: numb
  * the handle's credits renewed between steps.
  */
 export function extRemoveSpace(handle: Handle, fs: Ext4, inode: Inode, start: number, end: number): void {
+  // A damaged tree met on the way is an ext4_error (ext4-error.ts), never a partial free that spreads it.
+  onCorruption(fs, "ext4_ext_remove_space", () => removeSpace(handle, fs, inode, start, end));
+}
+
+function removeSpace(handle: Handle, fs: Ext4, inode: Inode, start: number, end: number): void {
   if (end < start) return;
   end = Math.min(end, EXT_MAX_BLOCKS - 1);
   bumpExtentSeq(inode);

@@ -6,6 +6,7 @@
 import type { BufferHead } from "../cache/buffer-head.js";
 import { BH } from "../cache/buffer-head.js";
 import { corrupted, Ext4Error } from "../errors.js";
+import { ext4Error, ext4GroupError } from "./ext4-error.js";
 import { DX_HASH_HALF_MD4, dirHash } from "../format/dirhash.js";
 import { EXTENT_MAGIC } from "../format/extent.js";
 import { INCOMPAT, RO_COMPAT } from "../format/features.js";
@@ -135,11 +136,23 @@ export function readInodeBitmap(fs: Ext4, g: number): BufferHead | undefined {
     if (!bitmapCsumMatches(fs, g, bh.data)) {
       fs.bcache.brelse(bh);
       fs.warnings.push(`group ${g} inode bitmap checksum mismatch (block ${gd.inodeBitmap}): group skipped for allocation`);
+      // ext4_validate_inode_bitmap: an ext4_error, once per group (IBITMAP_CORRUPT); errors=continue skips the group.
+      if (!badInodeBitmaps(fs).has(g)) {
+        badInodeBitmaps(fs).add(g);
+        ext4GroupError(fs, corrupted(`corrupt inode bitmap in group ${g}`, { block: gd.inodeBitmap }), "ext4_validate_inode_bitmap");
+      }
       return undefined;
     }
     bh.set(BH.VERIFIED);
   }
   return bh;
+}
+
+const badBitmaps = new WeakMap<Ext4, Set<number>>();
+function badInodeBitmaps(fs: Ext4): Set<number> {
+  let s = badBitmaps.get(fs);
+  if (!s) badBitmaps.set(fs, (s = new Set()));
+  return s;
 }
 
 function firstZeroBit(b: Uint8Array, from: number, nbits: number): number {
@@ -472,7 +485,7 @@ function initNewInode(handle: Handle, fs: Ext4, parent: Ext4Inode, ino: number, 
 export function freeInode(handle: Handle, fs: Ext4, inode: Ext4Inode): void {
   const sb = fs.sb;
   const ino = inode.ino;
-  if (ino < sb.firstIno || ino > sb.inodesCount) throw corrupted(`freeing reserved or nonexistent inode ${ino}`, { ino });
+  if (ino < sb.firstIno || ino > sb.inodesCount) ext4Error(fs, corrupted(`freeing reserved or nonexistent inode ${ino}`, { ino }), "ext4_free_inode");
   if (inode.linksCount !== 0) throw new Error(`freeing inode ${ino} that still has ${inode.linksCount} links`);
   if (inode.count > 1) throw new Error(`freeing inode ${ino} while ${inode.count} references are held`);
   const g = inode.blockGroup;
@@ -480,9 +493,9 @@ export function freeInode(handle: Handle, fs: Ext4, inode: Ext4Inode): void {
   inode.dtime = now().sec >>> 0;
   markInodeDirty(handle, fs, inode);
   const bh = readInodeBitmap(fs, g);
-  if (!bh) throw corrupted(`inode bitmap of group ${g} is corrupt: inode ${ino} not freed`, { ino, block: fs.groups[g].inodeBitmap });
+  if (!bh) ext4Error(fs, corrupted(`inode bitmap of group ${g} is corrupt: inode ${ino} not freed`, { ino, block: fs.groups[g].inodeBitmap }), "ext4_free_inode");
   try {
-    if (!(bh.data[bit >> 3] & (1 << (bit & 7)))) throw corrupted(`bit already cleared for inode ${ino}`, { ino, block: fs.groups[g].inodeBitmap });
+    if (!(bh.data[bit >> 3] & (1 << (bit & 7)))) ext4Error(fs, corrupted(`bit already cleared for inode ${ino}`, { ino, block: fs.groups[g].inodeBitmap }), "ext4_free_inode");
     handle.getWriteAccess(bh);
     bh.data[bit >> 3] &= ~(1 << (bit & 7));
     handle.dirtyMetadata(bh);

@@ -5,6 +5,7 @@
 // the handle; the i_block slots by markInodeDirty.
 
 import { corrupted, Ext4Error } from "../errors.js";
+import { ext4Error } from "./ext4-error.js";
 import { setU32, u32 } from "../format/bytes.js";
 import type { Inode } from "../format/inode.js";
 import type { Handle } from "../journal/handle.js";
@@ -49,7 +50,7 @@ interface Link {
 
 function checkPtr(fs: Ext4, inode: Inode, b: number, container: number | undefined): number {
   if (b !== 0 && (b <= fs.sb.firstDataBlock || b >= fs.sb.blocksCount)) {
-    throw corrupted(`block pointer ${b} outside the filesystem`, { ino: inode.ino, block: container });
+    ext4Error(fs, corrupted(`block pointer ${b} outside the filesystem`, { ino: inode.ino, block: container }), "ext4_ind_map_blocks");
   }
   return b;
 }

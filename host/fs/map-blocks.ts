@@ -5,6 +5,7 @@
 // (block-mapped files).
 
 import { Ext4Error } from "../errors.js";
+import { onCorruption } from "./ext4-error.js";
 import { type Inode, INODE_FLAGS } from "../format/inode.js";
 import type { Handle } from "../journal/handle.js";
 import { bumpExtentSeq, extentSeq } from "./extents.js";
@@ -78,6 +79,12 @@ export interface MapResult {
  * allocator charges i_blocks; the inode is marked dirty here.
  */
 export function ext4MapBlocks(handle: Handle | undefined, fs: Ext4, inode: Inode, map: MapRequest, flags = 0): MapResult {
+  // Changing a mapping over a damaged tree is an ext4_error (ext4-error.ts); a lookup's damage is the reader's.
+  if (!(flags & (GET_BLOCKS.CREATE | GET_BLOCKS.CONVERT | GET_BLOCKS.CONVERT_UNWRITTEN))) return mapBlocks(handle, fs, inode, map, flags);
+  return onCorruption(fs, "ext4_map_blocks", () => mapBlocks(handle, fs, inode, map, flags));
+}
+
+function mapBlocks(handle: Handle | undefined, fs: Ext4, inode: Inode, map: MapRequest, flags: number): MapResult {
   const { lblk } = map;
   if (!Number.isInteger(lblk) || lblk < 0 || !Number.isInteger(map.len) || map.len < 1) {
     throw new Ext4Error("EINVAL", `bad block range ${lblk}+${map.len}`, { ino: inode.ino });

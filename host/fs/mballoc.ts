@@ -25,6 +25,7 @@ import { BG_FLAGS } from "../format/group-desc.js";
 import { type Inode, INODE_FLAGS, S_IFMT, S_IFREG } from "../format/inode.js";
 import { hasIncompat } from "../format/superblock.js";
 import type { Handle } from "../journal/handle.js";
+import { ext4Error, ext4GroupError } from "./ext4-error.js";
 import { blockBitmapProblem, blockUninit, Geometry, outsideFs, readBlockBitmap, setBlockBitmapCsum } from "./block-bitmap.js";
 import { groupFirstBlock, markGroupDescDirty } from "./groups.js";
 import { MapKind } from "./mapping.js";
@@ -151,10 +152,17 @@ class Allocator {
     return bh;
   }
 
-  markCorrupt(g: number, why: string): void {
+  /**
+   * ext4_mark_group_bitmap_corrupted: never allocated from again. `report`:
+   * the finding is an ext4_grp_locked_error of its own (errors=continue goes
+   * on elsewhere; remount-ro and panic throw).
+   */
+  markCorrupt(g: number, why: string, report = true): void {
     if (this.info[g].corrupt) return;
     this.info[g].corrupt = why;
     this.fs.warnings.push(`${why}: group ${g} is not allocated from (EXT4_GROUP_INFO_BBITMAP_CORRUPT)`);
+    // The kernel's ext4_grp_locked_error names no inode and no block here.
+    if (report) ext4GroupError(this.fs, corrupted(why), "ext4_mb_generate_buddy");
   }
 
   /**
@@ -322,8 +330,8 @@ function markUsed(handle: Handle, a: Allocator, run: Run, flags: number): void {
   const zone = fs.systemZone?.overlapping(pblk, blocks);
   if (zone) {
     // The bitmap calls metadata free: it cannot be trusted (the kernel leaks the run and errors).
-    a.markCorrupt(run.g, `block bitmap of group ${run.g} marks metadata blocks near ${zone.start} free`);
-    throw corrupted(`allocating blocks ${pblk}-${pblk + blocks - 1} which overlap filesystem metadata`, { block: pblk });
+    a.markCorrupt(run.g, `block bitmap of group ${run.g} marks metadata blocks near ${zone.start} free`, false);
+    ext4Error(fs, corrupted(`allocating blocks ${pblk}-${pblk + blocks - 1} which overlap filesystem metadata`, { block: pblk }), "ext4_mb_mark_diskspace_used");
   }
   const gd = fs.groups[run.g];
   const bh = a.bitmap(run.g);
@@ -370,9 +378,9 @@ export function freeBlocks(handle: Handle, fs: Ext4, inode: Inode | undefined, p
   if (start % ratio) start = flags.noFreeFirstCluster ? start + ratio - (start % ratio) : start - (start % ratio);
   if (end % ratio) end = flags.noFreeLastCluster ? end - (end % ratio) : end + ratio - (end % ratio);
   if (end <= start) return;
-  if (start <= sb.firstDataBlock || end > sb.blocksCount + ((ratio - (sb.blocksCount % ratio)) % ratio)) throw outsideFs(fs, start, end - start, "freeing blocks");
+  if (start <= sb.firstDataBlock || end > sb.blocksCount + ((ratio - (sb.blocksCount % ratio)) % ratio)) ext4Error(fs, outsideFs(fs, start, end - start, "freeing blocks"), "ext4_free_blocks");
   const zone = fs.systemZone?.overlapping(start, end - start);
-  if (zone && zone.ino !== (inode?.ino ?? -1)) throw corrupted(`freeing blocks ${start}-${end - 1} which overlap filesystem metadata`, { block: start, ino: inode?.ino });
+  if (zone && zone.ino !== (inode?.ino ?? -1)) ext4Error(fs, corrupted(`freeing blocks ${start}-${end - 1} which overlap filesystem metadata`, { block: start, ino: inode?.ino }), "ext4_free_blocks");
   // Split by group, and check every part before changing any.
   const parts: Run[] = [];
   for (let b = start; b < end; ) {
@@ -386,9 +394,12 @@ export function freeBlocks(handle: Handle, fs: Ext4, inode: Inode | undefined, p
     const bh = a.bitmap(p.g);
     try {
       const i = a.info[p.g];
-      if (i.corrupt) throw corrupted(`freeing blocks in group ${p.g}, whose block bitmap is damaged (${i.corrupt})`, { block: start });
+      if (i.corrupt) ext4Error(fs, corrupted(`freeing blocks in group ${p.g}, whose block bitmap is damaged (${i.corrupt})`, { block: start }), "ext4_mb_clear_bb");
       if (x.bitmapCount(bh.data.byteOffset, p.c, p.c + p.n) !== p.n) {
-        throw corrupted(`freeing blocks ${geo.blockOf(p.g, p.c)}-${geo.blockOf(p.g, p.c + p.n) - 1}, some already free (bit already cleared)`, { block: geo.blockOf(p.g, p.c), ino: inode?.ino });
+        // mb_free_blocks: "freeing already freed block"; the group's bitmap is not trusted again. Nothing is freed.
+        const why = `freeing blocks ${geo.blockOf(p.g, p.c)}-${geo.blockOf(p.g, p.c + p.n) - 1}, some already free (bit already cleared)`;
+        a.markCorrupt(p.g, why, false);
+        ext4Error(fs, corrupted(why, { block: geo.blockOf(p.g, p.c), ino: inode?.ino }), "mb_free_blocks");
       }
     } finally {
       fs.bcache.brelse(bh);

@@ -26,10 +26,35 @@ const S_KBYTES_WRITTEN = 0x178;
 const S_WTIME_HI = 0x274;
 const S_MTIME_HI = 0x275;
 const EXT4_VALID_FS = 0x1;
+const EXT4_ERROR_FS = 0x2;
 const EXT4_DFL_MAX_MNT_COUNT = 20;
 
-/** Before anything is written: what a read-write mount refuses (the kernel's verdicts where it has one). */
+/** EXT4_ENC_UTF8_12_1: the one casefold encoding the kernel knows. */
+const EXT4_ENC_UTF8_12_1 = 1;
+
+/**
+ * Before anything is written: what a read-write mount refuses. The write-feature
+ * gate: read-write only where every feature's metadata is kept exact (e2fsck
+ * checks it), with the kernel's verdict where it has one (docs/design.md, "The
+ * write-feature gate", gives the reason per feature). Unknown ro_compat bits
+ * and the READONLY bit are checkFeatures' (super.ts): they decide at any mount.
+ */
 export function checkWritable(sb: Superblock, o: ParsedOptions): void {
+  if (o.bufferedIomap) {
+    // Interim rule until issue 7: every inode written takes the bh path.
+    throw new Ext4Error("EOPNOTSUPP", "buffered_iomap is read-only until the iomap write path lands (issue 7): mount read-only or without buffered_iomap");
+  }
+  if (sb.featureRoCompat & (RO_COMPAT.QUOTA | RO_COMPAT.PROJECT)) {
+    // The kernel turns quota usage tracking on with the feature; we do not update the quota files, and e2fsck compares them.
+    const which = [sb.featureRoCompat & RO_COMPAT.QUOTA ? "quota" : "", sb.featureRoCompat & RO_COMPAT.PROJECT ? "project" : ""].filter(Boolean).join(" and ");
+    throw new Ext4Error("EOPNOTSUPP", `${which} usage is not kept up to date by this engine yet: mount read-only`);
+  }
+  // ea_inode stays writable: what would create, change or drop a value in an inode is refused per operation
+  // (xattr-write.ts, write-gate.ts holdsEaInodeRefs), so no reference count can go wrong.
+  if ((sb.featureIncompat & INCOMPAT.CASEFOLD) && sb.encoding !== EXT4_ENC_UTF8_12_1) {
+    // ext4_fill_super refuses an encoding it does not know at any mount; we read names byte for byte, but add none.
+    throw new Ext4Error("EOPNOTSUPP", `casefold encoding ${sb.encoding} is unknown: mount read-only`);
+  }
   if (sb.featureIncompat & INCOMPAT.MMP) {
     throw new Ext4Error("EOPNOTSUPP", "multiple-mount protection (mmp) is not supported read-write: mount read-only");
   }
@@ -113,6 +138,8 @@ export function setupSuper(fs: Ext4, now: number): number {
   const sb = fs.sb;
   const raw = sb.raw;
   const mountState = u16(raw, S_STATE);
+  if (!(mountState & EXT4_VALID_FS)) fs.warnings.push("warning: mounting unchecked fs, running e2fsck is recommended");
+  else if (mountState & EXT4_ERROR_FS) fs.warnings.push("warning: mounting fs with errors, running e2fsck is recommended");
   if (!fs.journal) setU16(raw, S_STATE, mountState & ~EXT4_VALID_FS);
   if (((u16(raw, S_MAX_MNT_COUNT) << 16) >> 16) === 0) setU16(raw, S_MAX_MNT_COUNT, EXT4_DFL_MAX_MNT_COUNT);
   setU16(raw, S_MNT_COUNT, (u16(raw, S_MNT_COUNT) + 1) & 0xffff);

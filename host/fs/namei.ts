@@ -21,11 +21,12 @@ import {
   readDxEntries, searchDx, verifyDxNode, verifyDxRoot, verifyLeaf,
 } from "./dir.js";
 import { markInodeDirty } from "./inode-write.js";
-import { setXattr } from "./xattr-write.js";
+import { currentTime, setXattr } from "./xattr-write.js";
 import { inlineDirRegions } from "./inline.js";
 import { appendDirBlock } from "./namei-alloc.js";
 import { MapKind } from "./mapping.js";
 import type { Ext4 } from "./super.js";
+import { onCorruption } from "./ext4-error.js";
 
 export const EXT4_NAME_LEN = 255;
 /** EXT4_LINK_MAX: the most links an inode (and subdirectories a linear directory) may have. */
@@ -95,11 +96,8 @@ function checkDirEntry(fs: Ext4, dir: Inode, b: Uint8Array, off: number, end: nu
 
 interface NewEntry { name: Uint8Array; ino: number; fileType: number }
 
-/** Current time for mtime/ctime (current_time). */
-function now(): { sec: number; nsec: number } {
-  const ms = Date.now();
-  return { sec: Math.floor(ms / 1000), nsec: (ms % 1000) * 1e6 };
-}
+/** Current time for mtime/ctime (current_time), in nanoseconds: two changes a microsecond apart must differ, as the kernel's multigrain stamps do. */
+const now = currentTime;
 
 /** The directory changed: mtime, ctime, i_version (add_dirent_to_buf, ext4_unlink). */
 function touchDir(dir: Inode): void {
@@ -257,7 +255,8 @@ function nameHash(h: HashInfo, name: Uint8Array): number {
   return dirHash(folded, h.version, h.seed).major;
 }
 
-function checkNewName(fs: Ext4, dir: Inode, name: Uint8Array): void {
+/** Before a name is added (ext4_create and the rest may call it before they allocate): ENOKEY, EOPNOTSUPP, ENAMETOOLONG... */
+export function checkNewName(fs: Ext4, dir: Inode, name: Uint8Array): void {
   if (!isDir(dir)) throw new Ext4Error("ENOTDIR", "not a directory", { ino: dir.ino });
   if (name.length === 0) throw new Ext4Error("ENOENT", "empty name", { ino: dir.ino });
   if (name.length > EXT4_NAME_LEN) throw new Ext4Error("ENAMETOOLONG", "file name too long", { ino: dir.ino });
@@ -279,6 +278,11 @@ function checkNewName(fs: Ext4, dir: Inode, name: Uint8Array): void {
  * htree when dir_index is on; an indexed directory inserts by hash.
  */
 export function addEntry(handle: Handle, fs: Ext4, dir: Inode, name: Uint8Array, ino: number, fileType: number): void {
+  // A directory block that fails its checks here is an ext4_error (ext4-error.ts).
+  onCorruption(fs, "ext4_add_entry", () => addEntryChecked(handle, fs, dir, name, ino, fileType));
+}
+
+function addEntryChecked(handle: Handle, fs: Ext4, dir: Inode, name: Uint8Array, ino: number, fileType: number): void {
   checkNewName(fs, dir, name);
   if (!Number.isInteger(ino) || ino < 1 || ino > fs.sb.inodesCount) throw new Ext4Error("EINVAL", `inode ${ino} is outside the filesystem`, { ino: dir.ino });
   if (lookup(fs, dir, name)) throw new Ext4Error("EEXIST", "file exists", { ino: dir.ino });
@@ -349,6 +353,10 @@ function nameAdded(fs: Ext4, dir: Inode, e: NewEntry): void {
  * becomes unused. ENOENT if absent. An htree index is never shrunk.
  */
 export function deleteEntry(handle: Handle, fs: Ext4, dir: Inode, name: Uint8Array): number {
+  return onCorruption(fs, "ext4_delete_entry", () => deleteEntryChecked(handle, fs, dir, name));
+}
+
+function deleteEntryChecked(handle: Handle, fs: Ext4, dir: Inode, name: Uint8Array): number {
   if (!isDir(dir)) throw new Ext4Error("ENOTDIR", "not a directory", { ino: dir.ino });
   if (isDotOrDotDot(name)) throw new Ext4Error("EINVAL", "'.' and '..' are not removed by name", { ino: dir.ino });
   if (name.length > EXT4_NAME_LEN) throw new Ext4Error("ENAMETOOLONG", "file name too long", { ino: dir.ino });
@@ -978,6 +986,10 @@ export function deleteEntryCredits(fs: Ext4): number { return dataTransBlocks(fs
  * mtime and ctime change. Returns the inode the entry named before. ENOENT if absent.
  */
 export function setEntry(handle: Handle, fs: Ext4, dir: Inode, name: Uint8Array, ino: number, fileType: number): number {
+  return onCorruption(fs, "ext4_setent", () => setEntryChecked(handle, fs, dir, name, ino, fileType));
+}
+
+function setEntryChecked(handle: Handle, fs: Ext4, dir: Inode, name: Uint8Array, ino: number, fileType: number): number {
   if (!isDir(dir)) throw new Ext4Error("ENOTDIR", "not a directory", { ino: dir.ino });
   const ft = fs.sb.featureIncompat & INCOMPAT.FILETYPE;
   let old = 0;
@@ -1039,6 +1051,10 @@ export function readDotDot(fs: Ext4, dir: Inode): number {
 
 /** ext4_rename_dir_finish: a moved directory's ".." now names `parent`. */
 export function setDotDot(handle: Handle, fs: Ext4, dir: Inode, parent: number): void {
+  onCorruption(fs, "ext4_rename_dir_finish", () => setDotDotChecked(handle, fs, dir, parent));
+}
+
+function setDotDotChecked(handle: Handle, fs: Ext4, dir: Inode, parent: number): void {
   if (dir.flags & INODE_FLAGS.INLINE_DATA) {
     setU32(dir.iBlock, 0, parent);
     markInodeDirty(handle, fs, dir);

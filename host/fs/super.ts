@@ -64,7 +64,8 @@ export class Ext4 {
   readonly cache: FolioCache;
   bcache!: BufferCache;
   csum!: Checksums;
-  readonly readOnly: boolean;
+  /** Read-only from mount, or since an error turned the volume read-only (ext4-error.ts: errors=remount-ro). */
+  readOnly: boolean;
   readonly verifyChecksums: boolean;
   metadataCsum = false;
   recovery: RecoveryReport | undefined;
@@ -75,7 +76,7 @@ export class Ext4 {
   /** The jbd2 journal once it is loaded for writing (undefined: no journal, or read-only). */
   journal: Jbd2Journal | undefined;
   /** Read-write mounts: s_state at mount (put back at clean unmount) and the lifetime-writes base. */
-  private mountState = 0;
+  mountState = 0;
   private kbytesAtMount = 0;
   /** Metadata blocks no file may use (block_validity), once the mount has built it. */
   systemZone: SystemZone | undefined;
@@ -355,6 +356,12 @@ export class Ext4 {
           this.device.flush();
         }
         this.journal = undefined;
+      } else if (this.journal || this.bcache.dirtyCount) {
+        // Turned read-only by an error (ext4-error.ts): the aborted journal keeps its log for the next
+        // mount's replay; nothing that was not committed (or, without a journal, synced) is written.
+        this.journal?.destroy();
+        this.journal = undefined;
+        this.bcache.discardDirty();
       }
     } finally {
       this.bcache.dropAll();

@@ -212,6 +212,7 @@ export class Jbd2Journal implements Journal {
 
   /** The last handle of `t` stopped: commit it if it is older than commit=N (jbd2_journal_stop). */
   handleStopped(t: Transaction): void {
+    if (this.aborted) return;
     if (t === this.running && this.expired(t)) this.commitRunning();
   }
 
@@ -269,6 +270,15 @@ export class Jbd2Journal implements Journal {
 
   /** Set when a commit or checkpoint failed (the journal is aborted: no more writes). */
   aborted: Error | undefined;
+
+  /**
+   * jbd2_journal_abort (ext4_error under errors=remount-ro or panic): nothing
+   * more is committed or checkpointed; the log keeps what was committed for
+   * the next mount's replay. Open handles may still stop.
+   */
+  abort(why: Error): void {
+    if (!this.aborted) this.aborted = why;
+  }
 
   private checkAborted(): void {
     if (this.aborted) throw new Ext4Error("EIO", `the journal was aborted after an error: ${this.aborted.message}`, { cause: this.aborted });

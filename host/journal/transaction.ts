@@ -75,12 +75,14 @@ export class JournalHandle implements Handle {
 
   getWriteAccess(bh: BufferHead): void {
     this.live();
+    this.writable();
     if (!bh.uptodate) throw new Error(`write access to buffer ${bh.blocknr} that was never read`);
     this.j.fileReserved(this.t, bh);
   }
 
   getCreateAccess(bh: BufferHead): void {
     this.live();
+    this.writable();
     // The creator writes the whole block: its old contents are never read.
     this.j.bcache.setUptodate(bh);
     bh.set(BH.NEW);
@@ -89,6 +91,7 @@ export class JournalHandle implements Handle {
 
   dirtyMetadata(bh: BufferHead): void {
     this.live();
+    this.writable();
     const jh = jhOf(bh);
     if (!jh || jh.transaction !== this.t) throw new Error(`dirtyMetadata of buffer ${bh.blocknr} without write access in transaction ${this.t.tid}`);
     if (!this.t.buffers.has(bh)) {
@@ -170,6 +173,11 @@ export class JournalHandle implements Handle {
 
   private giveBack(credit: boolean): void {
     if (credit) this.left++;
+  }
+
+  /** jbd2: an aborted journal takes no more changes (the kernel's -EROFS from get_write_access). */
+  private writable(): void {
+    if (this.j.aborted) throw new Ext4Error("EROFS", "the journal has aborted: read-only file system");
   }
 
   private live(): void {
