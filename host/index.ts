@@ -13,6 +13,7 @@ import type { ImageSource, MountOptions } from "./vfs/types.js";
 import { Volume } from "./vfs/volume.js";
 
 export { Ext4Error } from "./errors.js";
+export { Ext4Panic } from "./fs/ext4-error.js";
 export type { BlockDevice } from "./device/block-device.js";
 export { MemoryDevice } from "./device/memory-device.js";
 export { NodeFileDevice } from "./device/node-file-device.js";

@@ -267,6 +267,45 @@ d("errors= handling", () => {
     }
   });
 
+  it("a free inode-bitmap bit over a live inode: an ext4_error, never an overwritten file", () => {
+    const img = mkfsImage(work, "live-inode", tree, []);
+    runSync("debugfs", ["-w", "-R", "freei /f1", img]);
+    const vol = mount(img, { mountOptions: "errors=remount-ro" });
+    try {
+      const f = fsOf(vol);
+      const e = thrown(() => writeFile(f, "new", 1));
+      expect(e.code).toBe("EFSCORRUPTED");
+      expect(e.message).toMatch(/in use but free in the inode bitmap/);
+      expect(f.readOnly).toBe(true);
+    } finally {
+      vol.unmount();
+    }
+    expect(dumpe2fsFields(img).get("First error function")).toBe("__ext4_new_inode");
+    const v = mount(img, { readOnly: true });
+    try { expect(v.readFileSync("/f1").toString()).toBe("file 1\n".repeat(100)); } finally { v.unmount(); }
+  });
+
+  it("a directory whose block 0 is a hole takes no entries (no block without \".\" is made)", () => {
+    const img = mkfsImage(work, "dir-hole", tree, []);
+    runSync("debugfs", ["-w", "-f", "-", img], { input: "mkdir d\npunch d 0 0\nsif d size 4096\n" });
+    const vol = mount(img, { mountOptions: "errors=continue" });
+    try {
+      const f = fsOf(vol);
+      const d = f.iget(vol.statSync("/d").ino);
+      const h = f.startHandle(addEntryCredits(f));
+      try {
+        expect(thrown(() => addEntry(h, f, d, enc("x"), 12, FT.REG)).code).toBe("EFSCORRUPTED");
+      } finally {
+        h.stop();
+        f.iput(d);
+      }
+      expect(f.readOnly).toBe(false);
+    } finally {
+      vol.unmount();
+    }
+    expect(dumpe2fsFields(img).get("First error function")).toBe("ext4_add_entry");
+  });
+
   it("the kernel records the same damaged group in the same fields", () => {
     const loop = loopMountSupport();
     if (!loop.ok) { console.log(`ext4-error: kernel comparison skipped: ${loop.reason}`); return; }

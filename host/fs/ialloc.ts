@@ -148,6 +148,20 @@ export function readInodeBitmap(fs: Ext4, g: number): BufferHead | undefined {
   return bh;
 }
 
+/** Is the on-disk inode at `index` of group g in use (mode, links and no dtime), whatever the bitmap says? */
+function liveOnDisk(fs: Ext4, g: number, index: number): boolean {
+  const gd = fs.groups[g];
+  if (hasGroupDescCsum(fs) && (gd.flags & BG_FLAGS.INODE_UNINIT || index >= fs.sb.inodesPerGroup - gd.itableUnused)) return false;
+  const size = fs.sb.inodeSize;
+  const off = index * size;
+  const b = fs.bcache.readCopy(gd.inodeTable + Math.floor(off / fs.sb.blockSize), "inode table");
+  const at = off % fs.sb.blockSize;
+  const mode = b[at] | (b[at + 1] << 8);
+  const links = b[at + 0x1a] | (b[at + 0x1b] << 8);
+  const dtime = (b[at + 0x14] | (b[at + 0x15] << 8) | (b[at + 0x16] << 16) | (b[at + 0x17] << 24)) >>> 0;
+  return mode !== 0 && links !== 0 && dtime === 0;
+}
+
 const badBitmaps = new WeakMap<Ext4, Set<number>>();
 function badInodeBitmaps(fs: Ext4): Set<number> {
   let s = badBitmaps.get(fs);
@@ -338,7 +352,7 @@ export function newInode(handle: Handle, fs: Ext4, dir: Inode, mode: number, opt
   let bit = -1;
   for (let i = 0; i < ngroups; i++, group = group + 1 === ngroups ? 0 : group + 1) {
     const gd = fs.groups[group];
-    if (gd.freeInodes === 0) continue;
+    if (gd.freeInodes === 0 || badInodeBitmaps(fs).has(group)) continue;
     const bh = readInodeBitmap(fs, group);
     if (!bh) continue;
     try {
@@ -346,6 +360,13 @@ export function newInode(handle: Handle, fs: Ext4, dir: Inode, mode: number, opt
       if (found < 0) continue;
       if (group === 0 && found + 1 < sb.firstIno) {
         fs.warnings.push(`reserved inode ${found + 1} found cleared in the inode bitmap: group 0 skipped`);
+        continue;
+      }
+      if (liveOnDisk(fs, group, found)) {
+        // A free bit over a live inode: the bitmap is wrong, and claiming it would overwrite a file
+        // (the kernel's "doubly allocated?"). The group is not allocated from again.
+        badInodeBitmaps(fs).add(group);
+        ext4GroupError(fs, corrupted(`inode ${group * ipg + found + 1} is in use but free in the inode bitmap`, { ino: group * ipg + found + 1, block: gd.inodeBitmap }), "__ext4_new_inode");
         continue;
       }
       handle.getWriteAccess(bh);

@@ -125,6 +125,8 @@ interface Leaf { bh: BufferHead; lblk: number; end: number }
 /** Directory block `lblk` read for writing (ext4_read_dirblock, DIRENT): checksum verified; null for a hole. */
 function readLeaf(fs: Ext4, dir: Inode, lblk: number): Leaf | null {
   const m = fs.mapBlocks(dir, lblk, 1);
+  // Directories have no preallocated blocks: an unwritten extent is damage (e2fsck clears the flag), never room.
+  if (m.kind === MapKind.Unwritten) throw corrupted(`directory block ${lblk} is in an unwritten extent`, { ino: dir.ino });
   if (m.kind !== MapKind.Mapped) return null;
   const bh = fs.bcache.bread(m.pblk, "directory block");
   try {
@@ -309,6 +311,8 @@ function addEntryChecked(handle: Handle, fs: Ext4, dir: Inode, name: Uint8Array,
   for (let lblk = 0; lblk < blocks; lblk++) {
     const leaf = readLeaf(fs, dir, lblk);
     if (!leaf) {
+      // Block 0 holds "." and "..": a hole there is damage, not room (the kernel would fill it, leaving no ".").
+      if (lblk === 0) throw corrupted("directory block 0 is a hole", { ino: dir.ino });
       // A hole inside i_size (ext4_bread with CREATE there).
       const bh = appendDirBlock(handle, fs, dir, lblk);
       try {

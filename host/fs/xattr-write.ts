@@ -25,6 +25,7 @@ import { Geometry, readBlockBitmap } from "./block-bitmap.js";
 import { ALLOC, freeBlocks, newBlocks } from "./mballoc.js";
 import { xattrBlockCache } from "./xattr-cache.js";
 import type { Ext4 } from "./super.js";
+import { onCorruption } from "./ext4-error.js";
 
 export interface XattrSetFlags {
   /** XATTR_CREATE: EEXIST if the attribute exists. */
@@ -57,6 +58,11 @@ interface XattrBlock { pblk: number; refcount: number; hash: number; records: Xa
  * checksum updated through markInodeDirty.
  */
 export function setXattr(handle: Handle, fs: Ext4, inode: Inode, nameIndex: number, name: string | Uint8Array, value: Uint8Array | null, flags: XattrSetFlags = {}): void {
+  // A damaged xattr area or block met here is an ext4_error (ext4-error.ts), as __ext4_xattr_check_block's.
+  onCorruption(fs, "ext4_xattr_set_handle", () => setXattrChecked(handle, fs, inode, nameIndex, name, value, flags));
+}
+
+function setXattrChecked(handle: Handle, fs: Ext4, inode: Inode, nameIndex: number, name: string | Uint8Array, value: Uint8Array | null, flags: XattrSetFlags): void {
   const where = { ino: inode.ino };
   const nm = typeof name === "string" ? new TextEncoder().encode(name) : name;
   if (nm.length > XATTR_NAME_MAX) throw new Ext4Error("ERANGE", `xattr name of ${nm.length} bytes is longer than ${XATTR_NAME_MAX}`, where);
@@ -146,6 +152,10 @@ export function removeXattr(handle: Handle, fs: Ext4, inode: Inode, nameIndex: n
  * caller marks the inode dirty with the rest of its teardown.
  */
 export function xattrDeleteInode(handle: Handle, fs: Ext4, inode: Inode): void {
+  onCorruption(fs, "ext4_xattr_delete_inode", () => deleteInodeXattrs(handle, fs, inode));
+}
+
+function deleteInodeXattrs(handle: Handle, fs: Ext4, inode: Inode): void {
   if (fs.sb.featureIncompat & INCOMPAT.EA_INODE) {
     if (readIbody(fs, inode).records.some((r) => r.valueInum !== 0)) throw new Ext4Error("EOPNOTSUPP", "dropping ea_inode references is not supported", { ino: inode.ino });
   }

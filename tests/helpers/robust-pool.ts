@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { buildSync } from "esbuild";
 import type { WalkJob, WalkResult } from "./robust-walk.js";
+import type { WriteJob, WriteResult } from "./robust-write.js";
 
 let bundled: URL | undefined;
 
@@ -22,6 +23,11 @@ function workerBundle(): URL {
   bundled = new URL(`data:text/javascript;base64,${Buffer.from(out.outputFiles[0].contents).toString("base64")}`);
   return bundled;
 }
+
+export type WriteOutcome =
+  | { kind: "done"; result: WriteResult }
+  | { kind: "hang"; ms: number }
+  | { kind: "crash"; message: string };
 
 export type JobOutcome =
   | { kind: "done"; result: WalkResult }
@@ -63,6 +69,15 @@ export class WalkRunner {
 
   /** Walks one image; the image's buffer is transferred (not copied) when `transfer` is set. */
   run(job: WalkJob, timeoutMs: number, transfer = false): Promise<JobOutcome> {
+    return this.post(job, timeoutMs, transfer) as Promise<JobOutcome>;
+  }
+
+  /** Writes to one damaged image read-write (robust-write.ts); the outcome carries the image after unmount. */
+  runWrite(job: WriteJob, timeoutMs: number): Promise<WriteOutcome> {
+    return this.post(job, timeoutMs, true) as Promise<WriteOutcome>;
+  }
+
+  private post(job: WalkJob | WriteJob, timeoutMs: number, transfer: boolean): Promise<JobOutcome | WriteOutcome> {
     if (this.pending) throw new Error("WalkRunner runs one job at a time");
     this.worker ??= this.spawn();
     const w = this.worker;

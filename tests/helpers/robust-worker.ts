@@ -4,10 +4,12 @@
 
 import { parentPort } from "node:worker_threads";
 import { walkImage, type WalkJob } from "./robust-walk.js";
+import { writeWorkload, type WriteJob } from "./robust-write.js";
 
-parentPort!.on("message", (msg: { id: number; job: WalkJob }) => {
+parentPort!.on("message", (msg: { id: number; job: WalkJob | WriteJob }) => {
   try {
-    parentPort!.postMessage({ id: msg.id, result: walkImage(msg.job) });
+    const job = msg.job;
+    parentPort!.postMessage({ id: msg.id, result: "kind" in job && job.kind === "write" ? writeWorkload(job) : walkImage(job as WalkJob) });
   } catch (e) {
     const err = e as Error;
     parentPort!.postMessage({ id: msg.id, crash: `${err?.name}: ${err?.message}\n${err?.stack ?? ""}` });
