@@ -9,6 +9,7 @@ import { extentHeader, EXTENT_MAGIC, extentTailOffset, indexAt, LeafExtent, leaf
 import { u16, u32 } from "../format/bytes.js";
 import type { Inode } from "../format/inode.js";
 import { BH, type BufferHead } from "../cache/buffer-head.js";
+import { ES, EXT_MAX_BLOCKS } from "./extents-status.js";
 import { Ext4Inode } from "./inode.js";
 import { BlockMapping, MapKind } from "./mapping.js";
 import type { Ext4 } from "./super.js";
@@ -22,12 +23,41 @@ interface LeafCache { start: number; end: number; extents: LeafExtent[] }
 const leafCache = new WeakMap<Inode, LeafCache>();
 
 export function extentMapBlocks(fs: Ext4, inode: Inode, lblk: number, maxLen: number): BlockMapping {
+  if (inode instanceof Ext4Inode) {
+    // The in-core inode's cache is its extent status tree: the whole leaf goes there (ext4_cache_extents), no second copy here.
+    const leaf = loadLeaf(fs, inode, lblk);
+    const m = answer(fs, inode, leaf, lblk, maxLen);
+    cacheLeaf(inode, leaf, m);
+    return m;
+  }
   let leaf = leafCache.get(inode);
   if (!leaf || lblk < leaf.start || lblk >= leaf.end) {
     leaf = loadLeaf(fs, inode, lblk);
     leafCache.set(inode, leaf);
   }
   return answer(fs, inode, leaf, lblk, maxLen);
+}
+
+/**
+ * ext4_cache_extents: every extent of a leaf just read, and the holes between
+ * them, recorded in the status tree where nothing is known yet (cached, so
+ * `seq` stays), with the hole `m` answered if it was one.
+ */
+function cacheLeaf(inode: Ext4Inode, leaf: LeafCache, m: BlockMapping): void {
+  const es = inode.es;
+  // A leaf that would take a large share of the mount's cap (at most 340 extents, a 4 KiB leaf; the cap is 1024 or
+  // more) caches only the answer, so the shrinker never drops a leaf as it is being read.
+  if (leaf.extents.length * 16 > es.cap) {
+    if (m.lblk + m.len <= EXT_MAX_BLOCKS) es.cache(m.lblk, m.len, m.pblk, m.kind === MapKind.Mapped ? ES.WRITTEN : m.kind === MapKind.Unwritten ? ES.UNWRITTEN : ES.HOLE);
+    return;
+  }
+  let prev = -1;
+  for (const e of leaf.extents) {
+    if (prev >= 0 && e.lblk > prev) es.cache(prev, e.lblk - prev, 0, ES.HOLE);
+    es.cache(e.lblk, e.len, e.pblk, e.unwritten ? ES.UNWRITTEN : ES.WRITTEN);
+    prev = e.lblk + e.len;
+  }
+  if (m.kind === MapKind.Hole && m.lblk + m.len <= EXT_MAX_BLOCKS) es.cache(m.lblk, m.len, 0, ES.HOLE);
 }
 
 // ---- the mapping's sequence: the extent status tree's seq ----
