@@ -168,6 +168,39 @@ export class ExtentStatusTree {
     this.shrinker?.balance(this);
   }
 
+  /**
+   * The on-disk mapping of [lblk, lblk+len) changed (the es updates of
+   * ext4_map_blocks and the extent code): its non-delayed parts now say
+   * `status` (WRITTEN or UNWRITTEN from `pblk` on, or HOLE), or are forgotten
+   * (status 0). Delayed extents in the range stay as they are: they are the
+   * write path's own record, turned into allocations or dropped by it, with
+   * their reservations. `seq` moves on.
+   */
+  diskChanged(lblk: number, len: number, pblk: number, status: number): void {
+    checkRange(lblk, len);
+    if (status !== 0 && status !== ES.WRITTEN && status !== ES.UNWRITTEN && status !== ES.HOLE) {
+      throw new RangeError(`extent status ${status} is not a disk mapping`);
+    }
+    const end = lblk + len;
+    let at = lblk;
+    while (at < end) {
+      const d = this.findExtentRange(ES.DELAYED, at, end - 1);
+      const stop = d ? Math.max(at, d.lblk) : end;
+      if (stop > at) {
+        const p = status & ES_MAPPED ? pblk + (at - lblk) : 0;
+        this.replace(at, stop - at, status ? node(at, stop - at, p, status) : undefined);
+      }
+      if (!d) break;
+      at = d.lblk + d.len;
+    }
+    this.seq++;
+  }
+
+  /** The on-disk tree changed without changing the mapping (a split, a level gained or lost): only `seq` moves on. */
+  treeChanged(): void {
+    this.seq++;
+  }
+
   /** ext4_es_remove_extent: forgets [lblk, lblk+len). Returns the delayed blocks removed. */
   remove(lblk: number, len: number): number {
     checkRange(lblk, len);

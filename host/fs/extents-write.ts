@@ -14,7 +14,8 @@ import { setU16, setU32, u16, u32 } from "../format/bytes.js";
 import { EXTENT_MAGIC, extentTailOffset, indexAt, leafAt, type LeafExtent } from "../format/extent.js";
 import type { Inode } from "../format/inode.js";
 import type { Handle } from "../journal/handle.js";
-import { bumpExtentSeq, type ExtPath, type ExtPathLevel, findExtent, pathNode, releasePath } from "./extents.js";
+import { bumpExtentSeq, extentsChanged, extentTreeChanged, type ExtPath, type ExtPathLevel, findExtent, pathNode, releasePath } from "./extents.js";
+import { ES } from "./extents-status.js";
 import { markInodeDirty } from "./inode-write.js";
 import { ALLOC, freeBlocks, goalForInode, newMetaBlock } from "./mballoc.js";
 import type { Ext4 } from "./super.js";
@@ -182,20 +183,26 @@ export function insertExtent(handle: Handle, fs: Ext4, inode: Inode, ex: Extent,
   if (ex.len < 1 || ex.len > (ex.unwritten ? EXT_UNWRITTEN_MAX_LEN : EXT_INIT_MAX_LEN) || ex.lblk + ex.len > EXT_MAX_BLOCKS) {
     throw new RangeError(`bad extent ${ex.lblk}+${ex.len}`);
   }
-  bumpExtentSeq(inode);
-  for (let attempt = 0; attempt <= 2 * MAX_DEPTH + 2; attempt++) {
-    const path = findExtent(fs, inode, ex.lblk);
-    try {
-      if (insertInLeaf(handle, fs, inode, path, ex, opts)) break;
-      // No room: make some (the path is stale afterwards, so walk again).
-      createNewLeaf(handle, fs, inode, path, ex, opts);
-    } finally {
-      releasePath(fs, path);
+  extentTreeChanged(inode);
+  try {
+    for (let attempt = 0; attempt <= 2 * MAX_DEPTH + 2; attempt++) {
+      const path = findExtent(fs, inode, ex.lblk);
+      try {
+        if (insertInLeaf(handle, fs, inode, path, ex, opts)) break;
+        // No room: make some (the path is stale afterwards, so walk again).
+        createNewLeaf(handle, fs, inode, path, ex, opts);
+      } finally {
+        releasePath(fs, path);
+      }
+      if (attempt === 2 * MAX_DEPTH + 2) throw new Error(`extent insert at ${ex.lblk} found no room`);
     }
-    if (attempt === 2 * MAX_DEPTH + 2) throw new Error(`extent insert at ${ex.lblk} found no room`);
+    shrinkDepth(handle, fs, inode);
+  } catch (e) {
+    bumpExtentSeq(inode); // part-way: nothing cached from disk is trusted
+    throw e;
   }
-  shrinkDepth(handle, fs, inode);
-  bumpExtentSeq(inode);
+  // ext4_es_insert_extent: the new range is what changed (merging on disk moves no block).
+  extentsChanged(inode, ex.lblk, ex.len, ex.pblk, ex.unwritten ? ES.UNWRITTEN : ES.WRITTEN);
 }
 
 function insertInLeaf(handle: Handle, fs: Ext4, inode: Inode, path: ExtPath, ex: Extent, opts: { noMerge?: boolean }): boolean {
@@ -370,7 +377,7 @@ function shrinkDepth(handle: Handle, fs: Ext4, inode: Inode): void {
     setU16(root, 2, bytes.length / 12);
     freeBlocks(handle, fs, inode, child, 1, { metadata: true });
     markInodeDirty(handle, fs, inode);
-    bumpExtentSeq(inode);
+    extentTreeChanged(inode);
   }
 }
 
@@ -395,7 +402,7 @@ export function splitExtentAt(handle: Handle, fs: Ext4, inode: Inode, split: num
   } finally {
     releasePath(fs, path);
   }
-  bumpExtentSeq(inode);
+  extentTreeChanged(inode); // [split, end) is re-inserted below as it was: the mapping does not change
   const right: Extent = { lblk: split, len: ex.lblk + ex.len - split, pblk: ex.pblk + (split - ex.lblk), unwritten: ex.unwritten };
   try {
     insertExtent(handle, fs, inode, right, { ...opts, noMerge: true });
@@ -438,23 +445,28 @@ export function setExtentKind(handle: Handle, fs: Ext4, inode: Inode, lblk: numb
   if (unwritten) end = Math.min(end, lblk + EXT_UNWRITTEN_MAX_LEN);
   splitExtentAt(handle, fs, inode, lblk, opts);
   splitExtentAt(handle, fs, inode, end, opts);
-  const p2 = findExtent(fs, inode, lblk);
   try {
-    const L = p2.length - 1;
-    const lv = p2[L];
-    const e = leafAt(pathNode(inode, lv), lv.pos);
-    if (e.lblk !== lblk || e.len !== end - lblk) throw new Error(`extent split at ${lblk}..${end} left ${e.lblk}+${e.len}`);
-    getAccess(handle, lv);
-    const node = pathNode(inode, lv);
-    writeLeaf(node, lv.pos, { ...e, unwritten });
-    // Merging never changes a leaf's first block, so no index entry moves.
-    mergeNeighbours(node, lv.pos);
-    dirtyNode(handle, fs, inode, lv);
-  } finally {
-    releasePath(fs, p2);
+    const p2 = findExtent(fs, inode, lblk);
+    try {
+      const L = p2.length - 1;
+      const lv = p2[L];
+      const e = leafAt(pathNode(inode, lv), lv.pos);
+      if (e.lblk !== lblk || e.len !== end - lblk) throw new Error(`extent split at ${lblk}..${end} left ${e.lblk}+${e.len}`);
+      getAccess(handle, lv);
+      const node = pathNode(inode, lv);
+      writeLeaf(node, lv.pos, { ...e, unwritten });
+      // Merging never changes a leaf's first block, so no index entry moves.
+      mergeNeighbours(node, lv.pos);
+      dirtyNode(handle, fs, inode, lv);
+    } finally {
+      releasePath(fs, p2);
+    }
+    shrinkDepth(handle, fs, inode);
+  } catch (e) {
+    bumpExtentSeq(inode);
+    throw e;
   }
-  shrinkDepth(handle, fs, inode);
-  bumpExtentSeq(inode);
+  extentsChanged(inode, lblk, end - lblk, ex.pblk + (lblk - ex.lblk), unwritten ? ES.UNWRITTEN : ES.WRITTEN);
   return end - lblk;
 }
 
@@ -471,26 +483,33 @@ export function setExtentKind(handle: Handle, fs: Ext4, inode: Inode, lblk: numb
 export function extRemoveSpace(handle: Handle, fs: Ext4, inode: Inode, start: number, end: number): void {
   if (end < start) return;
   end = Math.min(end, EXT_MAX_BLOCKS - 1);
-  bumpExtentSeq(inode);
-  if (end + 1 < EXT_MAX_BLOCKS) splitExtentAt(handle, fs, inode, end + 1, { nofail: true });
-  const part = partialClusters(fs, inode, start, end);
-  let cur = end;
-  for (;;) {
-    const credits = removeCredits(inode);
-    if (!handle.extend(credits)) handle.restart(credits);
-    const path = findExtent(fs, inode, cur);
-    let next = -1;
-    try {
-      next = removeInLeaf(handle, fs, inode, path, start, cur, part);
-    } finally {
-      releasePath(fs, path);
+  // What was cached of the range goes first: a handle restart part-way may run writeback, which maps blocks.
+  extentsChanged(inode, start, end - start + 1, 0, 0);
+  try {
+    if (end + 1 < EXT_MAX_BLOCKS) splitExtentAt(handle, fs, inode, end + 1, { nofail: true });
+    const part = partialClusters(fs, inode, start, end);
+    let cur = end;
+    for (;;) {
+      const credits = removeCredits(inode);
+      if (!handle.extend(credits)) handle.restart(credits);
+      const path = findExtent(fs, inode, cur);
+      let next = -1;
+      try {
+        next = removeInLeaf(handle, fs, inode, path, start, cur, part);
+      } finally {
+        releasePath(fs, path);
+      }
+      if (next < start) break;
+      cur = next;
     }
-    if (next < start) break;
-    cur = next;
+    shrinkDepth(handle, fs, inode);
+    markInodeDirty(handle, fs, inode);
+  } catch (e) {
+    bumpExtentSeq(inode);
+    throw e;
   }
-  shrinkDepth(handle, fs, inode);
-  markInodeDirty(handle, fs, inode);
-  bumpExtentSeq(inode);
+  // The whole range is a hole now (its delayed extents, if any, are the caller's: esRemoveExtent).
+  extentsChanged(inode, start, end - start + 1, 0, ES.HOLE);
 }
 
 /** Blocks one removal step may dirty: the path, its parents' updates, bitmaps and group descriptors of two groups, the inode. */
@@ -540,7 +559,7 @@ function removeInLeaf(handle: Handle, fs: Ext4, inode: Inode, path: ExtPath, sta
     }
   }
   for (const [lblk, pblk, len] of frees) freeData(handle, fs, inode, lblk, pblk, len, part);
-  bumpExtentSeq(inode);
+  extentTreeChanged(inode);
   // Stopped inside this leaf: done. Else everything here up to cur went; go on left of it.
   if (stopped || removed === 0) return -1;
   return lowest - 1;

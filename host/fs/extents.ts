@@ -71,10 +71,10 @@ export function extentSeq(inode: Inode): number {
 }
 
 /**
- * The inode's mapping changed: forget its cached leaf and what the extent
- * status tree cached from disk (the read path's mapBlocks answers from it
- * first), which moves the sequence on. Delayed extents are the tree's own
- * truth, not a copy of the disk, and stay. Every tree change calls it.
+ * The inode's mapping changed in a way not told range by range (an error
+ * part-way through a change): forget its cached leaf and everything the
+ * extent status tree cached from disk, which moves the sequence on. Delayed
+ * extents are the tree's own truth, not a copy of the disk, and stay.
  */
 export function bumpExtentSeq(inode: Inode): number {
   leafCache.delete(inode);
@@ -87,6 +87,31 @@ export function bumpExtentSeq(inode: Inode): number {
   const s = (seqs.get(inode) ?? 0) + 1;
   seqs.set(inode, s);
   return s;
+}
+
+/**
+ * Logical blocks [lblk, lblk+len) now map as `status` says (ES.WRITTEN or
+ * ES.UNWRITTEN from `pblk`, ES.HOLE): the extent status tree takes that range
+ * (its delayed extents kept), as the kernel's ext4_es_insert_extent after an
+ * allocation or conversion, and the sequence moves on. Every change site
+ * calls this (or extentTreeChanged) instead of dropping the whole cache.
+ */
+export function extentsChanged(inode: Inode, lblk: number, len: number, pblk: number, status: number): number {
+  leafCache.delete(inode);
+  if (!(inode instanceof Ext4Inode)) return bumpExtentSeq(inode);
+  const es = inode.es;
+  const end = Math.min(lblk + len, EXT_MAX_BLOCKS);
+  if (end > lblk) es.diskChanged(lblk, end - lblk, pblk, status);
+  else es.treeChanged();
+  return es.seq;
+}
+
+/** The on-disk tree changed shape, the mapping did not (split, depth change): the sequence moves on, the cache stays. */
+export function extentTreeChanged(inode: Inode): number {
+  leafCache.delete(inode);
+  if (!(inode instanceof Ext4Inode)) return bumpExtentSeq(inode);
+  inode.es.treeChanged();
+  return inode.es.seq;
 }
 
 function answer(fs: Ext4, inode: Inode, leaf: LeafCache, lblk: number, maxLen: number): BlockMapping {

@@ -8,7 +8,8 @@ import { corrupted, Ext4Error } from "../errors.js";
 import { setU32, u32 } from "../format/bytes.js";
 import type { Inode } from "../format/inode.js";
 import type { Handle } from "../journal/handle.js";
-import { bumpExtentSeq, extentSeq } from "./extents.js";
+import { bumpExtentSeq, extentSeq, extentsChanged } from "./extents.js";
+import { ES } from "./extents-status.js";
 import { markInodeDirty } from "./inode-write.js";
 import { ALLOC, freeBlocks, goalForInode, newBlocks } from "./mballoc.js";
 import type { Ext4 } from "./super.js";
@@ -167,7 +168,7 @@ export function indMapBlocksCreate(handle: Handle, fs: Ext4, inode: Inode, map: 
   const runs = missingInd > 0 ? [ind[0]] : Array.from({ length: data.len }, (_, k) => data.pblk + k);
   setPointer(handle, fs, inode, top.container, top.offset, runs);
   markInodeDirty(handle, fs, inode);
-  const seq = bumpExtentSeq(inode);
+  const seq = extentsChanged(inode, lblk, data.len, data.pblk, ES.WRITTEN);
   return { lblk, len: data.len, pblk: data.pblk, flags: MAP_NEW | MAP_MAPPED | (last + data.len >= final ? MAP_BOUNDARY : 0), seq };
 }
 
@@ -181,32 +182,38 @@ export function indRemoveSpace(handle: Handle, fs: Ext4, inode: Inode, start: nu
   const maxBlocks = DIRECT + per + per * per + per * per * per;
   end = Math.min(end, maxBlocks - 1);
   if (end < start) return;
-  bumpExtentSeq(inode);
-  const frees = new RunFreer(handle, fs, inode);
-  // Direct blocks.
-  let changed = false;
-  for (let s = Math.max(start, 0); s <= Math.min(end, DIRECT - 1); s++) {
-    const v = checkPtr(fs, inode, u32(inode.iBlock, s * 4), undefined);
-    if (v) { frees.add(v); setU32(inode.iBlock, s * 4, 0); changed = true; }
-  }
-  // The three trees: [base, base + span) each.
-  let base = DIRECT;
-  for (let level = 1; level <= 3; level++) {
-    const span = per ** level;
-    if (end >= base && start < base + span) {
-      const slot = 11 + level;
-      const v = checkPtr(fs, inode, u32(inode.iBlock, slot * 4), undefined);
-      if (v && freeSubtree(handle, fs, inode, v, level, base, Math.max(start, base) - base, Math.min(end, base + span - 1) - base, frees)) {
-        setU32(inode.iBlock, slot * 4, 0);
-        changed = true;
-      }
+  // What was cached of the range goes first: freeing part-way may restart the handle, which may run writeback.
+  extentsChanged(inode, start, end - start + 1, 0, 0);
+  try {
+    const frees = new RunFreer(handle, fs, inode);
+    // Direct blocks.
+    let changed = false;
+    for (let s = Math.max(start, 0); s <= Math.min(end, DIRECT - 1); s++) {
+      const v = checkPtr(fs, inode, u32(inode.iBlock, s * 4), undefined);
+      if (v) { frees.add(v); setU32(inode.iBlock, s * 4, 0); changed = true; }
     }
-    base += span;
+    // The three trees: [base, base + span) each.
+    let base = DIRECT;
+    for (let level = 1; level <= 3; level++) {
+      const span = per ** level;
+      if (end >= base && start < base + span) {
+        const slot = 11 + level;
+        const v = checkPtr(fs, inode, u32(inode.iBlock, slot * 4), undefined);
+        if (v && freeSubtree(handle, fs, inode, v, level, base, Math.max(start, base) - base, Math.min(end, base + span - 1) - base, frees)) {
+          setU32(inode.iBlock, slot * 4, 0);
+          changed = true;
+        }
+      }
+      base += span;
+    }
+    frees.flush();
+    if (changed) markInodeDirty(handle, fs, inode);
+    markInodeDirty(handle, fs, inode);
+  } catch (e) {
+    bumpExtentSeq(inode); // part-way: nothing cached from disk is trusted
+    throw e;
   }
-  frees.flush();
-  if (changed) markInodeDirty(handle, fs, inode);
-  markInodeDirty(handle, fs, inode);
-  bumpExtentSeq(inode);
+  extentsChanged(inode, start, end - start + 1, 0, ES.HOLE);
 }
 
 /**

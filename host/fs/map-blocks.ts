@@ -7,7 +7,7 @@
 import { Ext4Error } from "../errors.js";
 import { type Inode, INODE_FLAGS } from "../format/inode.js";
 import type { Handle } from "../journal/handle.js";
-import { bumpExtentSeq, extentSeq } from "./extents.js";
+import { extentSeq } from "./extents.js";
 import { anyMapped, EXT_INIT_MAX_LEN, EXT_MAX_BLOCKS, EXT_UNWRITTEN_MAX_LEN, extRemoveSpace, insertExtent, setExtentKind } from "./extents-write.js";
 import { indBoundary, indMapBlocksCreate, indRemoveSpace } from "./indirect-write.js";
 import { markInodeDirty } from "./inode-write.js";
@@ -131,7 +131,7 @@ export function ext4MapBlocks(handle: Handle | undefined, fs: Ext4, inode: Inode
     if (implied) {
       insertExtent(h, fs, inode, { lblk, len: implied.len, pblk: implied.pblk, unwritten }, opts);
       markInodeDirty(h, fs, inode);
-      return { lblk, len: implied.len, pblk: implied.pblk, flags: MAP.NEW | MAP.MAPPED | (unwritten ? MAP.UNWRITTEN : 0), seq: bumpExtentSeq(inode) };
+      return { lblk, len: implied.len, pblk: implied.pblk, flags: MAP.NEW | MAP.MAPPED | (unwritten ? MAP.UNWRITTEN : 0), seq: extentSeq(inode) };
     }
     // Nor may the new run reach into the cluster of the blocks mapped after the hole.
     const after = lblk + want;
@@ -160,7 +160,7 @@ export function ext4MapBlocks(handle: Handle | undefined, fs: Ext4, inode: Inode
     }
   }
   markInodeDirty(h, fs, inode);
-  return { lblk, len: want, pblk, flags: MAP.NEW | MAP.MAPPED | (unwritten ? MAP.UNWRITTEN : 0), seq: bumpExtentSeq(inode) };
+  return { lblk, len: want, pblk, flags: MAP.NEW | MAP.MAPPED | (unwritten ? MAP.UNWRITTEN : 0), seq: extentSeq(inode) };
 }
 
 /**
