@@ -1,8 +1,9 @@
 // Extent-mapped files: the extent path (root to leaf, a buffer head at every
 // level, each node checked), shared by lookup and modification
 // (extents-write.ts), with binary search of each node in wasm over the node's
-// bytes in the folio arena. Lookups keep the last leaf of each inode decoded,
-// a small extent-status cache in front of the tree that every change drops.
+// bytes in the folio arena. An in-core inode's lookups cache the leaf they
+// read in its extent status tree, which every change updates for the range it
+// changed; a plain decoded inode (tools, tests) keeps its last leaf here.
 
 import { corrupted } from "../errors.js";
 import { extentHeader, EXTENT_MAGIC, extentTailOffset, indexAt, LeafExtent, leafAt } from "../format/extent.js";
