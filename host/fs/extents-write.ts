@@ -14,7 +14,7 @@ import { setU16, setU32, u16, u32 } from "../format/bytes.js";
 import { EXTENT_MAGIC, extentTailOffset, indexAt, leafAt, type LeafExtent } from "../format/extent.js";
 import type { Inode } from "../format/inode.js";
 import type { Handle } from "../journal/handle.js";
-import { bumpExtentSeq, extentsChanged, extentTreeChanged, type ExtPath, type ExtPathLevel, findExtent, pathNode, releasePath } from "./extents.js";
+import { extentsChanged, extentTreeChanged, type ExtPath, type ExtPathLevel, findExtent, pathNode, releasePath } from "./extents.js";
 import { ES } from "./extents-status.js";
 import { markInodeDirty } from "./inode-write.js";
 import { ALLOC, freeBlocks, goalForInode, newMetaBlock } from "./mballoc.js";
@@ -183,24 +183,20 @@ export function insertExtent(handle: Handle, fs: Ext4, inode: Inode, ex: Extent,
   if (ex.len < 1 || ex.len > (ex.unwritten ? EXT_UNWRITTEN_MAX_LEN : EXT_INIT_MAX_LEN) || ex.lblk + ex.len > EXT_MAX_BLOCKS) {
     throw new RangeError(`bad extent ${ex.lblk}+${ex.len}`);
   }
-  extentTreeChanged(inode);
-  try {
-    for (let attempt = 0; attempt <= 2 * MAX_DEPTH + 2; attempt++) {
-      const path = findExtent(fs, inode, ex.lblk);
-      try {
-        if (insertInLeaf(handle, fs, inode, path, ex, opts)) break;
-        // No room: make some (the path is stale afterwards, so walk again).
-        createNewLeaf(handle, fs, inode, path, ex, opts);
-      } finally {
-        releasePath(fs, path);
-      }
-      if (attempt === 2 * MAX_DEPTH + 2) throw new Error(`extent insert at ${ex.lblk} found no room`);
+  // The range is forgotten first: if the insert fails part-way, a lookup reads the disk.
+  extentsChanged(inode, ex.lblk, ex.len, 0, 0);
+  for (let attempt = 0; attempt <= 2 * MAX_DEPTH + 2; attempt++) {
+    const path = findExtent(fs, inode, ex.lblk);
+    try {
+      if (insertInLeaf(handle, fs, inode, path, ex, opts)) break;
+      // No room: make some (the path is stale afterwards, so walk again).
+      createNewLeaf(handle, fs, inode, path, ex, opts);
+    } finally {
+      releasePath(fs, path);
     }
-    shrinkDepth(handle, fs, inode);
-  } catch (e) {
-    bumpExtentSeq(inode); // part-way: nothing cached from disk is trusted
-    throw e;
+    if (attempt === 2 * MAX_DEPTH + 2) throw new Error(`extent insert at ${ex.lblk} found no room`);
   }
+  shrinkDepth(handle, fs, inode);
   // ext4_es_insert_extent: the new range is what changed (merging on disk moves no block).
   extentsChanged(inode, ex.lblk, ex.len, ex.pblk, ex.unwritten ? ES.UNWRITTEN : ES.WRITTEN);
 }
@@ -402,7 +398,8 @@ export function splitExtentAt(handle: Handle, fs: Ext4, inode: Inode, split: num
   } finally {
     releasePath(fs, path);
   }
-  extentTreeChanged(inode); // [split, end) is re-inserted below as it was: the mapping does not change
+  // [split, end) is forgotten until its re-insert below (which caches it again) succeeds.
+  extentsChanged(inode, split, ex.lblk + ex.len - split, 0, 0);
   const right: Extent = { lblk: split, len: ex.lblk + ex.len - split, pblk: ex.pblk + (split - ex.lblk), unwritten: ex.unwritten };
   try {
     insertExtent(handle, fs, inode, right, { ...opts, noMerge: true });
@@ -417,7 +414,7 @@ export function splitExtentAt(handle: Handle, fs: Ext4, inode: Inode, split: num
     } finally {
       releasePath(fs, back);
     }
-    bumpExtentSeq(inode);
+    extentTreeChanged(inode);
     throw e;
   }
   return true;
@@ -445,27 +442,22 @@ export function setExtentKind(handle: Handle, fs: Ext4, inode: Inode, lblk: numb
   if (unwritten) end = Math.min(end, lblk + EXT_UNWRITTEN_MAX_LEN);
   splitExtentAt(handle, fs, inode, lblk, opts);
   splitExtentAt(handle, fs, inode, end, opts);
+  const p2 = findExtent(fs, inode, lblk);
   try {
-    const p2 = findExtent(fs, inode, lblk);
-    try {
-      const L = p2.length - 1;
-      const lv = p2[L];
-      const e = leafAt(pathNode(inode, lv), lv.pos);
-      if (e.lblk !== lblk || e.len !== end - lblk) throw new Error(`extent split at ${lblk}..${end} left ${e.lblk}+${e.len}`);
-      getAccess(handle, lv);
-      const node = pathNode(inode, lv);
-      writeLeaf(node, lv.pos, { ...e, unwritten });
-      // Merging never changes a leaf's first block, so no index entry moves.
-      mergeNeighbours(node, lv.pos);
-      dirtyNode(handle, fs, inode, lv);
-    } finally {
-      releasePath(fs, p2);
-    }
-    shrinkDepth(handle, fs, inode);
-  } catch (e) {
-    bumpExtentSeq(inode);
-    throw e;
+    const L = p2.length - 1;
+    const lv = p2[L];
+    const e = leafAt(pathNode(inode, lv), lv.pos);
+    if (e.lblk !== lblk || e.len !== end - lblk) throw new Error(`extent split at ${lblk}..${end} left ${e.lblk}+${e.len}`);
+    getAccess(handle, lv);
+    const node = pathNode(inode, lv);
+    writeLeaf(node, lv.pos, { ...e, unwritten });
+    // Merging never changes a leaf's first block, so no index entry moves.
+    mergeNeighbours(node, lv.pos);
+    dirtyNode(handle, fs, inode, lv);
+  } finally {
+    releasePath(fs, p2);
   }
+  shrinkDepth(handle, fs, inode);
   extentsChanged(inode, lblk, end - lblk, ex.pblk + (lblk - ex.lblk), unwritten ? ES.UNWRITTEN : ES.WRITTEN);
   return end - lblk;
 }
@@ -485,29 +477,24 @@ export function extRemoveSpace(handle: Handle, fs: Ext4, inode: Inode, start: nu
   end = Math.min(end, EXT_MAX_BLOCKS - 1);
   // What was cached of the range goes first: a handle restart part-way may run writeback, which maps blocks.
   extentsChanged(inode, start, end - start + 1, 0, 0);
-  try {
-    if (end + 1 < EXT_MAX_BLOCKS) splitExtentAt(handle, fs, inode, end + 1, { nofail: true });
-    const part = partialClusters(fs, inode, start, end);
-    let cur = end;
-    for (;;) {
-      const credits = removeCredits(inode);
-      if (!handle.extend(credits)) handle.restart(credits);
-      const path = findExtent(fs, inode, cur);
-      let next = -1;
-      try {
-        next = removeInLeaf(handle, fs, inode, path, start, cur, part);
-      } finally {
-        releasePath(fs, path);
-      }
-      if (next < start) break;
-      cur = next;
+  if (end + 1 < EXT_MAX_BLOCKS) splitExtentAt(handle, fs, inode, end + 1, { nofail: true });
+  const part = partialClusters(fs, inode, start, end);
+  let cur = end;
+  for (;;) {
+    const credits = removeCredits(inode);
+    if (!handle.extend(credits)) handle.restart(credits);
+    const path = findExtent(fs, inode, cur);
+    let next = -1;
+    try {
+      next = removeInLeaf(handle, fs, inode, path, start, cur, part);
+    } finally {
+      releasePath(fs, path);
     }
-    shrinkDepth(handle, fs, inode);
-    markInodeDirty(handle, fs, inode);
-  } catch (e) {
-    bumpExtentSeq(inode);
-    throw e;
+    if (next < start) break;
+    cur = next;
   }
+  shrinkDepth(handle, fs, inode);
+  markInodeDirty(handle, fs, inode);
   // The whole range is a hole now (its delayed extents, if any, are the caller's: esRemoveExtent).
   extentsChanged(inode, start, end - start + 1, 0, ES.HOLE);
 }

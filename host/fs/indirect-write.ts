@@ -8,7 +8,7 @@ import { corrupted, Ext4Error } from "../errors.js";
 import { setU32, u32 } from "../format/bytes.js";
 import type { Inode } from "../format/inode.js";
 import type { Handle } from "../journal/handle.js";
-import { bumpExtentSeq, extentSeq, extentsChanged } from "./extents.js";
+import { extentSeq, extentsChanged } from "./extents.js";
 import { ES } from "./extents-status.js";
 import { markInodeDirty } from "./inode-write.js";
 import { ALLOC, freeBlocks, goalForInode, newBlocks } from "./mballoc.js";
@@ -133,6 +133,7 @@ export function indMapBlocksCreate(handle: Handle, fs: Ext4, inode: Inode, map: 
     count = n;
   }
   const top = chain[chain.length - 1];
+  extentsChanged(inode, lblk, count, 0, 0); // forgotten until spliced in: a failure part-way leaves no stale hole
   let goal = findNear(fs, inode, top, lblk);
   const ind: number[] = [];
   let data: { pblk: number; len: number };
@@ -184,35 +185,30 @@ export function indRemoveSpace(handle: Handle, fs: Ext4, inode: Inode, start: nu
   if (end < start) return;
   // What was cached of the range goes first: freeing part-way may restart the handle, which may run writeback.
   extentsChanged(inode, start, end - start + 1, 0, 0);
-  try {
-    const frees = new RunFreer(handle, fs, inode);
-    // Direct blocks.
-    let changed = false;
-    for (let s = Math.max(start, 0); s <= Math.min(end, DIRECT - 1); s++) {
-      const v = checkPtr(fs, inode, u32(inode.iBlock, s * 4), undefined);
-      if (v) { frees.add(v); setU32(inode.iBlock, s * 4, 0); changed = true; }
-    }
-    // The three trees: [base, base + span) each.
-    let base = DIRECT;
-    for (let level = 1; level <= 3; level++) {
-      const span = per ** level;
-      if (end >= base && start < base + span) {
-        const slot = 11 + level;
-        const v = checkPtr(fs, inode, u32(inode.iBlock, slot * 4), undefined);
-        if (v && freeSubtree(handle, fs, inode, v, level, base, Math.max(start, base) - base, Math.min(end, base + span - 1) - base, frees)) {
-          setU32(inode.iBlock, slot * 4, 0);
-          changed = true;
-        }
-      }
-      base += span;
-    }
-    frees.flush();
-    if (changed) markInodeDirty(handle, fs, inode);
-    markInodeDirty(handle, fs, inode);
-  } catch (e) {
-    bumpExtentSeq(inode); // part-way: nothing cached from disk is trusted
-    throw e;
+  const frees = new RunFreer(handle, fs, inode);
+  // Direct blocks.
+  let changed = false;
+  for (let s = Math.max(start, 0); s <= Math.min(end, DIRECT - 1); s++) {
+    const v = checkPtr(fs, inode, u32(inode.iBlock, s * 4), undefined);
+    if (v) { frees.add(v); setU32(inode.iBlock, s * 4, 0); changed = true; }
   }
+  // The three trees: [base, base + span) each.
+  let base = DIRECT;
+  for (let level = 1; level <= 3; level++) {
+    const span = per ** level;
+    if (end >= base && start < base + span) {
+      const slot = 11 + level;
+      const v = checkPtr(fs, inode, u32(inode.iBlock, slot * 4), undefined);
+      if (v && freeSubtree(handle, fs, inode, v, level, base, Math.max(start, base) - base, Math.min(end, base + span - 1) - base, frees)) {
+        setU32(inode.iBlock, slot * 4, 0);
+        changed = true;
+      }
+    }
+    base += span;
+  }
+  frees.flush();
+  if (changed) markInodeDirty(handle, fs, inode);
+  markInodeDirty(handle, fs, inode);
   extentsChanged(inode, start, end - start + 1, 0, ES.HOLE);
 }
 
