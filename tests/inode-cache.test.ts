@@ -34,6 +34,10 @@ beforeAll(() => {
   fs.writeFileSync(path.join(tree, "a"), "hello");
   const big = Buffer.alloc(2 << 20, 1);
   fs.writeFileSync(path.join(tree, "big"), big);
+  // 12 one-block runs with holes between: 12 extents, more than the root holds, so one leaf block.
+  const fd = fs.openSync(path.join(tree, "sparse"), "w");
+  for (let k = 0; k < 12; k++) fs.writeSync(fd, Buffer.alloc(4096, k + 1), 0, 4096, k * 2 * 4096);
+  fs.closeSync(fd);
   img = path.join(work, "base.img");
   const r = runSync("mkfs.ext4", ["-q", "-F", "-O", "^has_journal", "-b", "4096", "-d", tree, img, "32M"], { env: mkfsEnv(work) });
   expect(r.code, r.stderr).toBe(0);
@@ -165,6 +169,26 @@ d("in-core inode cache", () => {
       expect(inode.es.seq).toBe(seq);
       f.iput(inode);
       expect(Buffer.compare(vol.readFileSync("/big") as Buffer, Buffer.alloc(2 << 20, 1))).toBe(0);
+    } finally {
+      vol.unmount();
+    }
+  });
+
+  it("caches a whole leaf read from disk, its extents and the holes between them (ext4_cache_extents), without changing seq", () => {
+    const vol = mount(copy("leaf.img"), { readOnly: true });
+    try {
+      const f = fsOf(vol);
+      const inode = f.iget(vol.statSync("/sparse").ino);
+      expect(inode.iBlock[6], "a leaf below the root").toBe(1);
+      const seq = inode.es.seq;
+      expect(f.mapBlocks(inode, 0, 1)).toMatchObject({ lblk: 0, len: 1 });
+      expect(inode.es.seq).toBe(seq);
+      const ex = inode.es.extents();
+      expect(ex.filter((e) => e.status === ES.WRITTEN).map((e) => e.lblk)).toEqual(Array.from({ length: 12 }, (_, k) => 2 * k));
+      expect(ex.filter((e) => e.status === ES.HOLE).map((e) => [e.lblk, e.len])).toEqual(Array.from({ length: 11 }, (_, k) => [2 * k + 1, 1]));
+      // Every later lookup in the leaf answers from the tree, as the disk would.
+      for (let b = 0; b < 24; b++) expect(f.mapBlocks(inode, b, 1)).toEqual(extentMapBlocks(f, { ...inode }, b, 1));
+      f.iput(inode);
     } finally {
       vol.unmount();
     }

@@ -37,6 +37,17 @@ export class LruMap<K, V> {
 
   has(key: K): boolean { return this.slotOf.has(key); }
 
+  /** The value without making it most recently used; undefined if absent. */
+  peek(key: K): V | undefined {
+    const s = this.slotOf.get(key);
+    return s === undefined ? undefined : this.vals[s];
+  }
+
+  /** Calls `fn` with every value, in no particular order. */
+  forEach(fn: (value: V, key: K) => void): void {
+    for (let s = 0; s < this.used; s++) fn(this.vals[s]!, this.keys[s]!);
+  }
+
   /** Sets the value (most recently used), evicting the least recently used entry if full. */
   set(key: K, value: V): void {
     let s = this.slotOf.get(key);

@@ -63,6 +63,10 @@ export class ExtentStatusTree {
   private reclaimable = 0;
   /** ext4_es_tree.cache_es: the last extent found, tried before the search. */
   private last = -1;
+  /** The shrinker's list of trees holding reclaimable extents (i_es_list): neighbours, and whether on it. */
+  esPrev: ExtentStatusTree | undefined = undefined;
+  esNext: ExtentStatusTree | undefined = undefined;
+  onEsList = false;
 
   constructor(private readonly shrinker?: EsShrinker) {}
 
@@ -72,6 +76,8 @@ export class ExtentStatusTree {
   get delayedBlocks(): number { return this.delayed; }
   /** Extents the shrinker may drop. */
   get reclaimableCount(): number { return this.reclaimable; }
+  /** The mount's cap on cached extents (the shrinker's), for callers sizing what they cache. */
+  get cap(): number { return this.shrinker?.cap ?? Infinity; }
 
   /** Index of the first extent ending after `lblk` (ex.length if none). */
   private firstEndingAfter(lblk: number): number {
@@ -162,6 +168,39 @@ export class ExtentStatusTree {
     this.shrinker?.balance(this);
   }
 
+  /**
+   * The on-disk mapping of [lblk, lblk+len) changed (the es updates of
+   * ext4_map_blocks and the extent code): its non-delayed parts now say
+   * `status` (WRITTEN or UNWRITTEN from `pblk` on, or HOLE), or are forgotten
+   * (status 0). Delayed extents in the range stay as they are: they are the
+   * write path's own record, turned into allocations or dropped by it, with
+   * their reservations. `seq` moves on.
+   */
+  diskChanged(lblk: number, len: number, pblk: number, status: number): void {
+    checkRange(lblk, len);
+    if (status !== 0 && status !== ES.WRITTEN && status !== ES.UNWRITTEN && status !== ES.HOLE) {
+      throw new RangeError(`extent status ${status} is not a disk mapping`);
+    }
+    const end = lblk + len;
+    let at = lblk;
+    while (at < end) {
+      const d = this.findExtentRange(ES.DELAYED, at, end - 1);
+      const stop = d ? Math.max(at, d.lblk) : end;
+      if (stop > at) {
+        const p = status & ES_MAPPED ? pblk + (at - lblk) : 0;
+        this.replace(at, stop - at, status ? node(at, stop - at, p, status) : undefined);
+      }
+      if (!d) break;
+      at = d.lblk + d.len;
+    }
+    this.seq++;
+  }
+
+  /** The on-disk tree changed without changing the mapping (a split, a level gained or lost): only `seq` moves on. */
+  treeChanged(): void {
+    this.seq++;
+  }
+
   /** ext4_es_remove_extent: forgets [lblk, lblk+len). Returns the delayed blocks removed. */
   remove(lblk: number, len: number): number {
     checkRange(lblk, len);
@@ -249,7 +288,9 @@ export class ExtentStatusTree {
       n++;
       if (e.status & ES.DELAYED) dDelayed += e.len; else dReclaim++;
     }
-    if (n === 1 && j === ex.length && i === j) {
+    if (n === 1 && ex.length === 0) {
+      this.ex = [(left ?? add ?? right)!]; // a first extent: an array of one, not push's seventeen slots (one per cached inode)
+    } else if (n === 1 && j === ex.length && i === j) {
       ex.push((left ?? add ?? right)!); // appending: the common case as a file grows
     } else if (n === j - i) {
       let k = i;
@@ -278,10 +319,13 @@ export class ExtentStatusTree {
  * The mount's cap on cached non-delayed extents (ext4_es_scan, the shrinker):
  * past `cap`, trees are scanned round-robin, oldest registered first, and
  * their unreferenced cached extents dropped until the count is back under
- * seven eighths of the cap. Delayed extents are never dropped.
+ * seven eighths of the cap. Delayed extents are never dropped. Trees with
+ * reclaimable extents are on an intrusive list (s_es_list), so joining and
+ * leaving it, once per inode a walk maps, allocates nothing.
  */
 export class EsShrinker {
-  private readonly trees = new Set<ExtentStatusTree>();
+  private head: ExtentStatusTree | undefined = undefined;
+  private tail: ExtentStatusTree | undefined = undefined;
   private total = 0;
   /** Extents dropped so far (statistics, tests). */
   reclaimed = 0;
@@ -292,8 +336,11 @@ export class EsShrinker {
 
   adjust(tree: ExtentStatusTree, delta: number): void {
     this.total += delta;
-    if (tree.reclaimableCount > 0) this.trees.add(tree);
-    else this.trees.delete(tree);
+    if (tree.reclaimableCount > 0) {
+      if (!tree.onEsList) this.append(tree);
+    } else if (tree.onEsList) {
+      this.unlink(tree);
+    }
   }
 
   /** Called after caching: shrinks the other trees first, `current` last. */
@@ -301,25 +348,54 @@ export class EsShrinker {
     if (this.total <= this.cap) return;
     const target = Math.floor((this.cap * 7) / 8);
     for (let pass = 0; pass < 3 && this.total > target; pass++) {
-      for (const t of [...this.trees]) {
-        if (this.total <= target) break;
-        if (t === current && pass < 2) continue;
-        // Round-robin: a scanned tree goes to the back of the list.
-        this.trees.delete(t);
-        this.reclaimed += t.shrink(pass === 2);
-        if (t.reclaimableCount > 0) this.trees.add(t);
+      // One round over the trees listed now; a scanned tree goes to the back (round-robin).
+      let n = this.length();
+      for (let t = this.head; t && n > 0 && this.total > target; n--) {
+        const next = t.esNext;
+        if (t !== current || pass >= 2) {
+          this.unlink(t);
+          this.reclaimed += t.shrink(pass === 2);
+          if (t.reclaimableCount > 0 && !t.onEsList) this.append(t);
+        }
+        t = next;
       }
     }
   }
 
   forget(tree: ExtentStatusTree): void {
     tree.clear();
-    this.trees.delete(tree);
+    if (tree.onEsList) this.unlink(tree);
   }
 
   clear(): void {
-    for (const t of [...this.trees]) t.shrink(true);
-    this.trees.clear();
+    for (let t = this.head; t; ) {
+      const next = t.esNext;
+      this.unlink(t);
+      t.shrink(true);
+      t = next;
+    }
+    this.head = this.tail = undefined;
     this.total = 0;
+  }
+
+  private length(): number {
+    let n = 0;
+    for (let t = this.head; t; t = t.esNext) n++;
+    return n;
+  }
+
+  private append(t: ExtentStatusTree): void {
+    t.onEsList = true;
+    t.esPrev = this.tail;
+    t.esNext = undefined;
+    if (this.tail) this.tail.esNext = t; else this.head = t;
+    this.tail = t;
+  }
+
+  private unlink(t: ExtentStatusTree): void {
+    if (t.esPrev) t.esPrev.esNext = t.esNext; else this.head = t.esNext;
+    if (t.esNext) t.esNext.esPrev = t.esPrev; else this.tail = t.esPrev;
+    t.esPrev = t.esNext = undefined;
+    t.onEsList = false;
   }
 }

@@ -15,7 +15,8 @@ import { setU16, setU32, u16, u32 } from "../format/bytes.js";
 import { EXTENT_MAGIC, extentTailOffset, indexAt, leafAt, type LeafExtent } from "../format/extent.js";
 import type { Inode } from "../format/inode.js";
 import type { Handle } from "../journal/handle.js";
-import { bumpExtentSeq, type ExtPath, type ExtPathLevel, findExtent, pathNode, releasePath } from "./extents.js";
+import { extentsChanged, extentTreeChanged, type ExtPath, type ExtPathLevel, findExtent, pathNode, releasePath } from "./extents.js";
+import { ES } from "./extents-status.js";
 import { markInodeDirty } from "./inode-write.js";
 import { ALLOC, defaultFreeFlags, freeBlocks, goalForInode, newMetaBlock } from "./mballoc.js";
 import type { Ext4 } from "./super.js";
@@ -183,7 +184,8 @@ export function insertExtent(handle: Handle, fs: Ext4, inode: Inode, ex: Extent,
   if (ex.len < 1 || ex.len > (ex.unwritten ? EXT_UNWRITTEN_MAX_LEN : EXT_INIT_MAX_LEN) || ex.lblk + ex.len > EXT_MAX_BLOCKS) {
     throw new RangeError(`bad extent ${ex.lblk}+${ex.len}`);
   }
-  bumpExtentSeq(inode);
+  // The range is forgotten first: if the insert fails part-way, a lookup reads the disk.
+  extentsChanged(inode, ex.lblk, ex.len, 0, 0);
   for (let attempt = 0; attempt <= 2 * MAX_DEPTH + 2; attempt++) {
     const path = findExtent(fs, inode, ex.lblk);
     try {
@@ -196,7 +198,8 @@ export function insertExtent(handle: Handle, fs: Ext4, inode: Inode, ex: Extent,
     if (attempt === 2 * MAX_DEPTH + 2) throw new Error(`extent insert at ${ex.lblk} found no room`);
   }
   shrinkDepth(handle, fs, inode);
-  bumpExtentSeq(inode);
+  // ext4_es_insert_extent: the new range is what changed (merging on disk moves no block).
+  extentsChanged(inode, ex.lblk, ex.len, ex.pblk, ex.unwritten ? ES.UNWRITTEN : ES.WRITTEN);
 }
 
 function insertInLeaf(handle: Handle, fs: Ext4, inode: Inode, path: ExtPath, ex: Extent, opts: { noMerge?: boolean }): boolean {
@@ -371,7 +374,7 @@ function shrinkDepth(handle: Handle, fs: Ext4, inode: Inode): void {
     setU16(root, 2, bytes.length / 12);
     freeBlocks(handle, fs, inode, child, 1, { metadata: true });
     markInodeDirty(handle, fs, inode);
-    bumpExtentSeq(inode);
+    extentTreeChanged(inode);
   }
 }
 
@@ -396,7 +399,8 @@ export function splitExtentAt(handle: Handle, fs: Ext4, inode: Inode, split: num
   } finally {
     releasePath(fs, path);
   }
-  bumpExtentSeq(inode);
+  // [split, end) is forgotten until its re-insert below (which caches it again) succeeds.
+  extentsChanged(inode, split, ex.lblk + ex.len - split, 0, 0);
   const right: Extent = { lblk: split, len: ex.lblk + ex.len - split, pblk: ex.pblk + (split - ex.lblk), unwritten: ex.unwritten };
   try {
     insertExtent(handle, fs, inode, right, { ...opts, noMerge: true });
@@ -411,7 +415,7 @@ export function splitExtentAt(handle: Handle, fs: Ext4, inode: Inode, split: num
     } finally {
       releasePath(fs, back);
     }
-    bumpExtentSeq(inode);
+    extentTreeChanged(inode);
     throw e;
   }
   return true;
@@ -455,7 +459,7 @@ export function setExtentKind(handle: Handle, fs: Ext4, inode: Inode, lblk: numb
     releasePath(fs, p2);
   }
   shrinkDepth(handle, fs, inode);
-  bumpExtentSeq(inode);
+  extentsChanged(inode, lblk, end - lblk, ex.pblk + (lblk - ex.lblk), unwritten ? ES.UNWRITTEN : ES.WRITTEN);
   return end - lblk;
 }
 
@@ -477,7 +481,8 @@ export function extRemoveSpace(handle: Handle, fs: Ext4, inode: Inode, start: nu
 function removeSpace(handle: Handle, fs: Ext4, inode: Inode, start: number, end: number): void {
   if (end < start) return;
   end = Math.min(end, EXT_MAX_BLOCKS - 1);
-  bumpExtentSeq(inode);
+  // What was cached of the range goes first: a handle restart part-way may run writeback, which maps blocks.
+  extentsChanged(inode, start, end - start + 1, 0, 0);
   if (end + 1 < EXT_MAX_BLOCKS) splitExtentAt(handle, fs, inode, end + 1, { nofail: true });
   const part = partialClusters(fs, inode, start, end);
   let cur = end;
@@ -501,7 +506,8 @@ function removeSpace(handle: Handle, fs: Ext4, inode: Inode, start: number, end:
   }
   shrinkDepth(handle, fs, inode);
   markInodeDirty(handle, fs, inode);
-  bumpExtentSeq(inode);
+  // The whole range is a hole now (its delayed extents, if any, are the caller's: esRemoveExtent).
+  extentsChanged(inode, start, end - start + 1, 0, ES.HOLE);
 }
 
 /** Blocks one removal step may dirty besides the data frees: the path, nodes freed up the tree with their bitmaps and descriptors, the inode. */
@@ -572,7 +578,7 @@ function removeInLeaf(handle: Handle, fs: Ext4, inode: Inode, path: ExtPath, sta
     }
   }
   for (const [lblk, pblk, len] of frees) freeData(handle, fs, inode, lblk, pblk, len, part);
-  bumpExtentSeq(inode);
+  extentTreeChanged(inode);
   // Stopped inside this leaf: done. Else everything here up to cur went; go on left of it.
   if (stopped || removed === 0) return -1;
   return lowest - 1;

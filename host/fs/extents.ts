@@ -1,14 +1,16 @@
 // Extent-mapped files: the extent path (root to leaf, a buffer head at every
 // level, each node checked), shared by lookup and modification
 // (extents-write.ts), with binary search of each node in wasm over the node's
-// bytes in the folio arena. Lookups keep the last leaf of each inode decoded,
-// a small extent-status cache in front of the tree that every change drops.
+// bytes in the folio arena. An in-core inode's lookups cache the leaf they
+// read in its extent status tree, which every change updates for the range it
+// changed; a plain decoded inode (tools, tests) keeps its last leaf here.
 
 import { corrupted } from "../errors.js";
 import { extentHeader, EXTENT_MAGIC, extentTailOffset, indexAt, LeafExtent, leafAt } from "../format/extent.js";
 import { u16, u32 } from "../format/bytes.js";
 import type { Inode } from "../format/inode.js";
 import { BH, type BufferHead } from "../cache/buffer-head.js";
+import { ES, EXT_MAX_BLOCKS } from "./extents-status.js";
 import { Ext4Inode } from "./inode.js";
 import { BlockMapping, MapKind } from "./mapping.js";
 import type { Ext4 } from "./super.js";
@@ -22,12 +24,41 @@ interface LeafCache { start: number; end: number; extents: LeafExtent[] }
 const leafCache = new WeakMap<Inode, LeafCache>();
 
 export function extentMapBlocks(fs: Ext4, inode: Inode, lblk: number, maxLen: number): BlockMapping {
+  if (inode instanceof Ext4Inode) {
+    // The in-core inode's cache is its extent status tree: the whole leaf goes there (ext4_cache_extents), no second copy here.
+    const leaf = loadLeaf(fs, inode, lblk);
+    const m = answer(fs, inode, leaf, lblk, maxLen);
+    cacheLeaf(inode, leaf, m);
+    return m;
+  }
   let leaf = leafCache.get(inode);
   if (!leaf || lblk < leaf.start || lblk >= leaf.end) {
     leaf = loadLeaf(fs, inode, lblk);
     leafCache.set(inode, leaf);
   }
   return answer(fs, inode, leaf, lblk, maxLen);
+}
+
+/**
+ * ext4_cache_extents: every extent of a leaf just read, and the holes between
+ * them, recorded in the status tree where nothing is known yet (cached, so
+ * `seq` stays), with the hole `m` answered if it was one.
+ */
+function cacheLeaf(inode: Ext4Inode, leaf: LeafCache, m: BlockMapping): void {
+  const es = inode.es;
+  // A leaf that would take a large share of the mount's cap (at most 340 extents, a 4 KiB leaf; the cap is 1024 or
+  // more) caches only the answer, so the shrinker never drops a leaf as it is being read.
+  if (leaf.extents.length * 16 > es.cap) {
+    if (m.lblk + m.len <= EXT_MAX_BLOCKS) es.cache(m.lblk, m.len, m.pblk, m.kind === MapKind.Mapped ? ES.WRITTEN : m.kind === MapKind.Unwritten ? ES.UNWRITTEN : ES.HOLE);
+    return;
+  }
+  let prev = -1;
+  for (const e of leaf.extents) {
+    if (prev >= 0 && e.lblk > prev) es.cache(prev, e.lblk - prev, 0, ES.HOLE);
+    es.cache(e.lblk, e.len, e.pblk, e.unwritten ? ES.UNWRITTEN : ES.WRITTEN);
+    prev = e.lblk + e.len;
+  }
+  if (m.kind === MapKind.Hole && m.lblk + m.len <= EXT_MAX_BLOCKS) es.cache(m.lblk, m.len, 0, ES.HOLE);
 }
 
 // ---- the mapping's sequence: the extent status tree's seq ----
@@ -41,10 +72,10 @@ export function extentSeq(inode: Inode): number {
 }
 
 /**
- * The inode's mapping changed: forget its cached leaf and what the extent
- * status tree cached from disk (the read path's mapBlocks answers from it
- * first), which moves the sequence on. Delayed extents are the tree's own
- * truth, not a copy of the disk, and stay. Every tree change calls it.
+ * The inode's mapping changed in a way not told range by range (an error
+ * part-way through a change): forget its cached leaf and everything the
+ * extent status tree cached from disk, which moves the sequence on. Delayed
+ * extents are the tree's own truth, not a copy of the disk, and stay.
  */
 export function bumpExtentSeq(inode: Inode): number {
   leafCache.delete(inode);
@@ -57,6 +88,31 @@ export function bumpExtentSeq(inode: Inode): number {
   const s = (seqs.get(inode) ?? 0) + 1;
   seqs.set(inode, s);
   return s;
+}
+
+/**
+ * Logical blocks [lblk, lblk+len) now map as `status` says (ES.WRITTEN or
+ * ES.UNWRITTEN from `pblk`, ES.HOLE): the extent status tree takes that range
+ * (its delayed extents kept), as the kernel's ext4_es_insert_extent after an
+ * allocation or conversion, and the sequence moves on. Every change site
+ * calls this (or extentTreeChanged) instead of dropping the whole cache.
+ */
+export function extentsChanged(inode: Inode, lblk: number, len: number, pblk: number, status: number): number {
+  leafCache.delete(inode);
+  if (!(inode instanceof Ext4Inode)) return bumpExtentSeq(inode);
+  const es = inode.es;
+  const end = Math.min(lblk + len, EXT_MAX_BLOCKS);
+  if (end > lblk) es.diskChanged(lblk, end - lblk, pblk, status);
+  else es.treeChanged();
+  return es.seq;
+}
+
+/** The on-disk tree changed shape, the mapping did not (split, depth change): the sequence moves on, the cache stays. */
+export function extentTreeChanged(inode: Inode): number {
+  leafCache.delete(inode);
+  if (!(inode instanceof Ext4Inode)) return bumpExtentSeq(inode);
+  inode.es.treeChanged();
+  return inode.es.seq;
 }
 
 function answer(fs: Ext4, inode: Inode, leaf: LeafCache, lblk: number, maxLen: number): BlockMapping {

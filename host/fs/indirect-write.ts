@@ -9,7 +9,8 @@ import { ext4Error } from "./ext4-error.js";
 import { setU32, u32 } from "../format/bytes.js";
 import type { Inode } from "../format/inode.js";
 import type { Handle } from "../journal/handle.js";
-import { bumpExtentSeq, extentSeq } from "./extents.js";
+import { extentSeq, extentsChanged } from "./extents.js";
+import { ES } from "./extents-status.js";
 import { markInodeDirty } from "./inode-write.js";
 import { ALLOC, defaultFreeFlags, freeBlocks, goalForInode, newBlocks } from "./mballoc.js";
 import type { Ext4 } from "./super.js";
@@ -133,6 +134,7 @@ export function indMapBlocksCreate(handle: Handle, fs: Ext4, inode: Inode, map: 
     count = n;
   }
   const top = chain[chain.length - 1];
+  extentsChanged(inode, lblk, count, 0, 0); // forgotten until spliced in: a failure part-way leaves no stale hole
   let goal = findNear(fs, inode, top, lblk);
   const ind: number[] = [];
   let data: { pblk: number; len: number };
@@ -168,7 +170,7 @@ export function indMapBlocksCreate(handle: Handle, fs: Ext4, inode: Inode, map: 
   const runs = missingInd > 0 ? [ind[0]] : Array.from({ length: data.len }, (_, k) => data.pblk + k);
   setPointer(handle, fs, inode, top.container, top.offset, runs);
   markInodeDirty(handle, fs, inode);
-  const seq = bumpExtentSeq(inode);
+  const seq = extentsChanged(inode, lblk, data.len, data.pblk, ES.WRITTEN);
   return { lblk, len: data.len, pblk: data.pblk, flags: MAP_NEW | MAP_MAPPED | (last + data.len >= final ? MAP_BOUNDARY : 0), seq };
 }
 
@@ -186,7 +188,8 @@ export function indRemoveSpace(handle: Handle, fs: Ext4, inode: Inode, start: nu
   const maxBlocks = DIRECT + per + per * per + per * per * per;
   end = Math.min(end, maxBlocks - 1);
   if (end < start) return;
-  bumpExtentSeq(inode);
+  // What was cached of the range goes first: freeing part-way may restart the handle, which may run writeback.
+  extentsChanged(inode, start, end - start + 1, 0, 0);
   // Direct blocks.
   const direct = new RunFreer(handle, fs, inode, (slots) => {
     for (const k of slots) setU32(inode.iBlock, k * 4, 0);
@@ -212,7 +215,7 @@ export function indRemoveSpace(handle: Handle, fs: Ext4, inode: Inode, start: nu
     base += span;
   }
   markInodeDirty(handle, fs, inode);
-  bumpExtentSeq(inode);
+  extentsChanged(inode, start, end - start + 1, 0, ES.HOLE);
 }
 
 /**

@@ -171,11 +171,19 @@ export function setInodeSize(inode: Ext4Inode, size: number): void {
 /**
  * The inode cache (the inode hash + LRU of fs/inode.c). `load` reads an inode
  * from its table; the cache never calls it for an inode it already has.
+ *
+ * Every cached inode is in exactly one of two places. The LRU holds the
+ * recently used ones, referenced or not: as the kernel's inode LRU it is kept
+ * lazily, so iget and iput of an inode in it only touch its recency (a walk
+ * that opens each file once moves no entry between maps). When the LRU
+ * pushes an inode out, a pinned one (referenced, dirty, delayed data) moves to
+ * `busy` instead of being dropped, and goes back to the LRU when its last pin
+ * goes.
  */
 export class InodeCache {
-  /** Referenced or otherwise pinned inodes. */
+  /** Pinned inodes the LRU pushed out (and new ones, referenced from the start). */
   private readonly busy = new Map<number, Ext4Inode>();
-  /** Idle inodes, least recently used evicted first. */
+  /** Recently used inodes, least recently used pushed out first. */
   private readonly idle: LruMap<number, Ext4Inode>;
   /**
    * ext4_evict_inode for the final iput of an inode without links (iput_final:
@@ -189,12 +197,7 @@ export class InodeCache {
 
   /** iget: the inode, referenced. */
   iget(ino: number): Ext4Inode {
-    let inode = this.busy.get(ino);
-    if (!inode) {
-      inode = this.idle.get(ino) ?? this.load(ino);
-      this.idle.delete(ino);
-      this.busy.set(ino, inode);
-    }
+    const inode = this.busy.get(ino) ?? this.idle.get(ino) ?? this.loadNew(ino);
     inode.count++;
     return inode;
   }
@@ -219,12 +222,7 @@ export class InodeCache {
    * path's lookups): it may be evicted once nothing references it.
    */
   peekOrLoad(ino: number): Ext4Inode {
-    const b = this.busy.get(ino) ?? this.idle.get(ino);
-    if (b) return b;
-    const inode = this.load(ino);
-    if (inode.pinned) this.busy.set(ino, inode);
-    else this.idle.set(ino, inode);
-    return inode;
+    return this.busy.get(ino) ?? this.idle.get(ino) ?? this.loadNew(ino);
   }
 
   /**
@@ -237,19 +235,20 @@ export class InodeCache {
     const cur = this.cached(inode.ino);
     if (cur === inode) return;
     if (cur) throw new Error(`inode ${inode.ino} changed through a stale in-core object (evicted while unreferenced): hold it with iget`);
-    if (inode.pinned) this.busy.set(inode.ino, inode);
-    else this.idle.set(inode.ino, inode);
+    this.idle.set(inode.ino, inode);
   }
 
   /** Re-files an inode whose pins changed (after markInodeDirty, writeback, a reservation released). */
   settle(inode: Ext4Inode): void {
     if (inode.state & STATE.FREED) return;
-    const cur = this.cached(inode.ino);
+    // In the LRU, pinned or not, it stays: eviction looks at its pins then.
+    if (this.idle.has(inode.ino)) return;
+    const cur = this.busy.get(inode.ino);
     if (cur !== undefined && cur !== inode) return;
     if (inode.pinned) {
-      this.idle.delete(inode.ino);
-      this.busy.set(inode.ino, inode);
-    } else if (this.busy.delete(inode.ino) || cur === undefined) {
+      if (cur === undefined) this.busy.set(inode.ino, inode);
+    } else {
+      if (cur !== undefined) this.busy.delete(inode.ino);
       this.idle.set(inode.ino, inode);
     }
   }
@@ -269,35 +268,49 @@ export class InodeCache {
   /** Drops an inode from the cache for good (it was freed). */
   forget(inode: Ext4Inode): void {
     if (this.busy.get(inode.ino) === inode) this.busy.delete(inode.ino);
-    if (this.idle.has(inode.ino) && this.idle.get(inode.ino) === inode) this.idle.delete(inode.ino);
+    if (this.idle.has(inode.ino) && this.idle.peek(inode.ino) === inode) this.idle.delete(inode.ino);
     inode.dropAllExtents();
   }
 
   /** The cached object of `ino` if any, without loading or referencing. */
   cached(ino: number): Ext4Inode | undefined {
-    return this.busy.get(ino) ?? (this.idle.has(ino) ? this.idle.get(ino) : undefined);
+    return this.busy.get(ino) ?? this.idle.peek(ino);
   }
 
-  /** The referenced or pinned inodes (unmount's look for unlinked ones still held). */
+  /** The referenced or pinned inodes, wherever they are kept (unmount's look for unlinked ones still held). */
   busyInodes(): Ext4Inode[] {
-    return [...this.busy.values()];
+    const out = [...this.busy.values()];
+    this.idle.forEach((i) => { if (i.pinned) out.push(i); });
+    return out;
   }
 
+  /** Pinned (busy) and unpinned (idle) inodes cached. */
   get stats(): { busy: number; idle: number } {
-    return { busy: this.busy.size, idle: this.idle.size };
+    let pinnedInLru = 0;
+    this.idle.forEach((i) => { if (i.pinned) pinnedInLru++; });
+    return { busy: this.busy.size + pinnedInLru, idle: this.idle.size - pinnedInLru };
   }
 
   /** Everything forgotten (journal replay changed the device under the cache). */
   clear(): void {
-    for (const i of this.busy.values()) {
+    const check = (i: Ext4Inode) => {
       if (i.dirty || i.dirtyFolios > 0 || i.delayedBlocks > 0) throw new Error(`dropping the inode cache with inode ${i.ino} dirty`);
-    }
+    };
+    this.busy.forEach(check);
+    this.idle.forEach(check);
     this.busy.clear();
     this.idle.clear();
   }
 
-  /** Left the LRU: its cached (non-delayed) extents go; the object may live on with whoever holds it. */
+  private loadNew(ino: number): Ext4Inode {
+    const inode = this.load(ino);
+    this.idle.set(ino, inode);
+    return inode;
+  }
+
+  /** Pushed out of the LRU: a pinned inode stays cached in busy; an idle one's cached (non-delayed) extents go, the object may live on with whoever holds it. */
   private evicted(inode: Ext4Inode): void {
-    inode.dropCachedExtents();
+    if (inode.pinned) this.busy.set(inode.ino, inode);
+    else inode.dropCachedExtents();
   }
 }

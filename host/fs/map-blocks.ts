@@ -8,7 +8,7 @@ import { Ext4Error } from "../errors.js";
 import { onCorruption } from "./ext4-error.js";
 import { type Inode, INODE_FLAGS } from "../format/inode.js";
 import type { Handle } from "../journal/handle.js";
-import { bumpExtentSeq, extentSeq } from "./extents.js";
+import { extentSeq } from "./extents.js";
 import { anyMapped, EXT_INIT_MAX_LEN, EXT_MAX_BLOCKS, EXT_UNWRITTEN_MAX_LEN, extRemoveSpace, insertExtent, setExtentKind } from "./extents-write.js";
 import { indBoundary, indMapBlocksCreate, indRemoveSpace } from "./indirect-write.js";
 import { markInodeDirty } from "./inode-write.js";
@@ -138,7 +138,7 @@ function mapBlocks(handle: Handle | undefined, fs: Ext4, inode: Inode, map: MapR
     if (implied) {
       insertExtent(h, fs, inode, { lblk, len: implied.len, pblk: implied.pblk, unwritten }, opts);
       markInodeDirty(h, fs, inode);
-      return { lblk, len: implied.len, pblk: implied.pblk, flags: MAP.NEW | MAP.MAPPED | (unwritten ? MAP.UNWRITTEN : 0), seq: bumpExtentSeq(inode) };
+      return { lblk, len: implied.len, pblk: implied.pblk, flags: MAP.NEW | MAP.MAPPED | (unwritten ? MAP.UNWRITTEN : 0), seq: extentSeq(inode) };
     }
     // Nor may the new run reach into the cluster of the blocks mapped after the hole.
     const after = lblk + want;
@@ -167,7 +167,7 @@ function mapBlocks(handle: Handle | undefined, fs: Ext4, inode: Inode, map: MapR
     }
   }
   markInodeDirty(h, fs, inode);
-  return { lblk, len: want, pblk, flags: MAP.NEW | MAP.MAPPED | (unwritten ? MAP.UNWRITTEN : 0), seq: bumpExtentSeq(inode) };
+  return { lblk, len: want, pblk, flags: MAP.NEW | MAP.MAPPED | (unwritten ? MAP.UNWRITTEN : 0), seq: extentSeq(inode) };
 }
 
 /**
