@@ -15,8 +15,10 @@ import { lookup } from "../host/fs/dir.js";
 import type { Ext4 } from "../host/fs/super.js";
 import { ext4Create, ext4Link, ext4Mkdir, ext4Mknod, ext4Rename, ext4Rmdir, ext4Symlink, ext4Unlink } from "../host/fs/namei-ops.js";
 import { isOrphan } from "../host/fs/orphan.js";
+import { ext4MapBlocks, GET_BLOCKS } from "../host/fs/map-blocks.js";
+import { markInodeDirty } from "../host/fs/inode-write.js";
 import { readDotDot } from "../host/fs/namei.js";
-import type { Ext4Inode } from "../host/fs/inode.js";
+import { type Ext4Inode, setInodeSize } from "../host/fs/inode.js";
 import { INODE_FLAGS, S_IFBLK, S_IFCHR, S_IFDIR } from "../host/format/inode.js";
 import { missingTools, runSync } from "./helpers/exec.js";
 import { mkfsEnv } from "./helpers/images.js";
@@ -279,19 +281,27 @@ d("namei-ops: a crash after unlink and rmdir of held inodes", () => {
 
 d("namei-ops: ENOSPC", () => {
   it.each([["journal", []], ["nojournal", ["-O", "^has_journal"]]] as [string, string[]][])("%s: a mkdir or slow symlink that finds no block leaves nothing behind", (name, args) => {
-    const img = mkfs(`enospc-${name}`, ["-b", "1024", "-m", "0", "-N", "4096", "-I", "128", ...args], "4M");
+    const img = mkfs(`enospc-${name}`, ["-b", "1024", "-m", "0", ...args], "4M");
     onRoot(img, (f, root) => {
-      let n = 0;
+      // A few slow symlinks first, then every free block to one file: the directory keeps room for names.
+      for (let i = 0; i < 20; i++) f.iput(ext4Symlink(f, root, enc(`s${i}`), enc("t".repeat(100)), cred));
+      const fill = ext4Create(f, root, enc("fill"), 0o644, cred);
+      let lblk = 0;
       for (;;) {
+        const h = f.startHandle(64);
         try {
-          f.iput(ext4Symlink(f, root, enc(`s${n}`), enc("t".repeat(100)), cred));
-          n++;
+          lblk += ext4MapBlocks(h, f, fill, { lblk, len: 64 }, GET_BLOCKS.CREATE).len;
         } catch (e) {
           expect((e as Ext4Error).code).toBe("ENOSPC");
           break;
+        } finally {
+          setInodeSize(fill, lblk * f.sb.blockSize);
+          markInodeDirty(h, f, fill);
+          h.stop();
         }
       }
-      expect(n).toBeGreaterThan(100);
+      f.iput(fill);
+      expect(lblk).toBeGreaterThan(1000);
       const freeInodes = f.sb.freeInodesCount;
       expectCode(() => ext4Mkdir(f, root, enc("d"), 0o755, cred), "ENOSPC");
       expectCode(() => ext4Symlink(f, root, enc("s"), enc("t".repeat(100)), cred), "ENOSPC");
