@@ -260,6 +260,13 @@ export class InodeCache {
     return this.busy.get(ino) ?? this.idle.peek(ino);
   }
 
+  /** The referenced or pinned inodes, wherever they are cached (the LRU holds referenced ones too). */
+  busyInodes(): Ext4Inode[] {
+    const out = [...this.busy.values()];
+    this.idle.forEach((i) => { if (i.pinned) out.push(i); });
+    return out;
+  }
+
   /** Pinned (busy) and unpinned (idle) inodes cached. */
   get stats(): { busy: number; idle: number } {
     let pinnedInLru = 0;
