@@ -67,6 +67,8 @@ d("in-core inode cache", () => {
       const b = f.iget(ino);
       expect(b).toBe(held);
       expect(held.count).toBe(2);
+      // Referenced while still in the LRU (kept lazily): counted as busy all the same.
+      expect(f.icache.busyInodes()).toContain(held);
       f.iput(b);
       const bigIno = vol.statSync("/big").ino;
       const unreferenced = f.inode(bigIno);

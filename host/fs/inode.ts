@@ -277,7 +277,7 @@ export class InodeCache {
     return this.busy.get(ino) ?? this.idle.peek(ino);
   }
 
-  /** The referenced or pinned inodes, wherever they are kept (unmount's look for unlinked ones still held). */
+  /** The referenced or pinned inodes, wherever they are cached (the LRU holds referenced ones too). */
   busyInodes(): Ext4Inode[] {
     const out = [...this.busy.values()];
     this.idle.forEach((i) => { if (i.pinned) out.push(i); });
