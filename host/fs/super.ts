@@ -310,6 +310,7 @@ export class Ext4 {
   /** ext4_sync_fs: commits the running transaction (with a journal) or writes dirty buffers home, then the superblock. */
   sync(): void {
     if (this.readOnly) return;
+    this.cache.writeback.syncAll(); // dirty file data first (sync_filesystem), through the data path's writeback
     if (this.journal) {
       this.journal.commitRunning();
       if (this.superDirty) this.commitSuper();
@@ -341,6 +342,7 @@ export class Ext4 {
   unmount(): void {
     try {
       if (!this.readOnly) {
+        this.cache.writeback.syncAll(); // generic_shutdown_super's sync_filesystem: file data first
         // ext4_put_super: the journal destroyed (committed, checkpointed, marked empty), then the clean superblock.
         if (this.journal) this.journal.destroy();
         else this.bcache.writeDirty();
