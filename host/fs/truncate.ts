@@ -10,6 +10,7 @@
 
 import { INODE_FLAGS, isDir, isLnk, isReg } from "../format/inode.js";
 import type { Handle } from "../journal/handle.js";
+import { esRemoveExtent } from "./delalloc.js";
 import { EXT_MAX_BLOCKS } from "./extents-write.js";
 import { inlineStored } from "./inline.js";
 import { type Ext4Inode } from "./inode.js";
@@ -91,14 +92,12 @@ function canTruncate(fs: Ext4, inode: Ext4Inode): boolean {
   return inode.blocks512 - eaBlocks !== 0;
 }
 
-/** Hooks ext4Truncate leaves to other layers: h-orphan's list and h-bhwrite's delayed extents, set where they live. */
+/** The orphan list (host/fs/orphan.ts sets these when it lands). */
 export interface TruncateHooks {
   /** ext4_orphan_add within `handle` (a no-op for an inode already on the list). */
   orphanAdd?(handle: Handle, fs: Ext4, inode: Ext4Inode): void;
   /** ext4_orphan_del. */
   orphanDel?(handle: Handle | undefined, fs: Ext4, inode: Ext4Inode): void;
-  /** ext4_es_remove_extent: drops [lblk, lblk+len) from the extent status tree, releasing delayed blocks' reservations. */
-  esRemoveExtent?(fs: Ext4, inode: Ext4Inode, lblk: number, len: number): void;
 }
 
 export const truncateHooks: TruncateHooks = {};
@@ -127,7 +126,7 @@ export function ext4Truncate(fs: Ext4, inode: Ext4Inode): void {
     const bs = fs.sb.blockSize;
     const last = Math.ceil(inode.size / bs);
     if (last < EXT_MAX_BLOCKS) {
-      truncateHooks.esRemoveExtent?.(fs, inode, last, EXT_MAX_BLOCKS + 1 - last);
+      esRemoveExtent(fs, inode, last, EXT_MAX_BLOCKS + 1 - last);
       ext4RemoveSpace(handle, fs, inode, last, EXT_MAX_BLOCKS - 1);
     }
   } catch (e) {
