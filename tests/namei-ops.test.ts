@@ -88,7 +88,7 @@ const VARIANTS: [string, string[]][] = [
 ];
 
 /** Runs a generated sequence on ours and the kernel's copy; returns the number of operations and of errors. */
-function differential(name: string, args: string[], seed: number, gen: Partial<ConstructorParameters<typeof NsGenerator>[0]>): { n: number; errors: Map<string, number> } {
+function differential(name: string, args: string[], seed: number, gen: Partial<ConstructorParameters<typeof NsGenerator>[0]>): { n: number; errors: Map<string, number>; indexed: number; renames: Map<string, number> } {
   const ours = mkfs(`${name}-${seed}`, args);
   const initialDirs = kernelSetup(ours);
   const theirs = `${ours}.kernel`;
@@ -96,6 +96,7 @@ function differential(name: string, args: string[], seed: number, gen: Partial<C
   const g = new NsGenerator({ seed, count: 400, initialDirs, ...gen });
   const seq: NsOp[] = [];
   const got: (string | null)[] = [];
+  let indexed = 0;
   const vol = mount(ours);
   try {
     const f = fsOf(vol);
@@ -104,6 +105,16 @@ function differential(name: string, args: string[], seed: number, gen: Partial<C
       seq.push(o);
       got.push(r);
       g.result(r);
+    }
+    for (const p of g.dirs()) {
+      let cur = f.iget(2);
+      for (const c of p ? p.split("/") : []) {
+        const next = f.iget(lookup(f, cur, enc(c)));
+        f.iput(cur);
+        cur = next;
+      }
+      if (cur.flags & INODE_FLAGS.INDEX) indexed++;
+      f.iput(cur);
     }
   } finally {
     vol.unmount();
@@ -116,7 +127,9 @@ function differential(name: string, args: string[], seed: number, gen: Partial<C
   expect(kernelTree(ours)).toEqual(kernelTree(theirs));
   const errors = new Map<string, number>();
   for (const r of got) errors.set(r ?? "ok", (errors.get(r ?? "ok") ?? 0) + 1);
-  return { n: seq.length, errors };
+  const renames = new Map<string, number>();
+  seq.forEach((o, i) => { if (o.op === "rename") { const k = `flags${o.flags}:${got[i] ?? "ok"}`; renames.set(k, (renames.get(k) ?? 0) + 1); } });
+  return { n: seq.length, errors, indexed, renames };
 }
 
 d("namei-ops against the kernel", () => {
@@ -126,6 +139,14 @@ d("namei-ops against the kernel", () => {
     const { n, errors } = differential(name, args, 11, { ops: ["create", "mkdir", "mknod", "symlink", "link"], count: 500 });
     console.log(`namei-ops ${name} (create family): ${n} ops, ${JSON.stringify([...errors])}`);
     for (const code of ["ok", "EEXIST", "ENOENT", "ENAMETOOLONG", "ENOTDIR", "EPERM"]) expect(errors.get(code), code).toBeGreaterThan(0);
+  });
+  it.each(VARIANTS)("%s: every namespace operation, rename flags included, directories grown to an htree and shrunk", (name, args) => {
+    if (kernelSkip) return;
+    const { n, errors, indexed, renames } = differential(name, args, 23 + name.length, { count: 1200, bursts: 3, burstSize: 220 });
+    console.log(`namei-ops ${name} (all): ${n} ops, ${JSON.stringify([...errors])}; ${indexed} htree directories; renames ${JSON.stringify([...renames].sort())}`);
+    expect(indexed).toBeGreaterThan(0);
+    for (const f of [0, 1, 2, 4]) expect(renames.get(`flags${f}:ok`), `flags ${f}`).toBeGreaterThan(0);
+    for (const code of ["ok", "EEXIST", "ENOENT", "ENOTDIR", "EISDIR", "ENOTEMPTY", "EINVAL", "EBUSY"]) expect(errors.get(code), code).toBeGreaterThan(0);
   });
   void k;
 });

@@ -6,7 +6,7 @@
 // mount) or nothing. The final iput calls it (InodeCache.evict, set by a
 // read-write mount); so does the mount's orphan cleanup, through iput.
 
-import { INODE_FLAGS } from "../format/inode.js";
+import { INODE_FLAGS, isLnk } from "../format/inode.js";
 import { EXT_MAX_BLOCKS, extRemoveSpace } from "./extents-write.js";
 import { freeInode } from "./ialloc.js";
 import { indRemoveSpace } from "./indirect-write.js";
@@ -39,7 +39,7 @@ export function evictInode(fs: Ext4, inode: Ext4Inode): void {
   }
   try {
     // i_size 0 before the truncate; a fast symlink's target in i_block becomes an empty block map.
-    if (isFastSymlink(fs, inode) && !(inode.flags & INODE_FLAGS.INLINE_DATA)) inode.iBlock.fill(0);
+    if (isLnk(inode) && isFastSymlink(fs, inode) && !(inode.flags & INODE_FLAGS.INLINE_DATA)) inode.iBlock.fill(0);
     setInodeSize(inode, 0);
     markInodeDirty(h, fs, inode);
   } finally {

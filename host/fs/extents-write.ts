@@ -16,7 +16,7 @@ import type { Inode } from "../format/inode.js";
 import type { Handle } from "../journal/handle.js";
 import { bumpExtentSeq, type ExtPath, type ExtPathLevel, findExtent, pathNode, releasePath } from "./extents.js";
 import { markInodeDirty } from "./inode-write.js";
-import { ALLOC, freeBlocks, goalForInode, newMetaBlock } from "./mballoc.js";
+import { ALLOC, defaultFreeFlags, freeBlocks, goalForInode, newMetaBlock } from "./mballoc.js";
 import type { Ext4 } from "./super.js";
 
 export type Extent = LeafExtent;
@@ -607,7 +607,7 @@ export function anyMapped(fs: Ext4, inode: Inode, from: number, to: number): boo
 
 function freeData(handle: Handle, fs: Ext4, inode: Inode, lblk: number, pblk: number, len: number, part: PartialClusters | undefined): void {
   if (!part) {
-    freeBlocks(handle, fs, inode, pblk, len);
+    freeBlocks(handle, fs, inode, pblk, len, defaultFreeFlags(inode));
     return;
   }
   const r = part.ratio;
@@ -616,7 +616,7 @@ function freeData(handle: Handle, fs: Ext4, inode: Inode, lblk: number, pblk: nu
   const lastPc = lc(pblk + len - 1);
   const noFreeFirstCluster = part.leftInUse && lc(lblk) === lc(part.start);
   const noFreeLastCluster = lastPc === part.freed || (part.rightInUse && lc(lblk + len - 1) === lc(part.end));
-  freeBlocks(handle, fs, inode, pblk, len, { noFreeFirstCluster, noFreeLastCluster });
+  freeBlocks(handle, fs, inode, pblk, len, { ...defaultFreeFlags(inode), noFreeFirstCluster, noFreeLastCluster });
   part.freed = firstPc;
 }
 

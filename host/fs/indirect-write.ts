@@ -10,7 +10,7 @@ import type { Inode } from "../format/inode.js";
 import type { Handle } from "../journal/handle.js";
 import { bumpExtentSeq, extentSeq } from "./extents.js";
 import { markInodeDirty } from "./inode-write.js";
-import { ALLOC, freeBlocks, goalForInode, newBlocks } from "./mballoc.js";
+import { ALLOC, defaultFreeFlags, freeBlocks, goalForInode, newBlocks } from "./mballoc.js";
 import type { Ext4 } from "./super.js";
 
 const DIRECT = 12;
@@ -284,7 +284,7 @@ class RunFreer {
   }
   flush(): void {
     if (!this.len) return;
-    freeBlocks(this.handle, this.fs, this.inode, this.start, this.len);
+    freeBlocks(this.handle, this.fs, this.inode, this.start, this.len, defaultFreeFlags(this.inode));
     this.len = 0;
   }
 }

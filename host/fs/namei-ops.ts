@@ -6,24 +6,27 @@
 // the caller iputs them. An inode left without links goes on the orphan list
 // in the handle that dropped its last link; evict frees it at the final iput.
 
-import { Ext4Error } from "../errors.js";
+import { corrupted, Ext4Error } from "../errors.js";
 import { type AclEntry, ACL_GROUP, ACL_GROUP_OBJ, ACL_MASK, ACL_OTHER, ACL_USER, ACL_USER_OBJ, aclFromDisk, aclToDisk } from "../format/acl.js";
+import { u16, u32 } from "../format/bytes.js";
 import { FT } from "../format/dirent.js";
 import { INCOMPAT, RO_COMPAT } from "../format/features.js";
 import {
-  GOOD_OLD_INODE_SIZE, INODE_FLAGS, isDir, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK,
+  GOOD_OLD_INODE_SIZE, INODE_FLAGS, isDir, isReg, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK,
 } from "../format/inode.js";
-import { XATTR_INDEX_POSIX_ACL_ACCESS, XATTR_INDEX_POSIX_ACL_DEFAULT } from "../format/xattr.js";
+import { XATTR_INDEX_POSIX_ACL_ACCESS, XATTR_INDEX_POSIX_ACL_DEFAULT, XATTR_MAGIC } from "../format/xattr.js";
 import type { Handle } from "../journal/handle.js";
-import { lookup } from "./dir.js";
+import { lookup, readDir } from "./dir.js";
 import { newInode } from "./ialloc.js";
 import { type Ext4Inode, setInodeSize } from "./inode.js";
 import { markInodeDirty } from "./inode-write.js";
 import {
-  addEntry, addEntryCredits, dirLinkMax, EXT4_LINK_MAX, EXT4_NAME_LEN, incDirLinks,
+  addEntry, addEntryCredits, decDirLinks, deleteEntry, deleteEntryCredits, dirLinkMax, EXT4_LINK_MAX, EXT4_NAME_LEN, incDirLinks,
+  readDotDot, renameCredits, setDotDot, setEntry,
 } from "./namei.js";
 import { appendDirBlock } from "./namei-alloc.js";
-import type { Ext4 } from "./super.js";
+import { orphanAdd } from "./orphan.js";
+import { ROOT_INO, type Ext4 } from "./super.js";
 import { inodeXattrs } from "./xattr.js";
 import { currentTime, setXattr, XATTR_SET_CREDITS } from "./xattr-write.js";
 
@@ -101,6 +104,24 @@ function checkCreate(fs: Ext4, dir: Ext4Inode, name: Uint8Array): void {
   if (dir.flags & INODE_FLAGS.ENCRYPT) throw err("ENOKEY", "required key not available (encrypted directory)", dir.ino, name);
 }
 
+/** may_delete's flag checks on the directory and the victim (the access bits are the VFS's). */
+function checkDelete(dir: Ext4Inode, victim: Ext4Inode, name: Uint8Array): void {
+  if (dir.flags & (INODE_FLAGS.IMMUTABLE | INODE_FLAGS.APPEND)) throw err("EPERM", "directory is immutable or append-only", dir.ino, name);
+  if (victim.flags & (INODE_FLAGS.IMMUTABLE | INODE_FLAGS.APPEND)) throw err("EPERM", "file is immutable or append-only", victim.ino, name);
+}
+
+/** The inode `name` in `dir` names, referenced (iget); ENOENT if none. */
+function igetName(fs: Ext4, dir: Ext4Inode, name: Uint8Array): Ext4Inode {
+  const ino = lookup(fs, dir, name);
+  if (!ino) throw err("ENOENT", "no such file or directory", dir.ino, name);
+  const inode = fs.iget(ino);
+  if (inode.linksCount === 0) {
+    fs.iput(inode);
+    throw corrupted(`entry '${pathOf(name)}' names deleted inode ${ino}`, { ino: dir.ino });
+  }
+  return inode;
+}
+
 // ---- default ACL inheritance (ext4_init_acl / posix_acl_create) ----
 
 function defaultAcl(fs: Ext4, dir: Ext4Inode): AclEntry[] | null {
@@ -176,7 +197,7 @@ function allocInode(handle: Handle, fs: Ext4, dir: Ext4Inode, plan: AclPlan, nam
 function discardNewInode(handle: Handle, fs: Ext4, inode: Ext4Inode): void {
   try {
     inode.linksCount = 0;
-    // TODO(h-orphan merge): orphanAdd(handle, fs, inode) so evict frees it at the iput.
+    orphanAdd(handle, fs, inode);
     markInodeDirty(handle, fs, inode);
   } finally {
     fs.iput(inode);
@@ -252,12 +273,29 @@ function makeSpecial(fs: Ext4, dir: Ext4Inode, name: Uint8Array, mode: number, r
   });
 }
 
-/** Room in a new inode's body for an empty system.data xattr (ext4_create_inline_data needs it there). */
+/**
+ * Room in the inode's body for an empty system.data xattr: ext4_create_inline_data
+ * sets it there only (ext4_xattr_ibody_set); inherited ACLs may have taken the space.
+ */
 function hasInlineRoom(fs: Ext4, inode: Ext4Inode): boolean {
   const sb = fs.sb;
   if (!(sb.featureIncompat & INCOMPAT.INLINE_DATA) || sb.inodeSize <= GOOD_OLD_INODE_SIZE) return false;
-  // The ibody header (4), one entry named "data" (16 + 4), the end marker (4).
-  return sb.inodeSize - GOOD_OLD_INODE_SIZE - inode.extraIsize >= 4 + 20 + 4;
+  const raw = inode.raw;
+  const start = GOOD_OLD_INODE_SIZE + inode.extraIsize;
+  const first = start + 4;
+  if (first + 4 > sb.inodeSize) return false;
+  let minValue = sb.inodeSize;
+  let end = first;
+  if (u32(raw, start) === XATTR_MAGIC) {
+    while (end + 4 <= sb.inodeSize && u32(raw, end) !== 0) {
+      const nameLen = raw[end];
+      const valueSize = u32(raw, end + 8);
+      if (valueSize && u32(raw, end + 4) === 0) minValue = Math.min(minValue, first + u16(raw, end + 2));
+      end += (16 + nameLen + 3) & ~3;
+    }
+  }
+  // EXT4_XATTR_LEN(4) for "data", with the four zero bytes that end the entries.
+  return minValue - end - 4 >= 20;
 }
 
 const SYSTEM_DATA_INDEX = 7;
@@ -409,3 +447,256 @@ function checkProject(fs: Ext4, dir: Ext4Inode, inode: Ext4Inode, name: Uint8Arr
   }
 }
 
+// ---- unlink, rmdir ----
+
+/** The inode lost its last link: onto the orphan list in this handle (freed by evict at the final iput). */
+function lastLinkGone(handle: Handle, fs: Ext4, inode: Ext4Inode): void {
+  if (inode.linksCount === 0) orphanAdd(handle, fs, inode);
+}
+
+/**
+ * ext4_unlink: `name` removed from `dir`, the inode's link dropped and its
+ * ctime set; at no links left it goes on the orphan list. EISDIR for a
+ * directory. Returns the inode, referenced (the caller's iput may free it).
+ */
+export function ext4Unlink(fs: Ext4, dir: Ext4Inode, name: Uint8Array): Ext4Inode | undefined {
+  checkDir(dir, name);
+  checkName(dir, name);
+  if (isDotName(name)) throw err("EISDIR", "is a directory", dir.ino, name);
+  const inode = igetName(fs, dir, name);
+  try {
+    if (isDir(inode)) throw err("EISDIR", "is a directory", inode.ino, name);
+    checkDelete(dir, inode, name);
+    withHandle(fs, deleteEntryCredits(fs), (h) => {
+      deleteEntry(h, fs, dir, name);
+      inode.ctime = { ...dir.ctime };
+      if (inode.linksCount > 0) inode.linksCount--;
+      lastLinkGone(h, fs, inode);
+      markInodeDirty(h, fs, inode);
+    });
+  } catch (e) {
+    fs.iput(inode);
+    throw e;
+  }
+  return inode;
+}
+
+/** ext4_empty_dir: nothing but "." and "..". */
+export function emptyDir(fs: Ext4, dir: Ext4Inode): boolean {
+  if (!(dir.flags & INODE_FLAGS.INLINE_DATA) && dir.size < 12 + 12) throw corrupted("directory too small to hold '.' and '..'", { ino: dir.ino });
+  for (const e of readDir(fs, dir)) if (!isDotName(e.name)) return false;
+  return true;
+}
+
+/**
+ * ext4_rmdir (with do_rmdir's and may_delete's checks): an empty directory
+ * `name` removed from `dir`; its links cleared, onto the orphan list, the
+ * parent's link dropped. EINVAL for ".", ENOTEMPTY for ".." and a directory
+ * with entries, ENOTDIR for a non-directory, EBUSY for the root.
+ */
+export function ext4Rmdir(fs: Ext4, dir: Ext4Inode, name: Uint8Array): Ext4Inode | undefined {
+  checkDir(dir, name);
+  checkName(dir, name);
+  if (name.length === 1 && name[0] === 0x2e) throw err("EINVAL", "cannot remove '.'", dir.ino, name);
+  if (isDotName(name)) throw err("ENOTEMPTY", "cannot remove '..'", dir.ino, name);
+  const inode = igetName(fs, dir, name);
+  try {
+    if (!isDir(inode)) throw err("ENOTDIR", "not a directory", inode.ino, name);
+    checkDelete(dir, inode, name);
+    if (inode.ino === ROOT_INO) throw err("EBUSY", "the root directory", inode.ino, name);
+    if (!emptyDir(fs, inode)) throw err("ENOTEMPTY", "directory not empty", inode.ino, name);
+    withHandle(fs, deleteEntryCredits(fs), (h) => {
+      deleteEntry(h, fs, dir, name);
+      inode.version += 1;
+      inode.linksCount = 0;
+      orphanAdd(h, fs, inode);
+      inode.ctime = currentTime();
+      markInodeDirty(h, fs, inode);
+      decDirLinks(fs, dir);
+      markInodeDirty(h, fs, dir);
+    });
+    fs.dcache.forgetDir(inode.ino);
+  } catch (e) {
+    fs.iput(inode);
+    throw e;
+  }
+  return inode;
+}
+
+// ---- rename ----
+
+/** do_renameat2's first check, before any path is walked (callers walking paths call it first): EINVAL for impossible flags. */
+export function checkRenameFlags(flags: RenameFlags): void {
+  if ((flags.noreplace || flags.whiteout) && flags.exchange) throw new Ext4Error("EINVAL", "RENAME_EXCHANGE with RENAME_NOREPLACE or RENAME_WHITEOUT");
+}
+
+/** The chain dir, its parent, ..., the root (by ".."); EFSCORRUPTED on a loop. */
+function ancestry(fs: Ext4, dir: Ext4Inode): number[] {
+  const chain = [dir.ino];
+  let cur = dir.ino;
+  while (cur !== ROOT_INO) {
+    const parent = readDotDot(fs, cur === dir.ino ? dir : fs.inode(cur));
+    if (chain.includes(parent) || chain.length > 65536) throw corrupted("directory '..' chain loops", { ino: cur });
+    chain.push(parent);
+    cur = parent;
+  }
+  return chain;
+}
+
+/**
+ * lock_rename's trap: the child of the higher of the two parents on the path
+ * to the lower one (undefined when neither contains the other).
+ */
+function renameTrap(fs: Ext4, oldDir: Ext4Inode, newDir: Ext4Inode): number | undefined {
+  if (oldDir.ino === newDir.ino) return undefined;
+  const up = ancestry(fs, newDir);
+  let k = up.indexOf(oldDir.ino);
+  if (k > 0) return up[k - 1];
+  const down = ancestry(fs, oldDir);
+  k = down.indexOf(newDir.ino);
+  if (k > 0) return down[k - 1];
+  return undefined;
+}
+
+/**
+ * ext4_rename / ext4_cross_rename with do_renameat2's and vfs_rename's
+ * checks: `oldName` in `oldDir` becomes `newName` in `newDir`, replacing
+ * what is there (unlinked as ext4Unlink / ext4Rmdir unlink it), or with
+ * `exchange` swapping the two; `whiteout` leaves a whiteout at the old name.
+ */
+export function ext4Rename(fs: Ext4, oldDir: Ext4Inode, oldName: Uint8Array, newDir: Ext4Inode, newName: Uint8Array, flags: RenameFlags = {}, hooks: RenameHooks = {}): void {
+  checkRenameFlags(flags);
+  checkDir(oldDir, oldName);
+  checkDir(newDir, newName);
+  checkName(oldDir, oldName);
+  checkName(newDir, newName);
+  if (isDotName(oldName)) throw err("EBUSY", "cannot rename '.' or '..'", oldDir.ino, oldName);
+  if (isDotName(newName)) throw err(flags.noreplace ? "EEXIST" : "EBUSY", "cannot rename onto '.' or '..'", newDir.ino, newName);
+  const oldInode = igetName(fs, oldDir, oldName);
+  let newInode: Ext4Inode | undefined;
+  try {
+    const newIno = lookup(fs, newDir, newName);
+    if (newIno && flags.noreplace) throw err("EEXIST", "file exists", newDir.ino, newName);
+    if (!newIno && flags.exchange) throw err("ENOENT", "no such file or directory", newDir.ino, newName);
+    if (newIno) newInode = igetName(fs, newDir, newName);
+    const trap = renameTrap(fs, oldDir, newDir);
+    if (trap !== undefined && trap === oldInode.ino) throw err("EINVAL", "a directory cannot move into itself", oldInode.ino, newName);
+    if (trap !== undefined && newInode && trap === newInode.ino) throw err(flags.exchange ? "EINVAL" : "ENOTEMPTY", "the target contains the source", newInode.ino, newName);
+    if (newInode && newInode.ino === oldInode.ino) return; // two names of one inode: nothing to do
+    const oldIsDir = isDir(oldInode);
+    checkDelete(oldDir, oldInode, oldName);
+    if (oldInode.ino === ROOT_INO) throw err("EBUSY", "the root directory", oldInode.ino, oldName);
+    if (newInode) {
+      const victimDir = flags.exchange ? isDir(newInode) : oldIsDir;
+      checkDelete(newDir, newInode, newName);
+      if (victimDir && !isDir(newInode)) throw err("ENOTDIR", "not a directory", newInode.ino, newName);
+      if (!victimDir && isDir(newInode)) throw err("EISDIR", "is a directory", newInode.ino, newName);
+    } else if (newDir.flags & INODE_FLAGS.IMMUTABLE) {
+      throw err("EPERM", "directory is immutable", newDir.ino, newName);
+    }
+    if (newDir.flags & INODE_FLAGS.ENCRYPT || oldDir.flags & INODE_FLAGS.ENCRYPT) throw err("ENOKEY", "required key not available (encrypted directory)", newDir.ino, newName);
+    checkProject(fs, newDir, oldInode, newName);
+    if (flags.exchange) {
+      checkProject(fs, oldDir, newInode!, oldName);
+      crossRename(fs, oldDir, oldName, oldInode, newDir, newName, newInode!);
+      return;
+    }
+    if (oldIsDir) {
+      if (newInode && !emptyDir(fs, newInode)) throw err("ENOTEMPTY", "directory not empty", newInode.ino, newName);
+      if (!newInode && oldDir.ino !== newDir.ino && dirLinkMax(fs, newDir)) throw err("EMLINK", "too many links", newDir.ino, newName);
+      if (oldDir.ino !== newDir.ino && readDotDot(fs, oldInode) !== oldDir.ino) throw corrupted("'..' of the directory being moved does not name its parent", { ino: oldInode.ino });
+    }
+    if (newInode && isReg(oldInode) && autoDaAlloc(fs)) hooks.allocDaBlocks?.(oldInode);
+    simpleRename(fs, oldDir, oldName, oldInode, newDir, newName, newInode, !!flags.whiteout);
+  } finally {
+    if (newInode) fs.iput(newInode);
+    fs.iput(oldInode);
+  }
+}
+
+/** auto_da_alloc is on unless the last of the two options given says noauto_da_alloc. */
+function autoDaAlloc(fs: Ext4): boolean {
+  const a = fs.config.options.accepted;
+  return a.lastIndexOf("noauto_da_alloc") <= a.lastIndexOf("auto_da_alloc");
+}
+
+function simpleRename(fs: Ext4, oldDir: Ext4Inode, oldName: Uint8Array, oldInode: Ext4Inode, newDir: Ext4Inode, newName: Uint8Array,
+  newInode: Ext4Inode | undefined, whiteout: boolean): void {
+  const credits = renameCredits(fs, false);
+  // ext4_whiteout_for_rename: the whiteout inode is made in the rename's handle.
+  const plan = whiteout ? planAcls(fs, oldDir, S_IFCHR, 0) : undefined;
+  withHandle(fs, credits + (plan ? createCredits(fs) + aclCredits(plan) : 0), (h) => {
+    const wh = plan ? allocInode(h, fs, oldDir, plan, oldName, { uid: 0, gid: 0 }) : undefined;
+    try {
+      const oldIsDir = isDir(oldInode);
+      const cross = oldDir.ino !== newDir.ino;
+      if (newInode) setEntry(h, fs, newDir, newName, oldInode.ino, fileTypeOf(oldInode.mode));
+      else addEntry(h, fs, newDir, newName, oldInode.ino, fileTypeOf(oldInode.mode));
+      // Like most Unix systems, the source's ctime changes on a rename.
+      oldInode.ctime = currentTime();
+      markInodeDirty(h, fs, oldInode);
+      if (wh) {
+        setEntry(h, fs, oldDir, oldName, wh.ino, FT.CHR);
+        markInodeDirty(h, fs, wh);
+      } else {
+        deleteEntry(h, fs, oldDir, oldName);
+      }
+      if (newInode) {
+        decDirLinks(fs, newInode);
+        newInode.ctime = currentTime();
+      }
+      oldDir.ctime = currentTime();
+      oldDir.mtime = { ...oldDir.ctime };
+      if (oldIsDir) {
+        if (cross) setDotDot(h, fs, oldInode, newDir.ino);
+        decDirLinks(fs, oldDir);
+        if (newInode) {
+          newInode.linksCount = 0; // empty (checked): no other parent
+        } else {
+          incDirLinks(fs, newDir);
+          markInodeDirty(h, fs, newDir);
+        }
+      }
+      markInodeDirty(h, fs, oldDir);
+      if (newInode) {
+        lastLinkGone(h, fs, newInode);
+        markInodeDirty(h, fs, newInode);
+        if (isDir(newInode)) fs.dcache.forgetDir(newInode.ino);
+      }
+    } finally {
+      if (wh) fs.iput(wh);
+    }
+  });
+}
+
+/** ext4_cross_rename: the two entries swap inodes; directories get their ".." and parents' counts right. */
+function crossRename(fs: Ext4, oldDir: Ext4Inode, oldName: Uint8Array, oldInode: Ext4Inode, newDir: Ext4Inode, newName: Uint8Array, newInode: Ext4Inode): void {
+  const oldIsDir = isDir(oldInode);
+  const newIsDir = isDir(newInode);
+  const cross = oldDir.ino !== newDir.ino;
+  let oldDelta = 0;
+  if (cross && oldIsDir !== newIsDir) {
+    oldDelta = oldIsDir ? -1 : 1; // old.dir loses (or gains) a subdirectory
+    if ((oldDelta > 0 && dirLinkMax(fs, oldDir)) || (oldDelta < 0 && dirLinkMax(fs, newDir))) throw err("EMLINK", "too many links", oldDelta > 0 ? oldDir.ino : newDir.ino, newName);
+  }
+  for (const [d, i] of [[oldDir, oldInode], [newDir, newInode]] as const) {
+    if (cross && isDir(i) && readDotDot(fs, i) !== d.ino) throw corrupted("'..' of the directory being moved does not name its parent", { ino: i.ino });
+  }
+  withHandle(fs, renameCredits(fs, true), (h) => {
+    setEntry(h, fs, newDir, newName, oldInode.ino, fileTypeOf(oldInode.mode));
+    setEntry(h, fs, oldDir, oldName, newInode.ino, fileTypeOf(newInode.mode));
+    const t = currentTime();
+    oldInode.ctime = t;
+    newInode.ctime = { ...t };
+    markInodeDirty(h, fs, oldInode);
+    markInodeDirty(h, fs, newInode);
+    if (cross && oldIsDir) setDotDot(h, fs, oldInode, newDir.ino);
+    if (cross && newIsDir) setDotDot(h, fs, newInode, oldDir.ino);
+    if (oldDelta) {
+      // ext4_update_dir_count
+      if (oldDelta > 0) { incDirLinks(fs, oldDir); decDirLinks(fs, newDir); } else { decDirLinks(fs, oldDir); incDirLinks(fs, newDir); }
+      markInodeDirty(h, fs, oldDir);
+      markInodeDirty(h, fs, newDir);
+    }
+  });
+}

@@ -89,7 +89,14 @@ export function applyOurs(f: Ext4, o: NsOp): string | null {
           }
         });
         break;
-      default: throw new Error(`${o.op}: not implemented yet`);
+      case "unlink": withParent(f, o.path, (d, n) => { const i = ops.ext4Unlink(f, d, n); if (i) f.iput(i); }); break;
+      case "rmdir": withParent(f, o.path, (d, n) => { const i = ops.ext4Rmdir(f, d, n); if (i) f.iput(i); }); break;
+      case "rename": {
+        const flags = { noreplace: (o.flags & RENAME_NOREPLACE) !== 0, exchange: (o.flags & RENAME_EXCHANGE) !== 0, whiteout: (o.flags & RENAME_WHITEOUT) !== 0 };
+        ops.checkRenameFlags(flags);
+        withParent(f, o.path, (od, on) => withParent(f, o.path2, (nd, nn) => ops.ext4Rename(f, od, on, nd, nn, flags)));
+        break;
+      }
     }
     return null;
   } catch (e) {
@@ -198,7 +205,7 @@ export class NsGenerator {
   private pick<T>(a: T[]): T { return a[Math.floor(this.rnd() * a.length)]; }
   private chance(p: number): boolean { return this.rnd() < p; }
 
-  private dirs(): string[] { return ["", ...[...this.model].filter(([, k]) => k === "dir").map(([p]) => p)]; }
+  dirs(): string[] { return ["", ...[...this.model].filter(([, k]) => k === "dir").map(([p]) => p)]; }
   private of(kind?: Kind): string[] { return [...this.model].filter(([, k]) => !kind || k === kind).map(([p]) => p); }
 
   private name(): string {
