@@ -45,7 +45,7 @@ function recordingIo(): { io: BufferedIO; zeroed: [number, number, number][] } {
     name: "bh" as const,
     read(): number { throw new Error("not read here"); },
     zeroRange(inode: Ext4Inode, from: number, to: number) { zeroed.push([inode.ino, from, to]); },
-  };
+  } as unknown as BufferedIO;
   return { io, zeroed };
 }
 
