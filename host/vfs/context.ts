@@ -23,8 +23,9 @@ export interface VfsContext {
 /** The effective ids of this process (the kernel's fsuid / fsgid); root in runtimes without them. */
 export function processCred(): Cred {
   const p = globalThis.process;
-  const uid = typeof p?.geteuid === "function" ? p.geteuid() : 0;
-  const gid = typeof p?.getegid === "function" ? p.getegid() : 0;
-  const groups = typeof p?.getgroups === "function" ? p.getgroups() : [];
-  return { uid, gid, groups };
+  // Deno throws without --allow-sys (it has no ids to give): root, as in a runtime without them.
+  const id = (fn: (() => number) | undefined) => { try { return typeof fn === "function" ? fn.call(p) : 0; } catch { return 0; } };
+  let groups: number[] = [];
+  try { if (typeof p?.getgroups === "function") groups = p.getgroups(); } catch { /* none */ }
+  return { uid: id(p?.geteuid), gid: id(p?.getegid), groups };
 }
