@@ -300,11 +300,29 @@ export function vfsLink(ctx: VfsContext, existing: PathLike, newPath: PathLike):
   mayCreate(ctx, pn.dir);
   if (isDir(src)) fail("EPERM", "operation not permitted");
   if (src.flags & (INODE_FLAGS.IMMUTABLE | INODE_FLAGS.APPEND)) fail("EPERM", "operation not permitted");
+  mayLinkat(ctx, src);
   const inode = fs.iget(src.ino);
   try {
     fs.iput(withDir(ctx, pn.dir, (d) => ext4Link(fs, inode, d, pn.name!)));
   } finally {
     fs.iput(inode);
+  }
+}
+
+/**
+ * may_linkat with fs.protected_hardlinks = 1 (what distributions set): a
+ * caller that neither owns the file nor is root links only a regular file
+ * without set-ID bits that it may read and write.
+ */
+function mayLinkat(ctx: VfsContext, src: Inode): void {
+  const { uid } = ctx.cred();
+  if (uid === 0 || uid === src.uid) return;
+  const safe = (src.mode & S_IFMT) === S_IFREG && !(src.mode & S_ISUID) && (src.mode & (S_ISGID | 0o010)) !== (S_ISGID | 0o010);
+  if (!safe) fail("EPERM", "operation not permitted");
+  try {
+    checkAccess(ctx.fs, src, R_OK | W_OK);
+  } catch {
+    fail("EPERM", "operation not permitted");
   }
 }
 
@@ -337,13 +355,4 @@ export function vfsMknod(ctx: VfsContext, path: PathLike, mode: number, dev: num
     ? ext4Create(ctx.fs, d, pn.name!, S_IFREG | perm, cred(ctx))
     : ext4Mknod(ctx.fs, d, pn.name!, fmt | perm, dev, cred(ctx)));
   ctx.fs.iput(made);
-}
-
-/** The suid/sgid bits a change of owner clears (chown_common's ATTR_KILL_SUID / ATTR_KILL_SGID), for non-directories. */
-export function killSuidMode(inode: Inode): number | undefined {
-  if (isDir(inode)) return undefined;
-  let mode = inode.mode;
-  if (mode & S_ISUID) mode &= ~S_ISUID;
-  if ((mode & (S_ISGID | 0o010)) === (S_ISGID | 0o010)) mode &= ~S_ISGID;
-  return mode === inode.mode ? undefined : mode;
 }
