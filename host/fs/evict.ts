@@ -6,15 +6,16 @@
 // mount) or nothing. The final iput calls it (InodeCache.evict, set by a
 // read-write mount); so does the mount's orphan cleanup, through iput.
 
+import { truncateInodePages } from "../cache/truncate.js";
+import { Ext4Error } from "../errors.js";
 import { INODE_FLAGS, isLnk } from "../format/inode.js";
-import { EXT_MAX_BLOCKS, extRemoveSpace } from "./extents-write.js";
 import { freeInode } from "./ialloc.js";
-import { indRemoveSpace } from "./indirect-write.js";
 import { type Ext4Inode, setInodeSize } from "./inode.js";
 import { isFastSymlink } from "./inode-table.js";
 import { markInodeDirty } from "./inode-write.js";
-import { ORPHAN_ADD_CREDITS, ORPHAN_DEL_CREDITS, orphanAdd, orphanDel } from "./orphan.js";
+import { ORPHAN_ADD_CREDITS, ORPHAN_DEL_CREDITS, orphanDel } from "./orphan.js";
 import type { Ext4 } from "./super.js";
+import { ext4Truncate } from "./truncate.js";
 import { xattrDeleteInode } from "./xattr-write.js";
 
 /**
@@ -28,13 +29,15 @@ const EVICT_CREDITS = 1 + 4 + ORPHAN_DEL_CREDITS + 2 + 2;
 export function evictInode(fs: Ext4, inode: Ext4Inode): void {
   if (inode.linksCount !== 0) throw new Error(`evicting inode ${inode.ino} that still has ${inode.linksCount} links`);
   if (inode.count !== 0) throw new Error(`evicting inode ${inode.ino} while ${inode.count} references are held`);
-  dropPages(fs, inode);
+  truncateInodePages(fs, inode, 0);
   let h;
   try {
     h = fs.startHandle(1 + ORPHAN_ADD_CREDITS);
   } catch (e) {
-    // No handle (read-only after an error): the on-disk orphan stays for the next mount; only the in-core record goes.
+    // No handle (the volume turned read-only after an error, or the journal aborted): as the
+    // kernel's no_delete, the in-core record goes and the on-disk orphan stays for the next mount.
     orphanDel(undefined, fs, inode);
+    if (e instanceof Ext4Error && (e.code === "EROFS" || e.code === "EIO")) return;
     throw e;
   }
   try {
@@ -45,7 +48,7 @@ export function evictInode(fs: Ext4, inode: Ext4Inode): void {
   } finally {
     h.stop();
   }
-  if (inode.blocks512 !== 0) truncateBlocks(fs, inode);
+  if (inode.blocks512 !== 0) ext4Truncate(fs, inode);
   h = fs.startHandle(EVICT_CREDITS);
   try {
     xattrDeleteInode(h, fs, inode);
@@ -58,31 +61,14 @@ export function evictInode(fs: Ext4, inode: Ext4Inode): void {
 }
 
 /**
- * truncate_inode_pages_final (until host/cache/truncate.ts lands): the
- * inode's cached folios dropped. Mapping ids are per (ino, generation), so
- * a later inode of this number could never see them, but they would hold
- * cache space.
+ * At unmount: the unlinked inodes still held (descriptors the unmount
+ * closes) lose their references and are evicted, as the final fput of each
+ * would do before the kernel's put_super. Holders must not use them after.
  */
-function dropPages(fs: Ext4, inode: Ext4Inode): void {
-  fs.cache.truncate(fs.cache.mappingOf(inode), 0);
-}
-
-/**
- * ext4_truncate to i_disksize (until host/fs/truncate.ts lands): the inode
- * on the orphan list for the duration, its blocks past i_disksize freed,
- * the record dropped at the end if the inode keeps links.
- */
-export function truncateBlocks(fs: Ext4, inode: Ext4Inode): void {
-  if (inode.flags & INODE_FLAGS.INLINE_DATA) return;
-  const first = Math.ceil(inode.disksize / fs.sb.blockSize);
-  const h = fs.startHandle(16);
-  try {
-    orphanAdd(h, fs, inode);
-    if (inode.flags & INODE_FLAGS.EXTENTS) extRemoveSpace(h, fs, inode, first, EXT_MAX_BLOCKS - 1);
-    else indRemoveSpace(h, fs, inode, first, EXT_MAX_BLOCKS - 1);
-    markInodeDirty(h, fs, inode);
-    if (inode.linksCount !== 0) orphanDel(h, fs, inode);
-  } finally {
-    h.stop();
+export function evictHeldUnlinked(fs: Ext4): void {
+  for (const inode of fs.icache.busyInodes()) {
+    if (inode.linksCount !== 0 || inode.count === 0) continue;
+    inode.count = 0;
+    evictInode(fs, inode);
   }
 }

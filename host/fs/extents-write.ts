@@ -9,7 +9,7 @@
 // stale view of the tree.
 
 import { BH } from "../cache/buffer-head.js";
-import { corrupted } from "../errors.js";
+import { corrupted, Ext4Error } from "../errors.js";
 import { setU16, setU32, u16, u32 } from "../format/bytes.js";
 import { EXTENT_MAGIC, extentTailOffset, indexAt, leafAt, type LeafExtent } from "../format/extent.js";
 import type { Inode } from "../format/inode.js";
@@ -640,4 +640,124 @@ function removeNode(handle: Handle, fs: Ext4, inode: Inode, path: ExtPath, level
       return;
     }
   }
+}
+
+// ---- shift (ext4_ext_shift_extents: collapse and insert range) ----
+
+/** ext4_ext_next_allocated_block: the first block of the leaf after the path's (EXT_MAX_BLOCKS: none). */
+function nextLeafStart(inode: Inode, path: ExtPath): number {
+  for (let k = path.length - 2; k >= 0; k--) {
+    const node = pathNode(inode, path[k]);
+    if (path[k].pos + 1 < entriesOf(node)) return indexAt(node, path[k].pos + 1).lblk;
+  }
+  return EXT_MAX_BLOCKS;
+}
+
+/** Credits of one leaf's shift: the leaf, and with its first entry moved the index nodes above it, the inode. */
+const shiftCredits = (inode: Inode) => depthOf(inode.iBlock) + 3;
+
+/**
+ * ext4_ext_shift_extents: every extent from logical block `start` on moves
+ * `shift` blocks left (collapse range: the range before it must be a hole
+ * that long) or right (insert range), one leaf per step, merging with the
+ * neighbour in the leaf where they now touch; index entries follow each
+ * leaf's first extent. The handle is extended or restarted between leaves
+ * (a tree consistent at every step). EINVAL where the shift does not fit.
+ */
+export function extShiftExtents(handle: Handle, fs: Ext4, inode: Inode, start: number, shift: number, dir: "left" | "right"): void {
+  if (shift <= 0) return;
+  bumpExtentSeq(inode);
+  // The last extent, and for a left shift the one before `start`.
+  const lastPath = findExtent(fs, inode, EXT_MAX_BLOCKS - 1);
+  let stop: number;
+  let lastEnd: number;
+  try {
+    const lv = lastPath[lastPath.length - 1];
+    if (lv.pos < 0) return;
+    const e = leafAt(pathNode(inode, lv), lv.pos);
+    stop = e.lblk;
+    lastEnd = e.lblk + e.len;
+  } finally {
+    releasePath(fs, lastPath);
+  }
+  if (dir === "left") {
+    const p = findExtent(fs, inode, start - 1);
+    try {
+      const lv = p[p.length - 1];
+      const e = lv.pos >= 0 ? leafAt(pathNode(inode, lv), lv.pos) : undefined;
+      const exStart = e?.lblk ?? 0;
+      const exEnd = e ? e.lblk + e.len : 0;
+      if ((start === exStart && shift > exStart) || shift > start - exEnd) throw new Ext4Error("EINVAL", `no hole of ${shift} blocks before block ${start} to collapse into`, { ino: inode.ino });
+    } finally {
+      releasePath(fs, p);
+    }
+  } else if (shift > EXT_MAX_BLOCKS - lastEnd) {
+    throw new Ext4Error("EINVAL", `shifting the last extent by ${shift} blocks passes the largest logical block`, { ino: inode.ino });
+  }
+  let iter = dir === "left" ? start : stop;
+  for (;;) {
+    if (dir === "left" ? iter > stop : iter < start) break;
+    if (!handle.extend(shiftCredits(inode))) handle.restart(shiftCredits(inode));
+    const path = findExtent(fs, inode, iter);
+    let next: number | undefined;
+    try {
+      const L = path.length - 1;
+      const lv = path[L];
+      let node = pathNode(inode, lv);
+      const n = entriesOf(node);
+      if (n === 0) throw corrupted(`unexpected hole at ${iter} while shifting extents`, { ino: inode.ino });
+      // Right: this leaf's extents from `start` on move; none here at or before iter means the walk is done.
+      // Left: those from iter on (the ones before it in this leaf have moved already, or lie before start).
+      if (dir === "right" && leafAt(node, 0).lblk > iter) break;
+      const bound = dir === "left" ? iter : start;
+      let from = 0;
+      while (from < n && leafAt(node, from).lblk < bound) from++;
+      if (from === n) {
+        // Everything here is before start: on to the next leaf.
+        const nx = nextLeafStart(inode, path);
+        if (nx === EXT_MAX_BLOCKS) break;
+        iter = nx;
+        continue;
+      }
+      const firstOrig = leafAt(node, 0).lblk;
+      const lastOrig = leafAt(node, n - 1);
+      getAccess(handle, lv);
+      node = pathNode(inode, lv);
+      if (dir === "left") {
+        let i = from;
+        while (i < entriesOf(node)) {
+          const e = leafAt(node, i);
+          writeLeaf(node, i, { ...e, lblk: e.lblk - shift });
+          // ext4_ext_try_to_merge_right from the entry before it.
+          if (i > 0 && canMerge(leafAt(node, i - 1), leafAt(node, i))) {
+            const l = leafAt(node, i - 1);
+            writeLeaf(node, i - 1, { ...l, len: l.len + leafAt(node, i).len });
+            dropEntries(node, i, i + 1);
+          } else {
+            i++;
+          }
+        }
+        next = lastOrig.lblk + lastOrig.len;
+      } else {
+        for (let i = entriesOf(node) - 1; i >= from; i--) {
+          const e = leafAt(node, i);
+          writeLeaf(node, i, { ...e, lblk: e.lblk + shift });
+          if (i + 1 < entriesOf(node) && canMerge(leafAt(node, i), leafAt(node, i + 1))) {
+            writeLeaf(node, i, { ...leafAt(node, i), len: leafAt(node, i).len + leafAt(node, i + 1).len });
+            dropEntries(node, i + 1, i + 2);
+          }
+        }
+        next = from > 0 || firstOrig === 0 ? undefined : firstOrig - 1;
+      }
+      dirtyNode(handle, fs, inode, lv);
+      if (from === 0) correctIndexes(handle, fs, inode, path, L);
+    } finally {
+      releasePath(fs, path);
+    }
+    bumpExtentSeq(inode);
+    if (next === undefined) break;
+    iter = next;
+  }
+  markInodeDirty(handle, fs, inode);
+  bumpExtentSeq(inode);
 }

@@ -224,8 +224,8 @@ function dataBlockCredits(fs: Ext4, b: Uint8Array, first: number, last: number):
 
 /**
  * Frees [lo, hi] (offsets within the subtree) of the indirect block `blk` at
- * `level` (1: its pointers are data). Returns true when the whole block went
- * (every pointer now zero): then it is freed and the caller zeroes its pointer.
+ * `level` (1: its pointers are data). Returns true when [lo, hi] is its whole
+ * span: then it is freed and the caller zeroes its pointer.
  */
 function freeSubtree(handle: Handle, fs: Ext4, inode: Inode, blk: number, level: number, lo: number, hi: number, frees: RunFreer): boolean {
   const per = fs.sb.blockSize / 4;
@@ -262,11 +262,12 @@ function freeSubtree(handle: Handle, fs: Ext4, inode: Inode, blk: number, level:
         }
       }
     }
-    const b = bh.data;
-    for (let k = 0; k < per; k++) if (u32(b, k * 4) !== 0) return false;
   } finally {
     fs.bcache.brelse(bh);
   }
+  // As ext4_free_branches: the block goes only with its whole span; one the range only
+  // partly covers stays, even emptied (the kernel's punch leaves it, e2fsck accepts it).
+  if (lo !== 0 || hi !== per * span - 1) return false;
   freeBlocks(handle, fs, inode, blk, 1, { metadata: true });
   return true;
 }

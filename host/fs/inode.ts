@@ -278,6 +278,11 @@ export class InodeCache {
     return this.busy.get(ino) ?? (this.idle.has(ino) ? this.idle.get(ino) : undefined);
   }
 
+  /** The referenced or pinned inodes (unmount's look for unlinked ones still held). */
+  busyInodes(): Ext4Inode[] {
+    return [...this.busy.values()];
+  }
+
   get stats(): { busy: number; idle: number } {
     return { busy: this.busy.size, idle: this.idle.size };
   }

@@ -568,13 +568,14 @@ export function ext4Rename(fs: Ext4, oldDir: Ext4Inode, oldName: Uint8Array, new
   checkRenameFlags(flags);
   checkDir(oldDir, oldName);
   checkDir(newDir, newName);
-  checkName(oldDir, oldName);
-  checkName(newDir, newName);
+  // do_renameat2's order: "." and ".." first, then the old name's lookup, then the new one's.
   if (isDotName(oldName)) throw err("EBUSY", "cannot rename '.' or '..'", oldDir.ino, oldName);
   if (isDotName(newName)) throw err(flags.noreplace ? "EEXIST" : "EBUSY", "cannot rename onto '.' or '..'", newDir.ino, newName);
+  checkName(oldDir, oldName);
   const oldInode = igetName(fs, oldDir, oldName);
   let newInode: Ext4Inode | undefined;
   try {
+    checkName(newDir, newName);
     const newIno = lookup(fs, newDir, newName);
     if (newIno && flags.noreplace) throw err("EEXIST", "file exists", newDir.ino, newName);
     if (!newIno && flags.exchange) throw err("ENOENT", "no such file or directory", newDir.ino, newName);

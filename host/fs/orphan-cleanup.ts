@@ -19,12 +19,15 @@
 import { Ext4Error } from "../errors.js";
 import { u16, u32 } from "../format/bytes.js";
 import { INODE_FLAGS, isDir, isLnk, isReg } from "../format/inode.js";
-import { truncateBlocks } from "./evict.js";
+import { readDevice, writeDevice } from "../cache/buffer-cache.js";
+import { truncateInodePages } from "../cache/truncate.js";
 import { readInodeBitmap } from "./ialloc.js";
 import { type Ext4Inode, STATE } from "./inode.js";
 import { isFastSymlink } from "./inode-table.js";
 import { initOrphanInfo, isOrphan, ORPHAN_DEL_CREDITS, orphanDel, orphanListAddInCore, setOrphanCleaning } from "./orphan.js";
+import { MapKind } from "./mapping.js";
 import type { Ext4 } from "./super.js";
+import { ext4Truncate } from "./truncate.js";
 
 const S_STATE = 0x3a;
 const EXT4_ERROR_FS = 0x2;
@@ -106,7 +109,9 @@ function processOrphan(fs: Ext4, inode: Ext4Inode, report: OrphanCleanupReport, 
     try {
       if (inode.linksCount !== 0) {
         // truncate_inode_pages to i_size, then ext4_truncate, which drops the record of an inode that keeps links.
-        truncateBlocks(fs, inode);
+        truncateInodePages(fs, inode, inode.size);
+        zeroTailOnDisk(fs, inode);
+        ext4Truncate(fs, inode);
         // Whatever the truncate did, the record goes (a truncate with nothing to do must not leave the list looping).
         if (isOrphan(fs, inode)) dropRecord(fs, inode);
         report.truncated++;
@@ -124,6 +129,28 @@ function processOrphan(fs: Ext4, inode: Ext4Inode, report: OrphanCleanupReport, 
     report.failed = true;
     return false;
   }
+}
+
+/**
+ * ext4_truncate's ext4_block_truncate_page for the interrupted truncate: the
+ * bytes of the last block past i_size become zeros, so a later extension
+ * reads zeros there, as after the kernel's cleanup. Setattr does this through
+ * the page cache; at mount nothing of the file is cached (its folios were
+ * just truncated), so the block is rewritten directly. Zeros past EOF are
+ * safe in any crash order. Encrypted contents are left alone (zeroing
+ * ciphertext would not zero the plaintext).
+ */
+function zeroTailOnDisk(fs: Ext4, inode: Ext4Inode): void {
+  const bs = fs.sb.blockSize;
+  const off = inode.size % bs;
+  if (off === 0 || inode.flags & (INODE_FLAGS.INLINE_DATA | INODE_FLAGS.ENCRYPT)) return;
+  const m = fs.mapBlocks(inode, Math.floor(inode.size / bs), 1);
+  if (m.kind !== MapKind.Mapped) return;
+  const buf = new Uint8Array(bs);
+  readDevice(fs.device, m.pblk * bs, buf);
+  if (buf.subarray(off).every((b) => b === 0)) return;
+  buf.fill(0, off);
+  writeDevice(fs.device, m.pblk * bs, buf);
 }
 
 /** orphanDel in a handle of its own. */

@@ -29,7 +29,7 @@ import { readSuperblock } from "./superblock-io.js";
 import { checkWritable, cleanSuper, CountingDevice, loadJournalForWriting, setupSuper, updateSuperStats } from "./mount-rw.js";
 import type { Jbd2Journal } from "../journal/journal.js";
 import { setupSystemZone, type SystemZone } from "./system-zone.js";
-import { evictInode } from "./evict.js";
+import { evictHeldUnlinked, evictInode } from "./evict.js";
 import { orphanCleanup, type OrphanCleanupReport } from "./orphan-cleanup.js";
 
 export const ROOT_INO = 2;
@@ -342,6 +342,8 @@ export class Ext4 {
   unmount(): void {
     try {
       if (!this.readOnly) {
+        // Open descriptors close with the volume: unlinked inodes they held are freed first.
+        if (this.icache.evict) evictHeldUnlinked(this);
         this.cache.writeback.syncAll(); // generic_shutdown_super's sync_filesystem: file data first
         // ext4_put_super: the journal destroyed (committed, checkpointed, marked empty), then the clean superblock.
         if (this.journal) this.journal.destroy();

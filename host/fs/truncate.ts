@@ -9,12 +9,12 @@
 // the buffered path outside the transaction (the iomap series' split).
 
 import { INODE_FLAGS, isDir, isLnk, isReg } from "../format/inode.js";
-import type { Handle } from "../journal/handle.js";
 import { esRemoveExtent } from "./delalloc.js";
 import { EXT_MAX_BLOCKS } from "./extents-write.js";
 import { inlineStored } from "./inline.js";
 import { type Ext4Inode } from "./inode.js";
 import { markInodeDirty } from "./inode-write.js";
+import { ORPHAN_ADD_CREDITS, ORPHAN_DEL_CREDITS, orphanAdd, orphanDel } from "./orphan.js";
 import { ext4RemoveSpace } from "./map-blocks.js";
 import type { Ext4 } from "./super.js";
 import { currentTime, setXattr, XATTR_SET_CREDITS } from "./xattr-write.js";
@@ -92,16 +92,6 @@ function canTruncate(fs: Ext4, inode: Ext4Inode): boolean {
   return inode.blocks512 - eaBlocks !== 0;
 }
 
-/** The orphan list (host/fs/orphan.ts sets these when it lands). */
-export interface TruncateHooks {
-  /** ext4_orphan_add within `handle` (a no-op for an inode already on the list). */
-  orphanAdd?(handle: Handle, fs: Ext4, inode: Ext4Inode): void;
-  /** ext4_orphan_del. */
-  orphanDel?(handle: Handle | undefined, fs: Ext4, inode: Ext4Inode): void;
-}
-
-export const truncateHooks: TruncateHooks = {};
-
 /**
  * ext4_truncate: frees the blocks of `inode` past i_size (i_disksize is set
  * to i_size first, the crash-time truth of where the file ends). mtime and
@@ -115,11 +105,11 @@ export function ext4Truncate(fs: Ext4, inode: Ext4Inode): void {
     inlineDataTruncate(fs, inode);
     return;
   }
-  const credits = inode.flags & INODE_FLAGS.EXTENTS ? writepageTransBlocks(fs, inode) : blocksForTruncate(fs, inode);
+  const credits = (inode.flags & INODE_FLAGS.EXTENTS ? writepageTransBlocks(fs, inode) : blocksForTruncate(fs, inode)) + ORPHAN_ADD_CREDITS + ORPHAN_DEL_CREDITS;
   const handle = fs.startHandle(credits);
   let failed: unknown;
   try {
-    truncateHooks.orphanAdd?.(handle, fs, inode);
+    orphanAdd(handle, fs, inode);
     // ext4_ext_truncate: "we have to know where to truncate from in crash case".
     inode.disksize = inode.size;
     markInodeDirty(handle, fs, inode);
@@ -133,7 +123,7 @@ export function ext4Truncate(fs: Ext4, inode: Ext4Inode): void {
     failed = e;
   }
   try {
-    if (inode.linksCount > 0) truncateHooks.orphanDel?.(handle, fs, inode);
+    if (inode.linksCount > 0) orphanDel(handle, fs, inode);
     const now = currentTime();
     inode.mtime = now;
     inode.ctime = now;

@@ -17,7 +17,8 @@ import { type BufferedIO, maxBytes } from "../buffered/io.js";
 import type { Ext4Inode } from "../fs/inode.js";
 import { markInodeDirty } from "../fs/inode-write.js";
 import type { Ext4 } from "../fs/super.js";
-import { ext4Truncate, truncateHooks } from "../fs/truncate.js";
+import { ORPHAN_ADD_CREDITS, orphanAdd, orphanDel } from "../fs/orphan.js";
+import { ext4Truncate } from "../fs/truncate.js";
 import { inodeXattrs } from "../fs/xattr.js";
 import { currentTime, setXattr, XATTR_SET_CREDITS } from "../fs/xattr-write.js";
 
@@ -91,11 +92,11 @@ function truncateDown(ctx: SetattrCtx, inode: Ext4Inode, oldSize: number, newSiz
   let orphan = false;
   if (newSize !== oldSize) {
     const zeroed = zeroTail(ctx, inode, newSize);
-    const h = fs.startHandle(3);
+    const h = fs.startHandle(3 + ORPHAN_ADD_CREDITS);
     try {
       if (zeroed) h.addOrderedInode?.(inode.ino);
-      if (h.journaled && truncateHooks.orphanAdd) {
-        truncateHooks.orphanAdd(h, fs, inode);
+      if (h.journaled) {
+        orphanAdd(h, fs, inode);
         orphan = true;
       }
       inode.disksize = newSize;
@@ -109,7 +110,7 @@ function truncateDown(ctx: SetattrCtx, inode: Ext4Inode, oldSize: number, newSiz
   truncateInodePages(fs, inode, newSize);
   ext4Truncate(fs, inode);
   // ext4_truncate took it off the list in its own handle; this is for when it never got that far.
-  if (orphan && inode.linksCount > 0) truncateHooks.orphanDel?.(undefined, fs, inode);
+  if (orphan && inode.linksCount > 0) orphanDel(undefined, fs, inode);
 }
 
 /** UTIME_NOW: the current time (utimes(path, NULL) and the like), allowed on append-only files. */

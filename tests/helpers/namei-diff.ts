@@ -6,14 +6,19 @@
 // trees are then compared as the kernel sees them (names, types, modes, link
 // counts and hard-link groups, uids, rdevs, symlink targets, ACLs).
 
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { expect } from "vitest";
+import { mount } from "../../host/index.js";
 import { Ext4Error } from "../../host/errors.js";
 import { lookup } from "../../host/fs/dir.js";
 import type { Ext4Inode } from "../../host/fs/inode.js";
 import * as ops from "../../host/fs/namei-ops.js";
 import type { Ext4 } from "../../host/fs/super.js";
-import { isDir, S_IFBLK, S_IFCHR, S_IFIFO, S_IFSOCK } from "../../host/format/inode.js";
+import { INODE_FLAGS, isDir, S_IFBLK, S_IFCHR, S_IFIFO, S_IFSOCK } from "../../host/format/inode.js";
 import { mulberry32 } from "./random.js";
 import { runSync } from "./exec.js";
+import { mkfsEnv } from "./images.js";
 import { withLoopMountSync } from "./kernel.js";
 
 export type NsOp =
@@ -322,4 +327,85 @@ export class NsGenerator {
   }
 }
 
-export { isDir };
+/** posix_acl_xattr bytes (version 2): [tag, perm, id]. */
+function aclXattr(entries: [number, number, number][]): string {
+  const b = Buffer.alloc(4 + entries.length * 8);
+  b.writeUInt32LE(2, 0);
+  entries.forEach(([tag, perm, id], i) => { b.writeUInt16LE(tag, 4 + i * 8); b.writeUInt16LE(perm, 6 + i * 8); b.writeUInt32LE(id >>> 0, 8 + i * 8); });
+  return b.toString("hex");
+}
+
+/** Directories with default ACLs, made by the kernel before the copy: "acl" (named user and mask), "acl2" (mode-equivalent). */
+function kernelSetup(img: string): string[] {
+  const full = aclXattr([[1, 7, -1], [2, 5, 1000], [4, 5, -1], [0x10, 7, -1], [0x20, 5, -1]]);
+  const minimal = aclXattr([[1, 7, -1], [4, 5, -1], [0x20, 0, -1]]);
+  withLoopMountSync(img, (mnt) => {
+    runSync("python3", ["-c", `import os,sys
+os.chdir(sys.argv[1]); os.umask(0)
+os.mkdir("acl", 0o755); os.setxattr("acl", "system.posix_acl_default", bytes.fromhex("${full}"))
+os.mkdir("acl2", 0o755); os.setxattr("acl2", "system.posix_acl_default", bytes.fromhex("${minimal}"))
+os.mkdir("sgid", 0o2775); os.chown("sgid", 0, 1234)`, mnt]);
+  });
+  return ["acl", "acl2", "sgid"];
+}
+
+export const VARIANTS: [string, string[]][] = [
+  ["4k-journal", []],
+  ["1k-journal", ["-b", "1024"]],
+  ["4k-inline-nojournal", ["-O", "^has_journal,inline_data"]],
+  ["1k-nocsum-nojournal", ["-b", "1024", "-O", "^has_journal,^metadata_csum,^64bit"]],
+];
+
+/** Runs a generated sequence on ours and on the kernel's copy and compares errors, e2fsck and trees. */
+export async function differential(work: string, name: string, args: string[], seed: number, gen: Partial<ConstructorParameters<typeof NsGenerator>[0]>): Promise<{ n: number; errors: Map<string, number>; indexed: number; renames: Map<string, number> }> {
+  const ours = path.join(work, `${name}-${seed}.img`);
+  runSync("mkfs.ext4", ["-q", "-F", ...args, ours, "32M"], { env: mkfsEnv(work) });
+  const initialDirs = kernelSetup(ours);
+  const theirs = `${ours}.kernel`;
+  fs.copyFileSync(ours, theirs);
+  const g = new NsGenerator({ seed, count: 400, initialDirs, ...gen });
+  const seq: NsOp[] = [];
+  const got: (string | null)[] = [];
+  let indexed = 0;
+  const vol = mount(ours);
+  try {
+    const f = (vol as unknown as { fs: Ext4 }).fs;
+    for (let o = g.next(); o; o = g.next()) {
+      const r = applyOurs(f, o);
+      seq.push(o);
+      got.push(r);
+      g.result(r);
+      // Let the worker answer vitest now and then (its RPC times out over long synchronous stretches).
+      if (seq.length % 250 === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    for (const p of g.dirs()) {
+      let cur = f.iget(2);
+      for (const c of p ? p.split("/") : []) {
+        const next = f.iget(lookup(f, cur, enc(c)));
+        f.iput(cur);
+        cur = next;
+      }
+      if (cur.flags & INODE_FLAGS.INDEX) indexed++;
+      f.iput(cur);
+    }
+  } finally {
+    vol.unmount();
+  }
+  const kernel = applyKernel(theirs, seq);
+  const diffs = got.map((r, i) => (r === kernel[i] ? null : `op ${i} ${JSON.stringify(seq[i])}: ours ${r}, kernel's ${kernel[i]}`)).filter(Boolean);
+  expect(diffs.slice(0, 8)).toEqual([]);
+  expectClean(ours);
+  expectClean(theirs);
+  expect(kernelTree(ours)).toEqual(kernelTree(theirs));
+  const errors = new Map<string, number>();
+  for (const r of got) errors.set(r ?? "ok", (errors.get(r ?? "ok") ?? 0) + 1);
+  const renames = new Map<string, number>();
+  seq.forEach((o, i) => { if (o.op === "rename") { const k = `flags${o.flags}:${got[i] ?? "ok"}`; renames.set(k, (renames.get(k) ?? 0) + 1); } });
+  return { n: seq.length, errors, indexed, renames };
+}
+
+
+function expectClean(img: string): void {
+  const r = runSync("e2fsck", ["-fn", img], { okCodes: [0, 1, 2, 4, 8] });
+  expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
+}
