@@ -10,7 +10,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mount } from "../host/index.js";
+import { mount, NodeFileDevice, RecordingDevice } from "../host/index.js";
 import type { Volume } from "../host/index.js";
 import type { Ext4Inode } from "../host/fs/inode.js";
 import { GET_BLOCKS } from "../host/fs/map-blocks.js";
@@ -264,9 +264,9 @@ d("ext4Truncate of inline-data files", () => {
 });
 
 d("ext4Truncate on a journaled image", () => {
-  it("1k, 1 MiB journal (256-credit transactions): truncating a file with blocks in 300 groups spans several transactions (handle restarts) and is e2fsck-clean with the free count back", () => {
+  it("1k, 1 MiB journal (256-credit transactions): truncating a file with blocks in 300 groups of 1024 blocks spans several transactions (handle restarts) and is e2fsck-clean with the free count back", () => {
     const img = path.join(work, "journaled.img");
-    const r = runSync("mkfs.ext4", ["-q", "-F", "-b", "1024", "-J", "size=1", img, "2400M"], { env: { ...mkfsEnv(work), E2FSPROGS_FAKE_TIME: "1700000000" } });
+    const r = runSync("mkfs.ext4", ["-q", "-F", "-b", "1024", "-g", "1024", "-J", "size=1", img, "320M"], { env: { ...mkfsEnv(work), E2FSPROGS_FAKE_TIME: "1700000000" } });
     expect(r.code, r.stderr).toBe(0);
     expect(runSync("debugfs", ["-w", "-R", "write /dev/null j", img]).code).toBe(0);
     const free0 = freeBlocksOf(img);
@@ -280,8 +280,8 @@ d("ext4Truncate on a journaled image", () => {
         for (let i = 0; i < 300; i++) {
           const h = f.startHandle(40);
           try {
-            // One block per 8192: the goal follows the logical block, one group each.
-            const [run] = mapRange(h, f, inode, s.m, i * 8192, 2, GET_BLOCKS.CREATE);
+            // Two blocks per 1024 (a group of -g 1024): the goal follows the logical block, one group each.
+            const [run] = mapRange(h, f, inode, s.m, i * 1024, 2, GET_BLOCKS.CREATE);
             groups.add(Math.floor((run.pblk - f.sb.firstDataBlock) / f.sb.blocksPerGroup));
           } finally {
             h.stop();
@@ -303,7 +303,7 @@ d("ext4Truncate on a journaled image", () => {
     try {
       const f = fsOf(vol);
       const c0 = f.journal!.stats.commits;
-      truncateTo(f, vol, s, 8192 * 20 * 1024 + 777);
+      truncateTo(f, vol, s, 1024 * 20 * 1024 + 777);
       commits = f.journal!.stats.commits - c0;
     } finally {
       vol.unmount();
@@ -321,4 +321,108 @@ d("ext4Truncate on a journaled image", () => {
     expectFsckClean(img, "journaled: truncated to nothing");
     expect(freeBlocksOf(img)).toBe(free0);
   });
+});
+
+d("a crash in the middle of a long truncate", () => {
+  it("1k, 1 MiB journal: every flush of a truncate spanning transactions, with and without the writes in flight (i_blocks must go with the frees of each transaction): our next mount finishes it (orphan cleanup) and the kernel's too, both e2fsck-clean with the prefix intact", () => {
+    const img = path.join(work, "crash.img");
+    const r = runSync("mkfs.ext4", ["-q", "-F", "-b", "1024", "-g", "1024", "-J", "size=1", img, "320M"], { env: { ...mkfsEnv(work), E2FSPROGS_FAKE_TIME: "1700000000" } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(runSync("debugfs", ["-w", "-R", "write /dev/null j", img]).code).toBe(0);
+    const s: Sized = { m: new FileModel("j", 90), bytes: 0 };
+    const vol0 = mount(img);
+    try {
+      const f = fsOf(vol0);
+      const inode = inodeByName(vol0, "j");
+      try {
+        for (let i = 0; i < 300; i++) {
+          const h = f.startHandle(40);
+          try {
+            mapRange(h, f, inode, s.m, i * 1024, 2, GET_BLOCKS.CREATE);
+          } finally {
+            h.stop();
+          }
+        }
+      } finally {
+        f.iput(inode);
+      }
+      s.bytes = s.m.sizeBlocks * 1024;
+    } finally {
+      vol0.unmount();
+    }
+    const base = path.join(work, "crash-base.img");
+    expect(runSync("cp", ["--sparse=always", img, base]).code).toBe(0);
+    const want = Buffer.from(expectedBytes(1024, s.m));
+    const cut = 1024 * 20 * 1024 + 777;
+
+    // The truncate, recorded.
+    const rec = new RecordingDevice(new NodeFileDevice(img, false));
+    const vol = mount(rec);
+    let commits = 0;
+    try {
+      const f = fsOf(vol);
+      const c0 = f.journal!.stats.commits;
+      truncateTo(f, vol, s, cut);
+      commits = f.journal!.stats.commits - c0;
+    } finally {
+      vol.unmount();
+    }
+    expect(commits).toBeGreaterThan(0);
+    const flushes = rec.flushPoints();
+    console.log(`crash: ${rec.events.length} device events, ${flushes.length} flushes, ${commits} commits inside the truncate`);
+
+    /** The base image with the recorded writes [0, upto] applied, skipping the in-flight ones unless `inFlight`. */
+    const crashImage = (name: string, at: number, inFlight: boolean): string => {
+      const out = path.join(work, name);
+      expect(runSync("cp", ["--sparse=always", base, out]).code).toBe(0);
+      const skip = inFlight ? new Set<number>() : new Set(rec.inFlight(at));
+      const fd = fs.openSync(out, "r+");
+      try {
+        for (let i = 0; i <= at; i++) {
+          const e = rec.events[i];
+          if (e.kind === "write" && !skip.has(i)) fs.writeSync(fd, e.data, 0, e.data.length, e.pos);
+        }
+      } finally {
+        fs.closeSync(fd);
+      }
+      return out;
+    };
+    const sizes = new Set<number>();
+    let states = 0;
+    // Every flush; the writes in flight kept too at every other one (each state costs a copy, two mounts and e2fsck).
+    for (const [n, at] of flushes.entries()) {
+      for (const inFlight of n % 2 ? [false, true] : [false]) {
+        // Our replay and orphan cleanup.
+        const ours = crashImage("crash-ours.img", at, inFlight);
+        mount(ours).unmount();
+        expectFsckClean(ours, `our recovery of the crash at event ${at}${inFlight ? " with the writes in flight" : ""}`);
+        const ro = mount(ours, { readOnly: true });
+        try {
+          // Either the truncate had not reached the disk, or it is complete; the bytes before the cut are the file's.
+          const size = Number(ro.statSync("/j").size);
+          expect([want.length, cut], `size ${size}`).toContain(size);
+          const fd = ro.openSync("/j", "r");
+          const got = Buffer.alloc(cut);
+          try {
+            expect(ro.readSync(fd, got, 0, cut, 0)).toBe(cut);
+          } finally {
+            ro.closeSync(fd);
+          }
+          expect(got.equals(want.subarray(0, cut)), "the bytes left are the file's").toBe(true);
+          sizes.add(size);
+        } finally {
+          ro.unmount();
+        }
+        // The kernel's.
+        if (loop.ok) {
+          const kern = crashImage("crash-kernel.img", at, inFlight);
+          withLoopMountSync(kern, () => undefined);
+          expectFsckClean(kern, `the kernel's recovery of the crash at event ${at}`);
+        }
+        states++;
+      }
+    }
+    console.log(`crash: ${states} crash states, sizes after recovery: ${[...sizes].join(", ")}`);
+    expect(sizes.has(cut)).toBe(true);
+  }, 300_000);
 });

@@ -487,6 +487,9 @@ export function extRemoveSpace(handle: Handle, fs: Ext4, inode: Inode, start: nu
     } finally {
       releasePath(fs, path);
     }
+    // i_blocks went down with the frees: the inode goes in the transaction that freed them
+    // (the kernel's dquot_free_block marks it dirty), before any restart.
+    markInodeDirty(handle, fs, inode);
     if (next < start) break;
     cur = next;
   }

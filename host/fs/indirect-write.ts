@@ -236,7 +236,11 @@ function freeSubtree(handle: Handle, fs: Ext4, inode: Inode, blk: number, level:
     const lastSlot = Math.floor(hi / span);
     if (level === 1) {
       const need = dataBlockCredits(fs, bh.data, first, lastSlot);
-      if (!handle.extend(need)) handle.restart(need);
+      if (!handle.extend(need)) {
+        // The closing transaction carries i_blocks as its frees left it.
+        markInodeDirty(handle, fs, inode);
+        handle.restart(need);
+      }
       const cleared: number[] = [];
       for (let k = first; k <= lastSlot; k++) {
         const v = checkPtr(fs, inode, u32(bh.data, k * 4), blk);
