@@ -13,6 +13,7 @@ import { markInodeDirty } from "../fs/inode-write.js";
 import { currentTime } from "../fs/xattr-write.js";
 import type { VfsContext } from "./context.js";
 import type { OpenFile } from "./file-table.js";
+import { vfsFallocate } from "./fallocate.js";
 import { checkAccess, W_OK } from "./permission.js";
 import { setattrAttrs, setattrSize } from "./setattr.js";
 
@@ -156,9 +157,8 @@ export interface FallocateFlags { keepSize?: boolean; punchHole?: boolean; zeroR
 export function vfsFallocateFile(ctx: VfsContext, f: OpenFile, offset: number, length: number, flags: FallocateFlags): void {
   if (!f.mode.writable) fail("EBADF", "bad file descriptor");
   if (ctx.fs.readOnly) fail("EROFS", "read-only file system");
-  void offset; void length; void flags;
-  // Interim: host/vfs/fallocate.ts (vfsFallocate) lands with h-truncate's next slice.
-  fail("EOPNOTSUPP", "fallocate is not available yet");
+  ctx.written.add(f.inode);
+  vfsFallocate(setattrCtx(ctx, f.inode), f.inode, offset, length, flags);
 }
 
 /** inode_owner_or_capable. */

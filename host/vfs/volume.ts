@@ -818,10 +818,8 @@ export class Volume {
     if (this.closed) return;
     this.closed = true;
     try {
-      if (!this.fs.readOnly) {
-        for (const [, f] of this.files.all()) this.fs.iput(f.inode);
-        writebackAll(this.ctx);
-      }
+      // The fs unmount writes the data back (sync_filesystem) and keeps an aborted journal's state for replay.
+      if (!this.fs.readOnly) for (const [, f] of this.files.all()) this.fs.iput(f.inode);
     } finally {
       this.fs.unmount();
     }
@@ -991,6 +989,7 @@ const UV_MESSAGE: Record<string, string> = {
   ENOTEMPTY: "directory not empty", ENOSPC: "no space left on device", EMLINK: "too many links",
   EFBIG: "file too large", EBUSY: "resource busy or locked", EXDEV: "cross-device link not permitted",
   ENOTSUP: "operation not supported on socket",
+  ESPIPE: "invalid seek", ENODEV: "no such device",
 };
 
 /** node's SystemError for rmSync of a directory without `recursive` (ERR_FS_EISDIR). */
