@@ -7,7 +7,7 @@
 
 import { PAGE_SIZE, type FolioCache } from "../../cache/folio-cache.js";
 import { readaheadFolioOrder } from "../folio-order.js";
-import type { Inode } from "../../format/inode.js";
+import { INODE_FLAGS, type Inode } from "../../format/inode.js";
 import { BlockMapping, MapKind } from "../../fs/mapping.js";
 import type { Ext4 } from "../../fs/super.js";
 import { ReadBio } from "../bio.js";
@@ -95,6 +95,12 @@ export class BhBufferedIO implements BufferedIO {
     const bs = fs.sb.blockSize;
     const blocksPerFolio = cache.blocks(slot);
     const firstLblk = (cache.index(slot) * PAGE_SIZE) / bs;
+    if (journalsData(fs, inode)) {
+      // Journalled data may be newer in the journal's buffer than on disk until the checkpoint.
+      bio.submit();
+      this.readFullFolio(inode, slot);
+      return;
+    }
     let firstHole = blocksPerFolio;
     let firstPblk = -1;
     for (let i = 0; i < blocksPerFolio; i++) {
@@ -130,6 +136,7 @@ export class BhBufferedIO implements BufferedIO {
     const lastBlockInFile = Math.ceil(inode.size / bs);
     const firstLblk = (cache.index(slot) * PAGE_SIZE) / bs;
     const bhs = this.buffers.ofFolio(slot);
+    const journalData = journalsData(fs, inode);
     const plug = new ReadBio(fs);
     const reading: BufferHead[] = [];
     cache.x.folioPin(slot);
@@ -142,6 +149,13 @@ export class BhBufferedIO implements BufferedIO {
           if (m.kind === MapKind.Mapped) {
             bh.blocknr = m.pblk;
             bh.set(BH.Mapped);
+            const jbh = journalData ? fs.bcache.peek(m.pblk) : undefined;
+            if (jbh && jbh.uptodate) {
+              fs.wasm.u8.set(jbh.data, cache.addr(slot) + bh.index * bs);
+              cache.setUptodate(slot, bh.index, 1);
+              bh.set(BH.Uptodate);
+              continue;
+            }
             plug.add(m.pblk * bs, slot, bh.index, 1);
             reading.push(bh);
             continue;
@@ -166,4 +180,9 @@ function hold(cache: FolioCache, slot: number, pins: number[] | undefined): void
   if (!pins) return;
   cache.x.folioPin(slot);
   pins.push(slot);
+}
+
+/** The inode's data goes through the journal (ext4_should_journal_data on a mount that has one loaded). */
+function journalsData(fs: Ext4, inode: Inode): boolean {
+  return fs.journal !== undefined && (fs.config.options.data === "journal" || (inode.flags & INODE_FLAGS.JOURNAL_DATA) !== 0);
 }

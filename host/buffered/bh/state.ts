@@ -34,6 +34,11 @@ export class BhState {
       && !(inode.flags & INODE_FLAGS.JOURNAL_DATA) && this.delalloc;
   }
 
+  /** ext4_should_journal_data: file data through the journal (data=journal, or the inode's journal-data flag); needs a journal. */
+  journalData(inode: Inode): boolean {
+    return this.fs.journal !== undefined && (this.dataMode === "journal" || (inode.flags & INODE_FLAGS.JOURNAL_DATA) !== 0);
+  }
+
   /** ext4_should_order_data. */
   orderData(inode: Inode): boolean {
     return this.dataMode === "ordered" && !(inode.flags & INODE_FLAGS.JOURNAL_DATA) && this.fs.journal !== undefined;

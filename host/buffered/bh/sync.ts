@@ -8,6 +8,8 @@ import { syncDirtyFolios } from "../../cache/truncate.js";
 import type { Ext4Inode } from "../../fs/inode.js";
 import { ReadBio } from "../bio.js";
 import type { BhState } from "./state.js";
+import { BH } from "./buffer-head.js";
+import { journalFolioData } from "./write.js";
 import { BK, bhWritepages, classify } from "./writepages.js";
 
 function pageRange(from: number, to: number): [number, number] {
@@ -62,6 +64,7 @@ export function bhZeroRange(st: BhState, inode: Ext4Inode, from: number, to: num
   const bs = fs.sb.blockSize;
   const id = cache.mappingOf(inode);
   let onDisk = false;
+  const journalData = st.journalData(inode);
   for (let lblk = Math.floor(from / bs); lblk * bs < to; ) {
     const r = classify(fs, inode, lblk, Math.ceil(to / bs) - lblk);
     if (r.kind !== BK.Mapped && r.kind !== BK.Delayed) { lblk += r.len; continue; }
@@ -75,6 +78,11 @@ export function bhZeroRange(st: BhState, inode: Ext4Inode, from: number, to: num
       try {
         const fStart = cache.index(slot) * PAGE_SIZE;
         const fb = (b * bs - fStart) / bs;
+        const jbh = journalData && r.kind === BK.Mapped ? fs.bcache.peek(r.pblk + (b - r.lblk)) : undefined;
+        if (!cache.isUptodate(slot, fb, 1) && jbh && jbh.uptodate) {
+          fs.wasm.u8.set(jbh.data, cache.addr(slot) + fb * bs);
+          cache.setUptodate(slot, fb, 1);
+        }
         if (!cache.isUptodate(slot, fb, 1)) {
           if (r.kind !== BK.Mapped) throw new Ext4Error("EIO", `delayed block ${b} is not in the cache`, { ino: inode.ino });
           const bio = new ReadBio(fs);
@@ -82,7 +90,21 @@ export function bhZeroRange(st: BhState, inode: Ext4Inode, from: number, to: num
           bio.submit();
         }
         fs.wasm.x.zeroRange(cache.addr(slot) + (zFrom - fStart), zTo - zFrom);
-        cache.markDirty(slot, fb, 1);
+        if (journalData && r.kind === BK.Mapped) {
+          // Journalled data: the zeroed block goes through the journal like any write of it.
+          const h = fs.startHandle(2);
+          try {
+            const bhs = st.buffers.ofFolio(slot);
+            bhs[fb].blocknr = r.pblk + (b - r.lblk);
+            bhs[fb].set(BH.Mapped);
+            journalFolioData(st, h, slot, fb, fb + 1, bhs);
+            if (h.journaled) { inode.syncTid = h.tid; inode.datasyncTid = h.tid; }
+          } finally {
+            h.stop();
+          }
+        } else {
+          cache.markDirty(slot, fb, 1);
+        }
       } finally {
         cache.x.folioUnpin(slot);
       }
@@ -91,7 +113,7 @@ export function bhZeroRange(st: BhState, inode: Ext4Inode, from: number, to: num
     lblk += r.len;
   }
   syncDirtyFolios(fs, inode);
-  if (onDisk && st.orderData(inode)) {
+  if (onDisk && !journalData && st.orderData(inode)) {
     const [start, end] = pageRange(from, to);
     bhWritepages(st, inode, start, end, { sync: true, canMap: false });
   }

@@ -16,7 +16,7 @@ import { daAddClusters, daClustersToReserve, daReserveSpace, esRemoveExtent } fr
 import { ES } from "../../fs/extents-status.js";
 import { type Ext4Inode, updateInodeSize } from "../../fs/inode.js";
 import { markInodeDirty } from "../../fs/inode-write.js";
-import { ext4MapBlocks, GET_BLOCKS, MAP } from "../../fs/map-blocks.js";
+import { ext4MapBlocks, ext4RemoveSpace, GET_BLOCKS, MAP } from "../../fs/map-blocks.js";
 import { allocStats, shouldRetryAlloc } from "../../fs/mballoc.js";
 import { ReadBio } from "../bio.js";
 import { readaheadFolioOrder } from "../folio-order.js";
@@ -41,9 +41,6 @@ export function bhWrite(st: BhState, inode: Ext4Inode, pos: number, src: Uint8Ar
   if (inode.bufferedIomap) throw new Ext4Error("EOPNOTSUPP", "the iomap buffered write path is issue 7", { ino: inode.ino });
   if (inode.flags & INODE_FLAGS.ENCRYPT) refuseEncrypted(inode);
   if (inode.flags & INODE_FLAGS.INLINE_DATA) throw new Ext4Error("EOPNOTSUPP", "writing inline-data files is not supported yet", { ino: inode.ino });
-  if (st.dataMode === "journal" || inode.flags & INODE_FLAGS.JOURNAL_DATA) {
-    throw new Ext4Error("EOPNOTSUPP", "data=journal file writes are not supported yet", { ino: inode.ino });
-  }
   if (!Number.isSafeInteger(pos) || pos < 0) throw new Ext4Error("EINVAL", `bad file position ${pos}`, { ino: inode.ino });
   if (src.length === 0) return 0;
   if (pos + src.length > maxBytes(fs, inode)) throw new Ext4Error("EFBIG", `write past the largest file size (${maxBytes(fs, inode)})`, { ino: inode.ino });
@@ -52,6 +49,7 @@ export function bhWrite(st: BhState, inode: Ext4Inode, pos: number, src: Uint8Ar
   const id = cache.mappingOf(inode);
   const bs = fs.sb.blockSize;
   const written: number[] = [];
+  const journalData = st.journalData(inode);
   let done = 0;
   while (done < src.length) {
     const p = pos + done;
@@ -59,7 +57,8 @@ export function bhWrite(st: BhState, inode: Ext4Inode, pos: number, src: Uint8Ar
     let slot = cache.lookup(id, index);
     if (slot < 0) {
       // Large folios on this path as ext4 has them since 6.16 (the order fits the write; capped by the cache).
-      slot = cache.create(id, index, readaheadFolioOrder(cache, id, index, pos + src.length));
+      // (Not for journalled data: each block is a journal buffer, and ext4 keeps such folios small.)
+      slot = cache.create(id, index, journalData ? cache.minOrder : readaheadFolioOrder(cache, id, index, pos + src.length));
       if (opts.dontcache) cache.setDropbehind(slot);
     }
     cache.x.folioPin(slot);
@@ -69,10 +68,10 @@ export function bhWrite(st: BhState, inode: Ext4Inode, pos: number, src: Uint8Ar
       const off = p - fStart;
       n = Math.min(src.length - done, cache.size(slot) - off);
       let h: Handle | undefined;
-      const delayed = st.delalloc && !nondaSwitch(st);
+      const delayed = !journalData && st.delalloc && !nondaSwitch(st);
       try {
         if (delayed) daWriteBegin(st, inode, slot, off, off + n);
-        else h = writeBegin(st, inode, slot, off, off + n);
+        else h = writeBegin(st, inode, slot, off, off + n, journalData);
       } catch (e) {
         if (done > 0 && e instanceof Ext4Error && e.code === "ENOSPC") break;
         throw e;
@@ -82,11 +81,15 @@ export function bhWrite(st: BhState, inode: Ext4Inode, pos: number, src: Uint8Ar
         const b0 = Math.floor(off / bs);
         const b1 = Math.ceil((off + n) / bs);
         cache.setUptodate(slot, b0, b1 - b0);
-        cache.markDirty(slot, b0, b1 - b0);
         const bhs = st.buffers.ofFolio(slot);
-        for (let b = b0; b < b1; b++) bhs[b].set(BH.Uptodate | BH.Dirty);
+        if (journalData) {
+          journalFolioData(st, h!, slot, b0, b1, bhs);
+        } else {
+          cache.markDirty(slot, b0, b1 - b0);
+          for (let b = b0; b < b1; b++) bhs[b].set(BH.Uptodate | BH.Dirty);
+        }
         if (delayed) daWriteEnd(st, inode, slot, fStart + off + n);
-        else writeEnd(st, inode, h!, fStart + off + n);
+        else writeEnd(st, inode, h!, fStart + off + n, journalData);
       } finally {
         h?.stop();
       }
@@ -186,7 +189,7 @@ function mapBuffer(bh: BufferHead, r: { kind: BK; lblk: number; pblk: number }, 
  * that is not uptodate is read when it holds data on disk (mapped, written),
  * else zeroed (a hole, new delayed or unwritten block: it reads as zeros).
  */
-function prepareEdges(st: BhState, slot: number, from: number, to: number, bhs: BufferHead[]): void {
+function prepareEdges(st: BhState, slot: number, from: number, to: number, bhs: BufferHead[], journalData = false): void {
   const fs = st.fs;
   const cache = fs.cache;
   const bs = fs.sb.blockSize;
@@ -198,7 +201,12 @@ function prepareEdges(st: BhState, slot: number, from: number, to: number, bhs: 
     for (const b of edges) {
       if (cache.isUptodate(slot, b, 1)) continue;
       const bh = bhs[b];
-      if (bh.has(BH.Mapped) && !bh.has(BH.New) && !bh.has(BH.Delay) && !bh.has(BH.Unwritten)) {
+      const jbh = journalData && bh.has(BH.Mapped) ? fs.bcache.peek(bh.blocknr) : undefined;
+      if (jbh && jbh.uptodate) {
+        // Journalled data not yet checkpointed: the journal's buffer is newer than the disk.
+        fs.wasm.u8.set(jbh.data, cache.addr(slot) + b * bs);
+        cache.setUptodate(slot, b, 1);
+      } else if (bh.has(BH.Mapped) && !bh.has(BH.New) && !bh.has(BH.Delay) && !bh.has(BH.Unwritten)) {
         bio.add(bh.blocknr * bs, slot, b, 1);
         bio.submit();
       } else {
@@ -241,7 +249,7 @@ function daWriteEnd(st: BhState, inode: Ext4Inode, slot: number, end: number): v
  * commit is forced and the allocation tried again. Returns the open handle;
  * write_end stops it.
  */
-function writeBegin(st: BhState, inode: Ext4Inode, slot: number, from: number, to: number): Handle {
+function writeBegin(st: BhState, inode: Ext4Inode, slot: number, from: number, to: number, journalData = false): Handle {
   const fs = st.fs;
   const cache = fs.cache;
   const bs = fs.sb.blockSize;
@@ -252,15 +260,19 @@ function writeBegin(st: BhState, inode: Ext4Inode, slot: number, from: number, t
   const unwritten = st.dioreadNolock(inode);
   const perCall = mapCallCredits(fs, inode);
   for (let retries = 1; ; retries++) {
-    const h = fs.startHandle(perCall * Math.min(b1 - b0, 8) + 4);
+    // Journalled data: every block written is a journal buffer too (ext4_writepage_trans_blocks counts them).
+    const h = fs.startHandle(perCall * Math.min(b1 - b0, 8) + 4 + (journalData ? b1 - b0 : 0));
+    const allocated: { lblk: number; len: number }[] = [];
     try {
       for (let b = b0; b < b1; ) {
         const r = classify(fs, inode, firstLblk + b, b1 - b);
         if (r.kind === BK.Hole || (r.kind === BK.Unwritten && !unwritten)) {
-          if (h.credits < perCall && !h.extend(perCall)) throw new Ext4Error("ENOSPC", "journal credits exhausted in write_begin", { ino: inode.ino });
+          // A folio of many small holes (fragmented free space) may outgrow the handle: more credits, or a fresh handle.
+          if (h.credits < perCall && !h.extend(perCall)) h.restart(perCall * 8);
           const flags = GET_BLOCKS.CREATE | (unwritten ? GET_BLOCKS.UNWRIT_EXT : 0);
           const m = ext4MapBlocks(h, fs, inode, { lblk: r.lblk, len: r.len }, flags);
           const n = Math.min(m.len, r.len);
+          if (r.kind === BK.Hole) allocated.push({ lblk: r.lblk, len: n });
           inode.es.insert(r.lblk, n, m.pblk, m.flags & MAP.UNWRITTEN ? ES.UNWRITTEN : ES.WRITTEN);
           if (m.flags & MAP.NEW && !(m.flags & MAP.UNWRITTEN) && st.orderData(inode)) h.addOrderedInode?.(inode.ino);
           for (let i = 0; i < n; i++) {
@@ -275,10 +287,19 @@ function writeBegin(st: BhState, inode: Ext4Inode, slot: number, from: number, t
         for (let i = b; i < b + r.len; i++) mapBuffer(bhs[i], r, firstLblk + i);
         b += r.len;
       }
-      prepareEdges(st, slot, from, to, bhs);
+      prepareEdges(st, slot, from, to, bhs, journalData);
       return h;
     } catch (e) {
-      h.stop();
+      try {
+        // ext4_truncate_failed_write: the blocks this attempt allocated go again (the folio never got their data).
+        for (const a of allocated) {
+          ext4RemoveSpace(h, fs, inode, a.lblk, a.lblk + a.len - 1);
+          inode.es.remove(a.lblk, a.len);
+        }
+        if (allocated.length) markInodeDirty(h, fs, inode);
+      } finally {
+        h.stop();
+      }
       if (e instanceof Ext4Error && e.code === "ENOSPC" && shouldRetryAlloc(fs, retries)) {
         fs.commit();
         continue;
@@ -289,7 +310,44 @@ function writeBegin(st: BhState, inode: Ext4Inode, slot: number, from: number, t
   }
 }
 
-/** ext4_write_end: i_size and i_disksize together (the blocks exist), the inode dirtied in the write's handle. */
-function writeEnd(st: BhState, inode: Ext4Inode, h: Handle, end: number): void {
+/**
+ * ext4_write_end / ext4_journalled_write_end: i_size and i_disksize together
+ * (the blocks exist), the inode dirtied in the write's handle; journalled data
+ * makes fsync and fdatasync wait for this transaction (ext4_update_inode_fsync_trans).
+ */
+function writeEnd(st: BhState, inode: Ext4Inode, h: Handle, end: number, journalData: boolean): void {
   if (updateInodeSize(inode, end)) markInodeDirty(h, st.fs, inode);
+  if (journalData && h.journaled) {
+    inode.syncTid = h.tid;
+    inode.datasyncTid = h.tid;
+  }
+}
+
+/**
+ * ext4_journalled_write_end's data half (write_end_fn + ext4_dirty_journalled_data):
+ * each block written goes into the journal as a buffer of the device mapping,
+ * its bytes copied from the folio; the checkpoint writes it home. The folio
+ * stays clean (writeback never writes it), and the read path prefers such a
+ * buffer to the disk while it is cached.
+ */
+export function journalFolioData(st: BhState, h: Handle, slot: number, b0: number, b1: number, bhs: BufferHead[]): void {
+  const fs = st.fs;
+  const cache = fs.cache;
+  const bs = fs.sb.blockSize;
+  for (let b = b0; b < b1; b++) {
+    const pblk = bhs[b].blocknr;
+    if (!bhs[b].has(BH.Mapped) || pblk === 0) throw new Ext4Error("EIO", `journalled data block ${b} of a folio is not mapped`);
+    const dbh = fs.bcache.getblk(pblk, "journalled data block");
+    try {
+      if (dbh.uptodate) h.getWriteAccess(dbh);
+      else h.getCreateAccess(dbh);
+      const at = cache.addr(slot) + b * bs;
+      dbh.data.set(fs.wasm.u8.subarray(at, at + bs));
+      h.dirtyMetadata(dbh);
+    } finally {
+      fs.bcache.brelse(dbh);
+    }
+    bhs[b].set(BH.Uptodate);
+    bhs[b].clear(BH.Dirty | BH.New);
+  }
 }

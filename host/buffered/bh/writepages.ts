@@ -45,7 +45,8 @@ export function classify(fs: Ext4, inode: Ext4Inode, lblk: number, maxLen: numbe
   const es = inode.es;
   const e = es.lookup(lblk);
   if (e && e.status === ES.DELAYED) return { kind: BK.Delayed, lblk, len: Math.min(maxLen, e.lblk + e.len - lblk), pblk: 0 };
-  const m = fs.mapBlocks(inode, lblk, maxLen);
+  // Asked wide, so a hole is cached in the tree beyond this request (the next small write finds it there).
+  const m = fs.mapBlocks(inode, lblk, Math.min(Math.max(maxLen, 2048), 0x100000000 - lblk));
   const len = Math.max(1, Math.min(m.len, maxLen));
   if (m.kind === MapKind.Mapped) return { kind: BK.Mapped, lblk, len, pblk: m.pblk };
   if (m.kind === MapKind.Unwritten) return { kind: BK.Unwritten, lblk, len, pblk: m.pblk };
@@ -369,6 +370,10 @@ function convertUnwritten(st: BhState, inode: Ext4Inode, ranges: { lblk: number;
         lblk += n;
       }
     }
+    // As mpage_map_and_submit_extent does for the extent it mapped: i_disksize follows the written range, up to i_size.
+    const last = ranges[ranges.length - 1];
+    const disksize = Math.min(inode.size, (last.lblk + last.len) * fs.sb.blockSize);
+    if (h && disksize > inode.disksize) inode.disksize = disksize;
     if (h) markInodeDirty(h, fs, inode);
     return undefined;
   } catch (e) {

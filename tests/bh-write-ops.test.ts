@@ -1,0 +1,204 @@
+// The bh path's other entry points: zeroRange, allocDaBlocks, uncached
+// (dontcache) writes, fsync's error reporting, and truncateInodePages +
+// esRemoveExtent over delayed data (what truncate will call).
+
+import * as nfs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MemoryDevice, mkfs, mount } from "../host/index.js";
+import type { BlockDevice } from "../host/device/block-device.js";
+import { BhBufferedIO } from "../host/buffered/bh/read.js";
+import { truncateInodePages } from "../host/cache/truncate.js";
+import { esRemoveExtent } from "../host/fs/delalloc.js";
+import { setInodeSize } from "../host/fs/inode.js";
+import { markInodeDirty } from "../host/fs/inode-write.js";
+import { allocStats } from "../host/fs/mballoc.js";
+import { missingTools } from "./helpers/exec.js";
+import { createFile, expectClean, FIXED, makeImage, open, pattern, readAll, rmrf } from "./helpers/bh-write.js";
+
+const missing = missingTools(["e2fsck"], "e2fsprogs");
+if (missing) console.log(`bh-write-ops: skipped: ${missing}`);
+const d = missing ? describe.skip : describe;
+
+let work: string;
+beforeAll(() => { work = nfs.mkdtempSync(path.join(os.tmpdir(), "ext4wasm-bhops-")); });
+afterAll(() => { if (work) rmrf(work); });
+
+function remountRead(img: string, name: string): Buffer {
+  const v = mount(img, { readOnly: true });
+  try {
+    return v.readFileSync(`/${name}`) as Buffer;
+  } finally {
+    v.unmount();
+  }
+}
+
+d("bh write-path operations", () => {
+  it("zeroRange zeroes delayed and mapped blocks through the cache and leaves holes unallocated", () => {
+    const img = makeImage(work, "zero", "32M", { blockSize: 4096 });
+    const m = open(img);
+    const f = createFile(m.fs, "z");
+    const model = Buffer.alloc(64 << 10);
+    try {
+      // Blocks 0-3 written back (mapped), 8-11 delayed, 4-7 and 12-15 holes.
+      const a = pattern(1, 16384);
+      m.io.write(f, 0, a);
+      model.set(a, 0);
+      m.io.writeback(f, 0, Infinity, true);
+      const b = pattern(2, 16384);
+      m.io.write(f, 32768, b);
+      model.set(b, 32768);
+      m.io.write(f, (64 << 10) - 1, new Uint8Array([7]));
+      model[(64 << 10) - 1] = 7;
+      const delayed = f.delayedBlocks;
+      const blocks = f.blocks512;
+      m.io.zeroRange(f, 1000, 40000);
+      model.fill(0, 1000, 40000);
+      expect(f.delayedBlocks).toBe(delayed);
+      expect(f.blocks512).toBe(blocks);
+      expect(readAll(m, f).equals(model)).toBe(true);
+      m.io.fsync(f, false);
+    } finally {
+      m.fs.iput(f);
+      m.vol.unmount();
+    }
+    expectClean(img);
+    expect(remountRead(img, "z").equals(model)).toBe(true);
+  });
+
+  it("allocDaBlocks allocates every delayed block and brings i_disksize to i_size", () => {
+    const img = makeImage(work, "autoda", "32M", { blockSize: 4096 });
+    const m = open(img);
+    const f = createFile(m.fs, "r");
+    try {
+      m.io.write(f, 0, pattern(3, 50_000));
+      expect(f.delayedBlocks).toBe(13);
+      expect(f.disksize).toBe(0);
+      m.io.allocDaBlocks(f);
+      expect(f.delayedBlocks).toBe(0);
+      expect(f.reservedDataBlocks).toBe(0);
+      expect(f.disksize).toBe(50_000);
+    } finally {
+      m.fs.iput(f);
+      m.vol.unmount();
+    }
+    expectClean(img);
+  });
+
+  it("dontcache writes are written back at once and leave no folio cached", () => {
+    const img = makeImage(work, "dontcache", "32M", { blockSize: 4096 });
+    const m = open(img);
+    const f = createFile(m.fs, "u");
+    const data = pattern(4, 3 << 20);
+    try {
+      m.io.write(f, 0, data, { dontcache: true });
+      const c = m.fs.cache.mappingCounts(m.fs.cache.mappingOf(f));
+      expect(c.dirtyFolios).toBe(0);
+      expect(c.folios).toBe(0);
+      expect(f.delayedBlocks).toBe(0);
+    } finally {
+      m.fs.iput(f);
+      m.vol.unmount();
+    }
+    expectClean(img);
+    expect(remountRead(img, "u").equals(Buffer.from(data))).toBe(true);
+  });
+
+  it("an asynchronous writeback failure comes out of the next fsync once, then fsync succeeds", () => {
+    const bytes = new Uint8Array(32 << 20);
+    mkfs(new MemoryDevice(bytes), { size: bytes.length, blockSize: 4096, features: "^has_journal", ...FIXED });
+    const inner = new MemoryDevice(bytes);
+    let failData = false;
+    const metaEnd = 2 << 20; // our mkfs puts metadata first; file data lands above this on an empty image
+    const dev: BlockDevice = {
+      get size() { return inner.size; },
+      get readOnly() { return false; },
+      read: (p, b) => inner.read(p, b),
+      write: (p, b) => { if (failData && p >= metaEnd) throw new Error("injected write error"); inner.write(p, b); },
+      flush: () => inner.flush(),
+      close: () => inner.close(),
+    };
+    const vol = mount(dev);
+    const io = new BhBufferedIO(vol.fs);
+    const f = createFile(vol.fs, "e");
+    try {
+      io.write(f, 0, pattern(5, 200_000));
+      failData = true;
+      io.writeback(f, 0, Infinity, false); // no throw: the writer that triggered writeback never sees it
+      let err: unknown;
+      try { io.fsync(f, false); } catch (e) { err = e; }
+      expect(err).toMatchObject({ code: "EIO" });
+      failData = false;
+      io.fsync(f, false); // reported once
+    } finally {
+      vol.fs.iput(f);
+      vol.unmount();
+    }
+  });
+
+  it("truncateInodePages + esRemoveExtent over delayed data: reservations and dirty folios go, the image stays clean", () => {
+    const img = makeImage(work, "trunc", "32M", { blockSize: 4096 });
+    const m = open(img);
+    const f = createFile(m.fs, "t");
+    const data = pattern(6, 100_000);
+    try {
+      const base = allocStats(m.fs).dirtyClusters;
+      m.io.write(f, 0, data);
+      expect(f.reservedDataBlocks).toBe(25);
+      // truncate to 10000 bytes as setattr will: size first, the cache, then the extent status range.
+      const h = m.fs.startHandle(4);
+      setInodeSize(f, 10_000);
+      markInodeDirty(h, m.fs, f);
+      h.stop();
+      m.io.zeroRange(f, 10_000, 12_288);
+      truncateInodePages(m.fs, f, 10_000);
+      esRemoveExtent(m.fs, f, 3, 0x100000000 - 3);
+      expect(f.reservedDataBlocks).toBe(3);
+      expect(allocStats(m.fs).dirtyClusters).toBe(base + 3);
+      // One large folio straddles the new end and stays (its tail zeroed); the folios past it went.
+      const counts = m.fs.cache.mappingCounts(m.fs.cache.mappingOf(f));
+      expect(counts.folios).toBe(1);
+      expect(f.dirtyFolios).toBe(1);
+      m.io.fsync(f, false);
+      expect(f.reservedDataBlocks).toBe(0);
+      expect(readAll(m, f).equals(Buffer.from(data.subarray(0, 10_000)))).toBe(true);
+    } finally {
+      m.fs.iput(f);
+      m.vol.unmount();
+    }
+    expectClean(img);
+    expect(remountRead(img, "t").equals(Buffer.from(data.subarray(0, 10_000)))).toBe(true);
+  });
+});
+
+d("data=journal", () => {
+  it("file data goes through the log, reads prefer the journal's newer copy, and the checkpoint writes it home", () => {
+    const img = makeImage(work, "dj", "32M", { blockSize: 4096 });
+    const m = open(img, "data=journal");
+    const f = createFile(m.fs, "j");
+    const data = pattern(9, 40 * 4096 + 123);
+    try {
+      const j = m.fs.journal!;
+      const logged = j.stats.logBlocks;
+      m.io.write(f, 0, data);
+      expect(f.dirtyFolios).toBe(0); // the folios stay clean: writeback never writes journalled data
+      m.io.fsync(f, false);
+      expect(j.stats.logBlocks - logged).toBeGreaterThanOrEqual(41);
+      // With the data folios dropped, a read before the checkpoint must still see the new bytes.
+      m.fs.cache.truncate(m.fs.cache.mappingOf(f), 0);
+      expect(readAll(m, f).equals(Buffer.from(data))).toBe(true);
+      // An overwrite of part of a block after the folio went: the rest of the block comes from the journal's copy.
+      m.fs.cache.truncate(m.fs.cache.mappingOf(f), 0);
+      m.io.write(f, 5000, new Uint8Array([1, 2, 3]));
+      data.set([1, 2, 3], 5000);
+      m.io.fsync(f, true);
+      expect(readAll(m, f).equals(Buffer.from(data))).toBe(true);
+    } finally {
+      m.fs.iput(f);
+      m.vol.unmount();
+    }
+    expectClean(img);
+    expect(remountRead(img, "j").equals(Buffer.from(data))).toBe(true);
+  });
+});
