@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mount } from "../host/index.js";
+import { MemoryDevice, mount, RecordingDevice } from "../host/index.js";
 import { Ext4Error } from "../host/errors.js";
 import { lookup } from "../host/fs/dir.js";
 import type { Ext4 } from "../host/fs/super.js";
@@ -20,8 +20,8 @@ import type { Ext4Inode } from "../host/fs/inode.js";
 import { INODE_FLAGS, S_IFBLK, S_IFCHR, S_IFDIR } from "../host/format/inode.js";
 import { missingTools, runSync } from "./helpers/exec.js";
 import { mkfsEnv } from "./helpers/images.js";
-import { loopMountSupport } from "./helpers/kernel.js";
-import { differential, VARIANTS } from "./helpers/namei-diff.js";
+import { loopMountSupport, withLoopMountSync } from "./helpers/kernel.js";
+import { differential, kernelTimeChanges, type NsOp, ourTimeChanges, RENAME_EXCHANGE, RENAME_WHITEOUT, VARIANTS } from "./helpers/namei-diff.js";
 
 const missing = missingTools(["mkfs.ext4", "e2fsck", "debugfs"], "e2fsprogs");
 if (missing) console.log(`namei-ops: skipped: ${missing}`);
@@ -96,6 +96,47 @@ function onRoot(img: string, fn: (f: Ext4, root: Ext4Inode) => void, opts: { mou
   }
   expectClean(img);
 }
+
+d("namei-ops: the times each operation changes, as the kernel changes them", () => {
+  it.each([["4k-journal", []], ["1k-inline-nojournal", ["-b", "1024", "-O", "^has_journal,inline_data"]]] as [string, string[]][])("%s", (name, args) => {
+    if (kernelSkip) return;
+    const img = mkfs(`times-${name}`, args);
+    const theirs = `${img}.kernel`;
+    fs.copyFileSync(img, theirs);
+    const S: [NsOp, string[]][] = [
+      [{ op: "mkdir", path: "a", mode: 0o755 }, ["."]],
+      [{ op: "mkdir", path: "b", mode: 0o755 }, [".", "a"]],
+      [{ op: "create", path: "a/f", mode: 0o644 }, [".", "a"]],
+      [{ op: "mknod", path: "a/n", mode: 0o10644, rdev: 0 }, ["a", "a/f"]],
+      [{ op: "symlink", path: "a/s", target: "x".repeat(80) }, ["a"]],
+      [{ op: "link", path: "a/f", path2: "b/g" }, ["a", "b", "a/f"]],
+      [{ op: "unlink", path: "b/g" }, ["a", "b", "a/f"]],
+      [{ op: "rename", path: "a/f", path2: "a/f2", flags: 0 }, [".", "a", "a/f"]],
+      [{ op: "rename", path: "a/f2", path2: "b/f", flags: 0 }, ["a", "b", "a/f2"]],
+      [{ op: "mkdir", path: "a/d", mode: 0o755 }, ["a"]],
+      [{ op: "rename", path: "a/d", path2: "b/d", flags: 0 }, ["a", "b", "a/d"]],
+      [{ op: "create", path: "a/v", mode: 0o644 }, ["a"]],
+      [{ op: "rename", path: "b/f", path2: "a/v", flags: 0 }, ["a", "b", "b/f", "a/v"]],
+      [{ op: "mkdir", path: "a/e", mode: 0o755 }, ["a"]],
+      [{ op: "rename", path: "b/d", path2: "a/e", flags: 0 }, ["a", "b", "b/d", "a/e"]],
+      [{ op: "rename", path: "a/e", path2: "b", flags: RENAME_EXCHANGE }, [".", "a", "a/e", "b"]],
+      [{ op: "rename", path: "a/v", path2: "a/w", flags: RENAME_WHITEOUT }, ["a", "a/v"]],
+      [{ op: "rmdir", path: "a/e" }, ["a", "a/e"]],
+      [{ op: "unlink", path: "a/w" }, ["a", "a/w"]],
+    ];
+    const vol = mount(img);
+    let ours: boolean[][][];
+    try {
+      ours = ourTimeChanges(fsOf(vol), S);
+    } finally {
+      vol.unmount();
+    }
+    expectClean(img);
+    const kernel = kernelTimeChanges(theirs, S);
+    const diffs = S.map(([o, w], i) => (JSON.stringify(ours[i]) === JSON.stringify(kernel[i]) ? null : `${JSON.stringify(o)} ${JSON.stringify(w)}: ours ${JSON.stringify(ours[i])}, kernel's ${JSON.stringify(kernel[i])}`)).filter(Boolean);
+    expect(diffs).toEqual([]);
+  });
+});
 
 d("namei-ops: unlink, rmdir and rename", () => {
   it("an unlinked file stays readable while referenced, is an orphan in the unlinking handle, and is freed at the last iput", () => {
@@ -192,6 +233,72 @@ d("namei-ops: unlink, rmdir and rename", () => {
       expect(big.linksCount).toBe(1);
       expect(readDotDot(f, sub)).toBe(2);
       for (const i of [lin, big, sub]) f.iput(i);
+    });
+  });
+});
+
+d("namei-ops: a crash after unlink and rmdir of held inodes", () => {
+  it.each([["4k", []], ["orphan_file", ["-O", "orphan_file"]]] as [string, string[]][])("%s: the orphans committed with the unlinks are freed by our replay and by the kernel's", (name, args) => {
+    const img = mkfs(`crash-${name}`, args);
+    const base = new Uint8Array(fs.readFileSync(img));
+    const rec = new RecordingDevice(new MemoryDevice(base.slice()));
+    const vol = mount(rec);
+    const f = fsOf(vol);
+    const root = f.iget(2);
+    for (const n of ["a", "b"]) f.iput(ext4Create(f, root, enc(n), 0o644, cred));
+    f.iput(ext4Mkdir(f, root, enc("d"), 0o755, cred));
+    f.iput(ext4Mkdir(f, root, enc("e"), 0o755, cred));
+    f.commit();
+    // Held across the crash (never iput): unlinked, orphaned, not yet freed.
+    const held = [ext4Unlink(f, root, enc("a"))!, ext4Rmdir(f, root, enc("d"))!];
+    expect(held.map((i) => i.linksCount)).toEqual([0, 0]);
+    // And a rename over a held target: "b" replaced by "c".
+    f.iput(ext4Create(f, root, enc("c"), 0o644, cred));
+    const b = f.iget(lookup(f, root, enc("b")));
+    ext4Rename(f, root, enc("c"), root, enc("b"));
+    expect(b.linksCount).toBe(0);
+    f.commit();
+    const crashed = rec.crashImage(base, rec.events.length - 1);
+    const ours = path.join(work, `crash-${name}-ours.img`);
+    fs.writeFileSync(ours, crashed);
+    const again = mount(ours);
+    try {
+      expect((again.readdirSync("/") as string[]).sort()).toEqual(["b", "e", "lost+found"]);
+    } finally {
+      again.unmount();
+    }
+    expectClean(ours);
+    if (!kernelSkip) {
+      const theirs = path.join(work, `crash-${name}-kernel.img`);
+      fs.writeFileSync(theirs, crashed);
+      withLoopMountSync(theirs, (mnt) => expect(fs.readdirSync(mnt).sort()).toEqual(["b", "e", "lost+found"]));
+      expectClean(theirs);
+    }
+  });
+});
+
+d("namei-ops: ENOSPC", () => {
+  it.each([["journal", []], ["nojournal", ["-O", "^has_journal"]]] as [string, string[]][])("%s: a mkdir or slow symlink that finds no block leaves nothing behind", (name, args) => {
+    const img = mkfs(`enospc-${name}`, ["-b", "1024", "-m", "0", "-N", "4096", "-I", "128", ...args], "4M");
+    onRoot(img, (f, root) => {
+      let n = 0;
+      for (;;) {
+        try {
+          f.iput(ext4Symlink(f, root, enc(`s${n}`), enc("t".repeat(100)), cred));
+          n++;
+        } catch (e) {
+          expect((e as Ext4Error).code).toBe("ENOSPC");
+          break;
+        }
+      }
+      expect(n).toBeGreaterThan(100);
+      const freeInodes = f.sb.freeInodesCount;
+      expectCode(() => ext4Mkdir(f, root, enc("d"), 0o755, cred), "ENOSPC");
+      expectCode(() => ext4Symlink(f, root, enc("s"), enc("t".repeat(100)), cred), "ENOSPC");
+      expect(f.sb.freeInodesCount).toBe(freeInodes);
+      expect(lookup(f, root, enc("d"))).toBe(0);
+      // Fast symlinks need no block.
+      f.iput(ext4Symlink(f, root, enc("fast"), enc("t"), cred));
     });
   });
 });

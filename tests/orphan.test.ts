@@ -15,7 +15,7 @@ import { S_IFREG } from "../host/format/inode.js";
 import { newInode } from "../host/fs/ialloc.js";
 import { type Ext4Inode, STATE } from "../host/fs/inode.js";
 import { markInodeDirty } from "../host/fs/inode-write.js";
-import { deleteEntry } from "../host/fs/namei.js";
+import { ext4Unlink } from "../host/fs/namei-ops.js";
 import { orphanAdd, orphanDel, orphanState } from "../host/fs/orphan.js";
 import type { Ext4 } from "../host/fs/super.js";
 import { missingTools, runSync } from "./helpers/exec.js";
@@ -51,19 +51,14 @@ const VARIANTS: [string, string[]][] = [
   ["bigalloc-orphanfile", ["-O", "bigalloc,orphan_file", "-C", "16384"]],
 ];
 
-/** Unlinks `name` from the root while it stays open (the dentry dropped, a reference kept): ext4_unlink's orphan step. */
+/** unlink(2) of `name` in the root while it stays open: ext4Unlink's reference is the open file's. */
 function unlinkOpen(f: Ext4, name: string): Ext4Inode {
   const root = f.iget(2);
-  const h = f.startHandle(24);
   try {
-    const ino = deleteEntry(h, f, root, Buffer.from(name));
-    const inode = f.iget(ino);
-    inode.linksCount--;
-    markInodeDirty(h, f, inode);
-    if (inode.linksCount === 0) orphanAdd(h, f, inode);
+    const inode = ext4Unlink(f, root, Buffer.from(name));
+    if (!inode) throw new Error(`ext4Unlink returned no inode for ${name}`);
     return inode;
   } finally {
-    h.stop();
     f.iput(root);
   }
 }
@@ -303,7 +298,7 @@ function cleanBothWays(name: string, img: string, expected: { deleted: number; t
 
 d("images the kernel leaves with orphans", () => {
   for (const [name, args] of VARIANTS) {
-    it(`${name}: files unlinked while open on a loop mount, frozen and copied; our mount frees them as the kernel's does`, (ctx) => {
+    it(`${name}: files and a directory removed while open on a loop mount, frozen and copied; our mount frees them as the kernel's does`, (ctx) => {
       const s = loopMountSupport();
       if (!s.ok) {
         console.log(`orphan ${name}: kernel-made orphans skipped: ${s.reason}`);
@@ -312,9 +307,11 @@ d("images the kernel leaves with orphans", () => {
       const img = mkfsImage(work, `kfrozen-${name}`, tree, args);
       const frozen = path.join(work, `kfrozen-${name}-copy.img`);
       withLoopMountSync(img, (mnt) => {
-        const fds = [1, 2, 3].map((i) => fs.openSync(path.join(mnt, `f${i}`), "r"));
+        fs.mkdirSync(path.join(mnt, "d"));
+        const fds = ["f1", "f2", "f3", "d"].map((n) => fs.openSync(path.join(mnt, n), "r"));
         try {
           for (const i of [1, 2, 3]) fs.unlinkSync(path.join(mnt, `f${i}`));
+          fs.rmdirSync(path.join(mnt, "d"));
           // ext4_freeze: the journal flushed and needs_recovery cleared; the orphans stay recorded.
           runSync("fsfreeze", ["-f", mnt]);
           try {
@@ -327,17 +324,17 @@ d("images the kernel leaves with orphans", () => {
         }
       });
       const m = dumpe2fsFields(frozen);
-      if (args.some((a) => a.includes("orphan_file"))) expect(orphanFileSlots(frozen)).toHaveLength(3);
+      if (args.some((a) => a.includes("orphan_file"))) expect(orphanFileSlots(frozen)).toHaveLength(4);
       else expect(Number(m.get("First orphan inode"))).toBeGreaterThan(0);
       expect(fsckOut(frozen).code).toBe(4);
       // The reader sees none of them, and a read-only mount writes nothing.
       const bytes = fs.readFileSync(frozen);
       const ro = mount(frozen, { readOnly: true });
-      expect(ro.readdirSync("/").filter((n) => /^f[123]$/.test(String(n)))).toEqual([]);
+      expect(ro.readdirSync("/").filter((n) => /^(f[123]|d)$/.test(String(n)))).toEqual([]);
       expect(fsOf(ro).orphans).toBeUndefined();
       ro.unmount();
       expect(fs.readFileSync(frozen).equals(bytes)).toBe(true);
-      const { ours } = cleanBothWays(`kfrozen-${name}`, frozen, { deleted: 3, truncated: 0 });
+      const { ours } = cleanBothWays(`kfrozen-${name}`, frozen, { deleted: 4, truncated: 0 });
       expect(dumpe2fsFields(ours).get("Filesystem features")).not.toMatch(/orphan_present/);
     });
   }

@@ -216,13 +216,21 @@ function addNondir(handle: Handle, fs: Ext4, dir: Ext4Inode, name: Uint8Array, i
   return inode;
 }
 
-function withHandle<T>(fs: Ext4, credits: number, fn: (h: Handle) => T): T {
+/**
+ * One handle for the op. A DIRSYNC directory (chattr +D) makes the op
+ * synchronous: its transaction is committed before the op returns
+ * (ext4_handle_sync).
+ */
+function withHandle<T>(fs: Ext4, credits: number, fn: (h: Handle) => T, dirs: Ext4Inode[] = []): T {
   const h = fs.startHandle(credits);
+  let r: T;
   try {
-    return fn(h);
+    r = fn(h);
   } finally {
     h.stop();
   }
+  if (h.journaled && dirs.some((d) => d.flags & INODE_FLAGS.DIRSYNC)) fs.syncTid(h.tid);
+  return r;
 }
 
 // ---- create, mknod, mkdir, symlink, link ----
@@ -231,7 +239,7 @@ function withHandle<T>(fs: Ext4, credits: number, fn: (h: Handle) => T): T {
 export function ext4Create(fs: Ext4, dir: Ext4Inode, name: Uint8Array, mode: number, cred: Cred): Ext4Inode {
   checkCreate(fs, dir, name);
   const plan = planAcls(fs, dir, S_IFREG | (mode & S_IALLUGO), cred.umask ?? 0);
-  return withHandle(fs, createCredits(fs) + aclCredits(plan), (h) => addNondir(h, fs, dir, name, allocInode(h, fs, dir, plan, name, cred)));
+  return withHandle(fs, createCredits(fs) + aclCredits(plan), (h) => addNondir(h, fs, dir, name, allocInode(h, fs, dir, plan, name, cred)), [dir]);
 }
 
 /** Userspace dev_t (glibc's makedev, as stat reports it) to major and minor; the kernel's dev_t is 32 bits (EINVAL past). */
@@ -270,7 +278,7 @@ function makeSpecial(fs: Ext4, dir: Ext4Inode, name: Uint8Array, mode: number, r
     // init_special_inode: the device number in i_block, no blocks.
     if (rdev) encodeRdev(inode.iBlock, rdev);
     return addNondir(h, fs, dir, name, inode);
-  });
+  }, [dir]);
 }
 
 /**
@@ -368,7 +376,7 @@ export function ext4Mkdir(fs: Ext4, dir: Ext4Inode, name: Uint8Array, mode: numb
     incDirLinks(fs, dir);
     markInodeDirty(h, fs, dir);
     return inode;
-  });
+  }, [dir]);
 }
 
 /**
@@ -409,7 +417,7 @@ export function ext4Symlink(fs: Ext4, dir: Ext4Inode, name: Uint8Array, target: 
       throw e;
     }
     return addNondir(h, fs, dir, name, inode);
-  });
+  }, [dir]);
 }
 
 /**
@@ -437,7 +445,7 @@ export function ext4Link(fs: Ext4, inode: Ext4Inode, dir: Ext4Inode, name: Uint8
       throw e;
     }
     return ref;
-  });
+  }, [dir]);
 }
 
 /** A project-inheriting directory takes only inodes of its project (EXDEV, as ext4_link and ext4_rename). */
@@ -473,7 +481,7 @@ export function ext4Unlink(fs: Ext4, dir: Ext4Inode, name: Uint8Array): Ext4Inod
       if (inode.linksCount > 0) inode.linksCount--;
       lastLinkGone(h, fs, inode);
       markInodeDirty(h, fs, inode);
-    });
+    }, [dir]);
   } catch (e) {
     fs.iput(inode);
     throw e;
@@ -509,12 +517,13 @@ export function ext4Rmdir(fs: Ext4, dir: Ext4Inode, name: Uint8Array): Ext4Inode
       deleteEntry(h, fs, dir, name);
       inode.version += 1;
       inode.linksCount = 0;
+      inode.size = 0; // i_disksize stays: no links says enough to a recovery
       orphanAdd(h, fs, inode);
       inode.ctime = currentTime();
       markInodeDirty(h, fs, inode);
       decDirLinks(fs, dir);
       markInodeDirty(h, fs, dir);
-    });
+    }, [dir]);
     fs.dcache.forgetDir(inode.ino);
   } catch (e) {
     fs.iput(inode);
@@ -564,7 +573,7 @@ function renameTrap(fs: Ext4, oldDir: Ext4Inode, newDir: Ext4Inode): number | un
  * what is there (unlinked as ext4Unlink / ext4Rmdir unlink it), or with
  * `exchange` swapping the two; `whiteout` leaves a whiteout at the old name.
  */
-export function ext4Rename(fs: Ext4, oldDir: Ext4Inode, oldName: Uint8Array, newDir: Ext4Inode, newName: Uint8Array, flags: RenameFlags = {}, hooks: RenameHooks = {}): void {
+export function ext4Rename(fs: Ext4, oldDir: Ext4Inode, oldName: Uint8Array, newDir: Ext4Inode, newName: Uint8Array, flags: RenameFlags = {}, hooks: RenameHooks = {}, cred: Cred = { uid: 0, gid: 0 }): void {
   checkRenameFlags(flags);
   checkDir(oldDir, oldName);
   checkDir(newDir, newName);
@@ -608,7 +617,7 @@ export function ext4Rename(fs: Ext4, oldDir: Ext4Inode, oldName: Uint8Array, new
       if (oldDir.ino !== newDir.ino && readDotDot(fs, oldInode) !== oldDir.ino) throw corrupted("'..' of the directory being moved does not name its parent", { ino: oldInode.ino });
     }
     if (newInode && isReg(oldInode) && autoDaAlloc(fs)) hooks.allocDaBlocks?.(oldInode);
-    simpleRename(fs, oldDir, oldName, oldInode, newDir, newName, newInode, !!flags.whiteout);
+    simpleRename(fs, oldDir, oldName, oldInode, newDir, newName, newInode, flags.whiteout ? cred : undefined);
   } finally {
     if (newInode) fs.iput(newInode);
     fs.iput(oldInode);
@@ -622,12 +631,12 @@ function autoDaAlloc(fs: Ext4): boolean {
 }
 
 function simpleRename(fs: Ext4, oldDir: Ext4Inode, oldName: Uint8Array, oldInode: Ext4Inode, newDir: Ext4Inode, newName: Uint8Array,
-  newInode: Ext4Inode | undefined, whiteout: boolean): void {
+  newInode: Ext4Inode | undefined, whiteout: Cred | undefined): void {
   const credits = renameCredits(fs, false);
-  // ext4_whiteout_for_rename: the whiteout inode is made in the rename's handle.
-  const plan = whiteout ? planAcls(fs, oldDir, S_IFCHR, 0) : undefined;
+  // ext4_whiteout_for_rename: the whiteout inode (the caller's, mode 0, rdev 0:0) is made in the rename's handle.
+  const plan = whiteout ? planAcls(fs, oldDir, S_IFCHR, whiteout.umask ?? 0) : undefined;
   withHandle(fs, credits + (plan ? createCredits(fs) + aclCredits(plan) : 0), (h) => {
-    const wh = plan ? allocInode(h, fs, oldDir, plan, oldName, { uid: 0, gid: 0 }) : undefined;
+    const wh = plan && whiteout ? allocInode(h, fs, oldDir, plan, oldName, whiteout) : undefined;
     try {
       const oldIsDir = isDir(oldInode);
       const cross = oldDir.ino !== newDir.ino;
@@ -667,7 +676,7 @@ function simpleRename(fs: Ext4, oldDir: Ext4Inode, oldName: Uint8Array, oldInode
     } finally {
       if (wh) fs.iput(wh);
     }
-  });
+  }, [oldDir, newDir]);
 }
 
 /** ext4_cross_rename: the two entries swap inodes; directories get their ".." and parents' counts right. */
@@ -699,5 +708,5 @@ function crossRename(fs: Ext4, oldDir: Ext4Inode, oldName: Uint8Array, oldInode:
       markInodeDirty(h, fs, oldDir);
       markInodeDirty(h, fs, newDir);
     }
-  });
+  }, [oldDir, newDir]);
 }

@@ -21,7 +21,7 @@ import {
   readDxEntries, searchDx, verifyDxNode, verifyDxRoot, verifyLeaf,
 } from "./dir.js";
 import { markInodeDirty } from "./inode-write.js";
-import { setXattr } from "./xattr-write.js";
+import { currentTime, setXattr } from "./xattr-write.js";
 import { inlineDirRegions } from "./inline.js";
 import { appendDirBlock } from "./namei-alloc.js";
 import { MapKind } from "./mapping.js";
@@ -95,11 +95,8 @@ function checkDirEntry(fs: Ext4, dir: Inode, b: Uint8Array, off: number, end: nu
 
 interface NewEntry { name: Uint8Array; ino: number; fileType: number }
 
-/** Current time for mtime/ctime (current_time). */
-function now(): { sec: number; nsec: number } {
-  const ms = Date.now();
-  return { sec: Math.floor(ms / 1000), nsec: (ms % 1000) * 1e6 };
-}
+/** Current time for mtime/ctime (current_time), in nanoseconds: two changes a microsecond apart must differ, as the kernel's multigrain stamps do. */
+const now = currentTime;
 
 /** The directory changed: mtime, ctime, i_version (add_dirent_to_buf, ext4_unlink). */
 function touchDir(dir: Inode): void {

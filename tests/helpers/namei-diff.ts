@@ -336,7 +336,7 @@ function aclXattr(entries: [number, number, number][]): string {
 }
 
 /** Directories with default ACLs, made by the kernel before the copy: "acl" (named user and mask), "acl2" (mode-equivalent). */
-function kernelSetup(img: string): string[] {
+function kernelSetup(img: string, casefold: boolean): string[] {
   const full = aclXattr([[1, 7, -1], [2, 5, 1000], [4, 5, -1], [0x10, 7, -1], [0x20, 5, -1]]);
   const minimal = aclXattr([[1, 7, -1], [4, 5, -1], [0x20, 0, -1]]);
   withLoopMountSync(img, (mnt) => {
@@ -345,8 +345,12 @@ os.chdir(sys.argv[1]); os.umask(0)
 os.mkdir("acl", 0o755); os.setxattr("acl", "system.posix_acl_default", bytes.fromhex("${full}"))
 os.mkdir("acl2", 0o755); os.setxattr("acl2", "system.posix_acl_default", bytes.fromhex("${minimal}"))
 os.mkdir("sgid", 0o2775); os.chown("sgid", 0, 1234)`, mnt]);
+    if (casefold) {
+      fs.mkdirSync(path.join(mnt, "cf"));
+      runSync("chattr", ["+F", path.join(mnt, "cf")]);
+    }
   });
-  return ["acl", "acl2", "sgid"];
+  return ["acl", "acl2", "sgid", ...(casefold ? ["cf"] : [])];
 }
 
 export const VARIANTS: [string, string[]][] = [
@@ -360,7 +364,7 @@ export const VARIANTS: [string, string[]][] = [
 export async function differential(work: string, name: string, args: string[], seed: number, gen: Partial<ConstructorParameters<typeof NsGenerator>[0]>): Promise<{ n: number; errors: Map<string, number>; indexed: number; renames: Map<string, number> }> {
   const ours = path.join(work, `${name}-${seed}.img`);
   runSync("mkfs.ext4", ["-q", "-F", ...args, ours, "32M"], { env: mkfsEnv(work) });
-  const initialDirs = kernelSetup(ours);
+  const initialDirs = kernelSetup(ours, args.some((a) => a.includes("casefold")));
   const theirs = `${ours}.kernel`;
   fs.copyFileSync(ours, theirs);
   const g = new NsGenerator({ seed, count: 400, initialDirs, ...gen });
@@ -408,4 +412,59 @@ export async function differential(work: string, name: string, args: string[], s
 function expectClean(img: string): void {
   const r = runSync("e2fsck", ["-fn", img], { okCodes: [0, 1, 2, 4, 8] });
   expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
+}
+
+// ---- which times an operation changes ----
+
+const TIMES_RUNNER = String.raw`
+import ctypes, json, os, sys, time
+os.chdir(sys.argv[1]); os.umask(0)
+libc = ctypes.CDLL(None, use_errno=True)
+libc.renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+out = []
+for o, watch in json.load(sys.stdin):
+    fds = [os.open(w, os.O_PATH | os.O_NOFOLLOW) for w in watch]
+    before = [os.fstat(fd) for fd in fds]
+    time.sleep(0.01)
+    k = o["op"]; p = o["path"]
+    if k == "create": os.close(os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY, o["mode"]))
+    elif k == "mkdir": os.mkdir(p, o["mode"])
+    elif k == "mknod": os.mknod(p, o["mode"], o["rdev"])
+    elif k == "symlink": os.symlink(o["target"], p)
+    elif k == "link": os.link(p, o["path2"], follow_symlinks=False)
+    elif k == "unlink": os.unlink(p)
+    elif k == "rmdir": os.rmdir(p)
+    elif k == "rename":
+        if libc.renameat2(-100, p.encode(), -100, o["path2"].encode(), o["flags"]) != 0: raise OSError(ctypes.get_errno(), "rename")
+    after = [os.fstat(fd) for fd in fds]
+    out.append([[a.st_mtime_ns != b.st_mtime_ns, a.st_ctime_ns != b.st_ctime_ns] for a, b in zip(after, before)])
+    for fd in fds: os.close(fd)
+print(json.dumps(out))
+`;
+
+/** For each op, whether each watched path's inode (resolved before the op) had its [mtime, ctime] changed, by the kernel. */
+export function kernelTimeChanges(image: string, steps: [NsOp, string[]][]): boolean[][][] {
+  return withLoopMountSync(image, (mnt) => JSON.parse(runSync("python3", ["-c", TIMES_RUNNER, mnt], { input: JSON.stringify(steps) }).stdout) as boolean[][][]);
+}
+
+/** The same through namei-ops. */
+export function ourTimeChanges(f: Ext4, steps: [NsOp, string[]][]): boolean[][][] {
+  const out: boolean[][][] = [];
+  for (const [o, watch] of steps) {
+    const inodes = watch.map((w) => {
+      if (w === ".") return f.iget(2);
+      const { dir, name } = parentOf(f, w);
+      try {
+        return f.iget(lookup(f, dir, name));
+      } finally {
+        f.iput(dir);
+      }
+    });
+    const before = inodes.map((i) => [{ ...i.mtime }, { ...i.ctime }]);
+    const r = applyOurs(f, o);
+    if (r) throw new Error(`${JSON.stringify(o)}: ${r}`);
+    out.push(inodes.map((i, k) => [i.mtime.sec !== before[k][0].sec || i.mtime.nsec !== before[k][0].nsec, i.ctime.sec !== before[k][1].sec || i.ctime.nsec !== before[k][1].nsec]));
+    for (const i of inodes) f.iput(i);
+  }
+  return out;
 }
