@@ -295,6 +295,20 @@ function sequence(f: AnyFs, root: string): Step[] {
     return [same, after.mtimeMs > before.mtimeMs, after.ctimeMs >= before.ctimeMs];
   });
 
+  step("relatime: a read and a readdir move an atime older than mtime", () => {
+    f.mkdirSync(p("/at"));
+    f.writeFileSync(p("/at/f"), "x");
+    f.utimesSync(p("/at/f"), 100, 200);
+    f.utimesSync(p("/at"), 100, 200);
+    f.readFileSync(p("/at/f"));
+    f.readdirSync(p("/at"));
+    const moved = [f.statSync(p("/at/f")).atimeMs > 1e9, f.statSync(p("/at")).atimeMs > 1e9];
+    // and not again while it is newer than mtime and ctime and less than a day old
+    const a = f.statSync(p("/at/f")).atimeMs;
+    f.readFileSync(p("/at/f"));
+    return [...moved, f.statSync(p("/at/f")).atimeMs === a];
+  });
+
   // copies and syncs
   step("copyFile", () => (f.copyFileSync(p("/big"), p("/cp")), [stat("/cp"), createHash("sha256").update(f.readFileSync(p("/cp"))).digest("hex")]));
   step("copyFile EXCL", () => f.copyFileSync(p("/num"), p("/cp"), C.COPYFILE_EXCL));

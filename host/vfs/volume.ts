@@ -276,6 +276,7 @@ export class Volume {
             if (isDir(child)) queue.push({ inode: child, rel: relBytes, parentPath: childPath });
           }
         }
+        this.atime(inode); // iterate_dir's file_accessed
       }
       return out;
     });
@@ -838,6 +839,7 @@ export class Volume {
     return this.op("opendir", path, () => {
       const dir = resolve(this.fs, path, true, "opendir").inode;
       if (!isDir(dir)) throw new Ext4Error("ENOTDIR", "not a directory");
+      this.atime(dir);
       const parentPath = pathText(path);
       return new Dir(parentPath, this.entries(dir).map((e) => new Ext4Dirent(decodeName(e.name, opts.encoding), e.name, parentPath, e.ino, e.fileType)));
     });
