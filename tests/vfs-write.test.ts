@@ -751,3 +751,58 @@ d("fallocate, known failure", () => {
     expect(runSync("e2fsck", ["-fn", img], { okCodes: [0, 1, 4] }).code).toBe(0);
   });
 });
+
+d("renameat2 flags (the renameSync extension)", () => {
+  it("exchange swaps, noreplace refuses an existing target, whiteout leaves a 0:0 character device; the kernel sees the result", async () => {
+    const img = makeImage("rename2");
+    const vol = mount(img);
+    try {
+      vol.writeFileSync("/a", "A");
+      vol.mkdirSync("/d");
+      vol.writeFileSync("/d/b", "B");
+      vol.renameSync("/a", "/d/b", { exchange: true });
+      expect([vol.readFileSync("/a", "utf8"), vol.readFileSync("/d/b", "utf8")]).toEqual(["B", "A"]);
+      expect(() => vol.renameSync("/a", "/d/b", { noreplace: true })).toThrow(/^EEXIST: file already exists, rename '\/a' -> '\/d\/b'$/);
+      expect(() => vol.renameSync("/a", "/nope", { exchange: true })).toThrow(/^ENOENT: no such file or directory, rename '\/a' -> '\/nope'$/);
+      expect(() => vol.renameSync("/a", "/x", { exchange: true, noreplace: true })).toThrow(/^EINVAL/);
+      vol.renameSync("/a", "/c", { noreplace: true });
+      vol.renameSync("/c", "/e", { whiteout: true });
+      const w = vol.lstatSync("/c");
+      expect([w.isCharacterDevice(), w.rdev, vol.readFileSync("/e", "utf8")]).toEqual([true, 0, "B"]);
+    } finally {
+      vol.unmount();
+    }
+    expect(runSync("e2fsck", ["-fn", img], { okCodes: [0, 1, 4] }).code).toBe(0);
+    if (loop.ok) {
+      const seen = await withLoopMount(img, (mnt) => [fs.readFileSync(path.join(mnt, "e"), "utf8"), fs.readFileSync(path.join(mnt, "d/b"), "utf8"), fs.lstatSync(path.join(mnt, "c")).isCharacterDevice()], { readOnly: true });
+      expect(seen).toEqual(["B", "A", true]);
+    }
+  });
+});
+
+d("write stream details", () => {
+  it("takes an fd (autoClose false leaves it open), appends with flags a, and fsyncs with flush", async () => {
+    const img = makeImage("wstream");
+    const host = fs.mkdtempSync(path.join(work, "host-"));
+    const vol = mount(img);
+    try {
+      const run = async (f: AnyFs, root: string) => {
+        const fd = f.openSync(root + "/s", "w+");
+        const a = f.createWriteStream(null, { fd, autoClose: false });
+        const evA = streamEvents(a);
+        a.end("by fd");
+        const ea = await Promise.race([evA, new Promise<string[]>((r) => a.on("finish", () => setTimeout(() => r(["finish, no close"]), 50)))]);
+        const stillOpen = f.fstatSync(fd).size;
+        f.closeSync(fd);
+        const b = f.createWriteStream(root + "/s", { flags: "a", flush: true });
+        const evB = streamEvents(b);
+        b.end(" appended");
+        const eb = await evB;
+        return [ea, stillOpen, eb, f.readFileSync(root + "/s", "utf8"), b.pending, typeof b.fd];
+      };
+      expect(await run(vol, "")).toEqual(await run(fs, host));
+    } finally {
+      vol.unmount();
+    }
+  });
+});

@@ -330,7 +330,14 @@ export class Volume {
   private atime(inode: Inode, noatime = false): void {
     if (this.fs.readOnly || noatime) return;
     const held = this.fs.iget(inode.ino);
-    try { touchAtime(this.ctx, held); } finally { this.fs.iput(held); }
+    try {
+      touchAtime(this.ctx, held);
+    } catch (e) {
+      // As touch_atime: a read never fails for its atime (an aborted journal, an error-remounted volume).
+      if (!(e instanceof Ext4Error)) throw e;
+    } finally {
+      this.fs.iput(held);
+    }
   }
 
   private readAll(inode: Inode): Buffer {

@@ -51,7 +51,8 @@ export class VolumeWriteStream extends Writable {
     }
     super({
       highWaterMark: opts.highWaterMark, decodeStrings: true, defaultEncoding: opts.encoding ?? "utf8",
-      emitClose: opts.emitClose ?? true, autoDestroy: true, signal: opts.signal,
+      // As node's WriteStream: autoClose false also means no auto-destroy (no 'close' after 'finish').
+      emitClose: opts.emitClose ?? true, autoDestroy: opts.autoClose ?? true, signal: opts.signal,
     });
     this.path = path;
     this.fd = opts.fd ?? null;
