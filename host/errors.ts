@@ -6,7 +6,7 @@ const ERRNO: Record<string, number> = {
   ENOTDIR: 20, EISDIR: 21, EINVAL: 22, EFBIG: 27, ENOSPC: 28, EROFS: 30, EMLINK: 31,
   ERANGE: 34, ENAMETOOLONG: 36, ENOTEMPTY: 39, ELOOP: 40, ENODATA: 61, EFSBADCRC: 74, EOVERFLOW: 75,
   EOPNOTSUPP: 95, EFSCORRUPTED: 117, ENOKEY: 126,
-  EBUSY: 16,
+  EBUSY: 16, ENOTSUP: 95,
 };
 
 export type Ext4ErrorCode = keyof typeof ERRNO | string;
@@ -26,6 +26,8 @@ export class Ext4Error extends Error {
   readonly errno: number;
   syscall?: string;
   path?: string;
+  /** The second path of rename, link, symlink and copyfile, as node's errors carry it. */
+  dest?: string;
   block?: number;
   ino?: number;
 

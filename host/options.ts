@@ -12,6 +12,8 @@ export interface ParsedOptions {
   data: "ordered" | "writeback" | "journal";
   errors: "continue" | "remount-ro" | "panic";
   delalloc: boolean;
+  /** dioread_nolock (default) / dioread_lock: buffered writeback allocates unwritten extents and converts them at I/O completion. */
+  dioreadNolock: boolean;
   commitSeconds: number;
   /** journal_checksum / nojournal_checksum; undefined: the default (on with metadata_csum). */
   journalChecksum: boolean | undefined;
@@ -25,7 +27,7 @@ export interface ParsedOptions {
 
 const NO_EFFECT = new Set([
   "noatime", "relatime", "strictatime", "nodiratime", "lazytime", "nolazytime",
-  "user_xattr", "nouser_xattr", "acl", "noacl", "discard", "nodiscard", "dioread_nolock", "dioread_lock",
+  "user_xattr", "nouser_xattr", "acl", "noacl", "discard", "nodiscard",
   "auto_da_alloc", "noauto_da_alloc", "block_validity",
   "noblock_validity", "init_itable", "noinit_itable", "i_version", "noquota", "defaults", "async",
 ]);
@@ -34,7 +36,7 @@ const NO_EFFECT = new Set([
 export function parseMountOptions(text: string | undefined, readOnlyOpt: boolean | undefined): ParsedOptions {
   const o: ParsedOptions = {
     readOnly: readOnlyOpt ?? false, bufferedIomap: false, noRecovery: false, data: "ordered",
-    errors: "remount-ro", delalloc: true, commitSeconds: 5,
+    errors: "remount-ro", delalloc: true, dioreadNolock: true, commitSeconds: 5,
     journalChecksum: undefined, journalAsyncCommit: false, barrier: true, accepted: [],
   };
   for (const raw of (text ?? "").split(",")) {
@@ -53,6 +55,8 @@ export function parseMountOptions(text: string | undefined, readOnlyOpt: boolean
       case "noload": case "norecovery": noValue(); o.noRecovery = true; break;
       case "delalloc": noValue(); o.delalloc = true; break;
       case "nodelalloc": noValue(); o.delalloc = false; break;
+      case "dioread_nolock": noValue(); o.dioreadNolock = true; break;
+      case "dioread_lock": noValue(); o.dioreadNolock = false; break;
       case "data":
         if (val !== "ordered" && val !== "writeback" && val !== "journal") throw bad("expected ordered, writeback or journal");
         o.data = val; break;

@@ -337,6 +337,8 @@ d("inode allocation", () => {
       const dead = f.iget(made[0]);
       dead.linksCount = 0;
       expect(() => freeInode(h, f, dead)).toThrow(expect.objectContaining({ code: "EFSCORRUPTED" }));
+      // Its link back before the reference goes: the final iput of an unlinked inode would evict (free) it again.
+      dead.linksCount = 1;
       f.iput(dead);
       h.stop();
     } finally {

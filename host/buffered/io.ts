@@ -6,6 +6,7 @@ import { Ext4Error } from "../errors.js";
 import { RO_COMPAT } from "../format/features.js";
 import { INODE_FLAGS, type Inode } from "../format/inode.js";
 import { hasRoCompat } from "../format/superblock.js";
+import type { Ext4Inode } from "../fs/inode.js";
 import type { Ext4 } from "../fs/super.js";
 import { PAGE_SIZE } from "../cache/folio-cache.js";
 import type { ReadaheadState } from "./readahead.js";
@@ -17,6 +18,22 @@ export interface BufferedIO {
    * through the folio cache. Returns the number of bytes read (0 at EOF).
    */
   read(inode: Inode, pos: number, dst: Uint8Array, ra: ReadaheadState): number;
+  /**
+   * generic_perform_write: file bytes [pos, pos+src.length) from src through
+   * the cache. i_size grows, i_disksize by the path's rules; ENOSPC (typed,
+   * with ino) at write time, never at writeback; a failure after some bytes
+   * returns the bytes done. The caller has done the VFS checks, holds the
+   * inode (iget) and updates mtime/ctime itself.
+   */
+  write(inode: Ext4Inode, pos: number, src: Uint8Array, opts?: { dontcache?: boolean }): number;
+  /** filemap_fdatawrite_range over bytes [from, to), and the wait with `sync` (a recorded error thrown then). */
+  writeback(inode: Ext4Inode, from: number, to: number, sync: boolean): void;
+  /** ext4_sync_file for a regular file: data written and waited, then the journal commit (or a flush). */
+  fsync(inode: Ext4Inode, datasync: boolean): void;
+  /** ext4_block_zero_page_range: zeroes [from, to) of mapped or delayed blocks through the cache, dirty. Outside any handle. */
+  zeroRange(inode: Ext4Inode, from: number, to: number): void;
+  /** ext4_alloc_da_blocks (filemap_flush): auto_da_alloc's forced allocation of delayed blocks. */
+  allocDaBlocks(inode: Ext4Inode): void;
 }
 
 /** Bytes copied out per round: bounds how much must stay cached between fill and copy. */

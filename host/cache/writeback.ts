@@ -80,6 +80,29 @@ export class Writeback {
   }
 
   /**
+   * sync_filesystem's data half (writeback_inodes_sb + sync_inodes_sb): every
+   * dirty mapping but the device's written back whole through the callback.
+   * Returns the pages written.
+   */
+  syncAll(): number {
+    if (!this.fn || this.active) return 0;
+    let written = 0;
+    for (const id of this.cache.dirtyMappings()) {
+      if (id === 0) continue; // metadata: the journal checkpoint's, or the buffer cache's without one
+      const before = this.cache.x.mappingStat(id, 3);
+      this.active = true;
+      try {
+        this.fn(id, 0, MAX_INDEX);
+      } finally {
+        this.active = false;
+      }
+      written += Math.max(0, before - this.cache.x.mappingStat(id, 3));
+    }
+    this.writtenPages += written;
+    return written;
+  }
+
+  /**
    * Folio creation found nothing to reclaim: writes back one chunk of the
    * oldest dirty mapping that makes progress. False if nothing could be written.
    */

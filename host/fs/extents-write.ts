@@ -16,7 +16,7 @@ import type { Inode } from "../format/inode.js";
 import type { Handle } from "../journal/handle.js";
 import { bumpExtentSeq, type ExtPath, type ExtPathLevel, findExtent, pathNode, releasePath } from "./extents.js";
 import { markInodeDirty } from "./inode-write.js";
-import { ALLOC, freeBlocks, goalForInode, newMetaBlock } from "./mballoc.js";
+import { ALLOC, defaultFreeFlags, freeBlocks, goalForInode, newMetaBlock } from "./mballoc.js";
 import type { Ext4 } from "./super.js";
 
 export type Extent = LeafExtent;
@@ -476,12 +476,14 @@ export function extRemoveSpace(handle: Handle, fs: Ext4, inode: Inode, start: nu
   const part = partialClusters(fs, inode, start, end);
   let cur = end;
   for (;;) {
-    const credits = removeCredits(inode);
+    // A small journal's transactions (a quarter of it) bound the step too.
+    const budget = Math.max(8, Math.min(REMOVE_STEP_FREES, Math.floor((fs.journal?.maxTransactionBuffers ?? Infinity) / 2) - removeCredits(inode)));
+    const credits = removeCredits(inode) + budget;
     if (!handle.extend(credits)) handle.restart(credits);
     const path = findExtent(fs, inode, cur);
     let next = -1;
     try {
-      next = removeInLeaf(handle, fs, inode, path, start, cur, part);
+      next = removeInLeaf(handle, fs, inode, path, start, cur, part, budget);
     } finally {
       releasePath(fs, path);
     }
@@ -493,16 +495,31 @@ export function extRemoveSpace(handle: Handle, fs: Ext4, inode: Inode, start: nu
   bumpExtentSeq(inode);
 }
 
-/** Blocks one removal step may dirty: the path, its parents' updates, bitmaps and group descriptors of two groups, the inode. */
+/** Blocks one removal step may dirty besides the data frees: the path, nodes freed up the tree with their bitmaps and descriptors, the inode. */
 function removeCredits(inode: Inode): number {
-  return 2 * (depthOf(inode.iBlock) + 1) + 4 + 1;
+  return 4 * (depthOf(inode.iBlock) + 1) + 4 + 1;
+}
+
+/**
+ * Credits per step for freeing data: a bitmap and a descriptor per group an
+ * extent spans (ext4_ext_rm_leaf's 7 + 2 * groups per extent, checked per
+ * extent); a step takes extents from the right while they fit, so a leaf of
+ * extents all over the disk spans several steps (and transactions).
+ */
+const REMOVE_STEP_FREES = 64;
+
+function freeCost(fs: Ext4, pblk: number, len: number): number {
+  const per = fs.sb.blocksPerGroup;
+  const first = Math.floor((pblk - fs.sb.firstDataBlock) / per);
+  const last = Math.floor((pblk + len - 1 - fs.sb.firstDataBlock) / per);
+  return 2 * (last - first + 1);
 }
 
 /**
  * Removes what of [start, cur] the leaf on `path` maps (every extent there
  * ends at or before cur). Returns the block to continue at (below start: done).
  */
-function removeInLeaf(handle: Handle, fs: Ext4, inode: Inode, path: ExtPath, start: number, cur: number, part: PartialClusters | undefined): number {
+function removeInLeaf(handle: Handle, fs: Ext4, inode: Inode, path: ExtPath, start: number, cur: number, part: PartialClusters | undefined, budget: number): number {
   const L = path.length - 1;
   const lv = path[L];
   let node = pathNode(inode, lv);
@@ -511,10 +528,16 @@ function removeInLeaf(handle: Handle, fs: Ext4, inode: Inode, path: ExtPath, sta
   let first = lv.pos + 1;
   let trim: { index: number; keep: number } | undefined;
   const frees: [number, number, number][] = [];
+  let cost = 0;
+  let cut = false;
   while (first > 0) {
     const e = leafAt(node, first - 1);
     if (e.lblk + e.len - 1 < start) break;
     if (e.lblk + e.len - 1 > cur) throw new Error(`extent ${e.lblk}+${e.len} straddles ${cur} after the split`);
+    // The step's credits are spent: the rest of this leaf goes in the next step.
+    const c = freeCost(fs, e.pblk, e.len);
+    if (frees.length > 0 && cost + c > budget) { cut = true; break; }
+    cost += c;
     if (e.lblk < start) {
       const keep = start - e.lblk;
       trim = { index: first - 1, keep };
@@ -526,7 +549,7 @@ function removeInLeaf(handle: Handle, fs: Ext4, inode: Inode, path: ExtPath, sta
   }
   const removed = lv.pos + 1 - first;
   const lowest = removed > 0 ? leafAt(node, first).lblk : -1;
-  const stopped = first > 0;
+  const stopped = first > 0 && !cut;
   if (removed > 0 || trim) {
     if (removed === entriesOf(node) && L > 0) {
       removeNode(handle, fs, inode, path, L);
@@ -584,7 +607,7 @@ export function anyMapped(fs: Ext4, inode: Inode, from: number, to: number): boo
 
 function freeData(handle: Handle, fs: Ext4, inode: Inode, lblk: number, pblk: number, len: number, part: PartialClusters | undefined): void {
   if (!part) {
-    freeBlocks(handle, fs, inode, pblk, len);
+    freeBlocks(handle, fs, inode, pblk, len, defaultFreeFlags(inode));
     return;
   }
   const r = part.ratio;
@@ -593,7 +616,7 @@ function freeData(handle: Handle, fs: Ext4, inode: Inode, lblk: number, pblk: nu
   const lastPc = lc(pblk + len - 1);
   const noFreeFirstCluster = part.leftInUse && lc(lblk) === lc(part.start);
   const noFreeLastCluster = lastPc === part.freed || (part.rightInUse && lc(lblk + len - 1) === lc(part.end));
-  freeBlocks(handle, fs, inode, pblk, len, { noFreeFirstCluster, noFreeLastCluster });
+  freeBlocks(handle, fs, inode, pblk, len, { ...defaultFreeFlags(inode), noFreeFirstCluster, noFreeLastCluster });
   part.freed = firstPc;
 }
 

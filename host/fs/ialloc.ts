@@ -17,7 +17,10 @@ import { Geometry, readBlockBitmap, setBlockBitmapCsum } from "./block-bitmap.js
 import { markGroupDescDirty } from "./groups.js";
 import { Ext4Inode, shouldUseBufferedIomap, STATE } from "./inode.js";
 import { markInodeDirty } from "./inode-write.js";
-import { ROOT_INO, type Ext4 } from "./super.js";
+import type { Ext4 } from "./super.js";
+
+/** EXT4_ROOT_INO (super.ts exports it too; not imported from there: fs/evict.ts, which super.ts imports, imports this module). */
+const ROOT_INO = 2;
 
 const S_ISGID = 0o2000;
 const S_IXGRP = 0o010;
@@ -113,7 +116,7 @@ function bitmapCsumMatches(fs: Ext4, g: number, b: Uint8Array): boolean {
  * inodes_per_group set), not read. A bitmap whose checksum fails is reported
  * and the group skipped (undefined), as the kernel marks it corrupt.
  */
-function readInodeBitmap(fs: Ext4, g: number): BufferHead | undefined {
+export function readInodeBitmap(fs: Ext4, g: number): BufferHead | undefined {
   const gd = fs.groups[g];
   const ipg = fs.sb.inodesPerGroup;
   if (hasGroupDescCsum(fs) && gd.flags & BG_FLAGS.INODE_UNINIT) {

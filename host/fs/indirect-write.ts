@@ -10,7 +10,7 @@ import type { Inode } from "../format/inode.js";
 import type { Handle } from "../journal/handle.js";
 import { bumpExtentSeq, extentSeq } from "./extents.js";
 import { markInodeDirty } from "./inode-write.js";
-import { ALLOC, freeBlocks, goalForInode, newBlocks } from "./mballoc.js";
+import { ALLOC, defaultFreeFlags, freeBlocks, goalForInode, newBlocks } from "./mballoc.js";
 import type { Ext4 } from "./super.js";
 
 const DIRECT = 12;
@@ -174,7 +174,11 @@ export function indMapBlocksCreate(handle: Handle, fs: Ext4, inode: Inode, map: 
 /**
  * ext4_ind_remove_space / ext4_ind_truncate: frees the blocks of logical
  * [start, end] (inclusive) and every indirect block left without pointers,
- * zeroing the pointers to them.
+ * zeroing the pointers to them. A pointer is zeroed in the same transaction
+ * that frees what it pointed to, and the handle is extended or restarted only
+ * between indirect blocks of data pointers (ext4_ind_truncate_ensure_credits),
+ * so every transaction boundary leaves a tree whose pointers all lead to
+ * allocated blocks.
  */
 export function indRemoveSpace(handle: Handle, fs: Ext4, inode: Inode, start: number, end: number): void {
   const per = fs.sb.blockSize / 4;
@@ -184,11 +188,12 @@ export function indRemoveSpace(handle: Handle, fs: Ext4, inode: Inode, start: nu
   bumpExtentSeq(inode);
   const frees = new RunFreer(handle, fs, inode);
   // Direct blocks.
-  let changed = false;
   for (let s = Math.max(start, 0); s <= Math.min(end, DIRECT - 1); s++) {
     const v = checkPtr(fs, inode, u32(inode.iBlock, s * 4), undefined);
-    if (v) { frees.add(v); setU32(inode.iBlock, s * 4, 0); changed = true; }
+    if (v) { frees.add(v); setU32(inode.iBlock, s * 4, 0); }
   }
+  frees.flush();
+  markInodeDirty(handle, fs, inode);
   // The three trees: [base, base + span) each.
   let base = DIRECT;
   for (let level = 1; level <= 3; level++) {
@@ -196,17 +201,25 @@ export function indRemoveSpace(handle: Handle, fs: Ext4, inode: Inode, start: nu
     if (end >= base && start < base + span) {
       const slot = 11 + level;
       const v = checkPtr(fs, inode, u32(inode.iBlock, slot * 4), undefined);
-      if (v && freeSubtree(handle, fs, inode, v, level, base, Math.max(start, base) - base, Math.min(end, base + span - 1) - base, frees)) {
+      if (v && freeSubtree(handle, fs, inode, v, level, Math.max(start, base) - base, Math.min(end, base + span - 1) - base, frees)) {
         setU32(inode.iBlock, slot * 4, 0);
-        changed = true;
+        markInodeDirty(handle, fs, inode);
       }
     }
     base += span;
   }
-  frees.flush();
-  if (changed) markInodeDirty(handle, fs, inode);
   markInodeDirty(handle, fs, inode);
   bumpExtentSeq(inode);
+}
+
+/** Credits to empty one block of data pointers: a bitmap and descriptor per group they reach, the block, its own free, the parents and the inode. */
+function dataBlockCredits(fs: Ext4, b: Uint8Array, first: number, last: number): number {
+  const groups = new Set<number>();
+  for (let k = first; k <= last; k++) {
+    const v = u32(b, k * 4);
+    if (v) groups.add(Math.floor((v - fs.sb.firstDataBlock) / fs.sb.blocksPerGroup));
+  }
+  return 2 * groups.size + 1 + 2 + 4;
 }
 
 /**
@@ -214,37 +227,46 @@ export function indRemoveSpace(handle: Handle, fs: Ext4, inode: Inode, start: nu
  * `level` (1: its pointers are data). Returns true when the whole block went
  * (every pointer now zero): then it is freed and the caller zeroes its pointer.
  */
-function freeSubtree(handle: Handle, fs: Ext4, inode: Inode, blk: number, level: number, _base: number, lo: number, hi: number, frees: RunFreer): boolean {
+function freeSubtree(handle: Handle, fs: Ext4, inode: Inode, blk: number, level: number, lo: number, hi: number, frees: RunFreer): boolean {
   const per = fs.sb.blockSize / 4;
   const span = per ** (level - 1);
   const bh = fs.bcache.bread(blk, "indirect block");
   try {
-    const cleared: number[] = [];
     const first = Math.floor(lo / span);
     const lastSlot = Math.floor(hi / span);
-    for (let k = first; k <= lastSlot; k++) {
-      const v = checkPtr(fs, inode, u32(bh.data, k * 4), blk);
-      if (!v) continue;
-      if (level === 1) {
-        frees.add(v);
-        cleared.push(k);
-        continue;
+    if (level === 1) {
+      const need = dataBlockCredits(fs, bh.data, first, lastSlot);
+      if (!handle.extend(need)) handle.restart(need);
+      const cleared: number[] = [];
+      for (let k = first; k <= lastSlot; k++) {
+        const v = checkPtr(fs, inode, u32(bh.data, k * 4), blk);
+        if (v) { frees.add(v); cleared.push(k); }
       }
-      const subLo = Math.max(lo, k * span) - k * span;
-      const subHi = Math.min(hi, k * span + span - 1) - k * span;
-      if (freeSubtree(handle, fs, inode, v, level - 1, 0, subLo, subHi, frees)) cleared.push(k);
-    }
-    if (cleared.length) {
-      handle.getWriteAccess(bh);
-      for (const k of cleared) setU32(bh.data, k * 4, 0);
-      handle.dirtyMetadata(bh);
+      if (cleared.length) {
+        handle.getWriteAccess(bh);
+        for (const k of cleared) setU32(bh.data, k * 4, 0);
+        handle.dirtyMetadata(bh);
+      }
+      frees.flush();
+    } else {
+      for (let k = first; k <= lastSlot; k++) {
+        const v = checkPtr(fs, inode, u32(bh.data, k * 4), blk);
+        if (!v) continue;
+        const subLo = Math.max(lo, k * span) - k * span;
+        const subHi = Math.min(hi, k * span + span - 1) - k * span;
+        if (freeSubtree(handle, fs, inode, v, level - 1, subLo, subHi, frees)) {
+          // Zeroed in the transaction that freed the child: a restart after this sees no dangling pointer.
+          handle.getWriteAccess(bh);
+          setU32(bh.data, k * 4, 0);
+          handle.dirtyMetadata(bh);
+        }
+      }
     }
     const b = bh.data;
     for (let k = 0; k < per; k++) if (u32(b, k * 4) !== 0) return false;
   } finally {
     fs.bcache.brelse(bh);
   }
-  frees.flush();
   freeBlocks(handle, fs, inode, blk, 1, { metadata: true });
   return true;
 }
@@ -262,7 +284,7 @@ class RunFreer {
   }
   flush(): void {
     if (!this.len) return;
-    freeBlocks(this.handle, this.fs, this.inode, this.start, this.len);
+    freeBlocks(this.handle, this.fs, this.inode, this.start, this.len, defaultFreeFlags(this.inode));
     this.len = 0;
   }
 }

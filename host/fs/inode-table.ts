@@ -91,7 +91,7 @@ function checkBlockRefs(fs: Ext4, inode: Inode, block: number): void {
 }
 
 /** ext4_inode_is_fast_symlink: no blocks but the xattr block's (an ea_inode: a short size). */
-function isFastSymlink(fs: Ext4, inode: Inode): boolean {
+export function isFastSymlink(fs: Ext4, inode: Inode): boolean {
   if (inode.flags & INODE_FLAGS.EA_INODE) return inode.size !== 0 && inode.size < 60;
   const eaBlocks = inode.fileAcl !== 0 ? fs.sb.clusterSize / 512 : 0;
   return inode.blocks512 - eaBlocks === 0;

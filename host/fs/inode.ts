@@ -25,6 +25,8 @@ export const STATE = {
   BUFFERED_IOMAP: 1 << 1,
   /** Freed (ext4_free_inode): the object is dead, the cache has forgotten it. */
   FREED: 1 << 2,
+  /** On the orphan file, in slot `orphanIdx` (EXT4_STATE_ORPHAN_FILE); the legacy list is fs/orphan.ts's. */
+  ORPHAN_FILE: 1 << 3,
 } as const;
 
 export class Ext4Inode implements Inode {
@@ -69,6 +71,8 @@ export class Ext4Inode implements Inode {
   readonly blockGroup: number;
   /** i_last_alloc_group (-1: none yet): where the last inode created in this directory went. */
   lastAllocGroup = -1;
+  /** i_orphan_idx: the orphan file slot (block * entries per block + entry) while STATE.ORPHAN_FILE is set. */
+  orphanIdx = -1;
   private esTree: ExtentStatusTree | undefined;
 
   constructor(d: Inode, inodesPerGroup: number, private readonly shrinker?: EsShrinker) {
@@ -173,6 +177,11 @@ export class InodeCache {
   private readonly busy = new Map<number, Ext4Inode>();
   /** Idle inodes, least recently used evicted first. */
   private readonly idle: LruMap<number, Ext4Inode>;
+  /**
+   * ext4_evict_inode for the final iput of an inode without links (iput_final:
+   * i_nlink 0 means delete); a read-write mount sets it (fs/evict.ts).
+   */
+  evict: ((inode: Ext4Inode) => void) | undefined;
 
   constructor(idleCapacity: number, private readonly load: (ino: number) => Ext4Inode) {
     this.idle = new LruMap(idleCapacity, (_ino, inode) => this.evicted(inode));
@@ -194,6 +203,14 @@ export class InodeCache {
   iput(inode: Ext4Inode): void {
     if (inode.count <= 0) throw new Error(`iput of inode ${inode.ino} without a reference`);
     inode.count--;
+    if (inode.count === 0 && inode.linksCount === 0 && this.evict && !(inode.state & STATE.FREED)) {
+      try {
+        this.evict(inode);
+      } finally {
+        this.settle(inode);
+      }
+      return;
+    }
     this.settle(inode);
   }
 

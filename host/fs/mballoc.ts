@@ -565,3 +565,13 @@ function extentGoal(fs: Ext4, inode: Inode, lblk: number): number | undefined {
   }
   return undefined;
 }
+
+/**
+ * get_default_free_blocks_flags: the blocks of directories, symlinks and
+ * ea_inodes are metadata (journaled), so freeing them forgets and revokes
+ * their buffers; regular file data is plain data.
+ */
+export function defaultFreeFlags(inode: Inode): FreeFlags {
+  const t = inode.mode & S_IFMT;
+  return t === 0o040000 || t === 0o120000 || inode.flags & INODE_FLAGS.EA_INODE ? { metadata: true } : {};
+}

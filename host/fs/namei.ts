@@ -969,3 +969,119 @@ export function addEntryCredits(fs: Ext4): number { return dataTransBlocks(fs) +
 
 /** Credits for one deleteEntry (ext4_unlink's EXT4_DATA_TRANS_BLOCKS). */
 export function deleteEntryCredits(fs: Ext4): number { return dataTransBlocks(fs); }
+
+// ---- rename's in-place edits ----
+
+/**
+ * ext4_setent: the existing entry `name` of `dir` is pointed at inode `ino`
+ * (the file type too, with the filetype feature), in place; the directory's
+ * mtime and ctime change. Returns the inode the entry named before. ENOENT if absent.
+ */
+export function setEntry(handle: Handle, fs: Ext4, dir: Inode, name: Uint8Array, ino: number, fileType: number): number {
+  if (!isDir(dir)) throw new Ext4Error("ENOTDIR", "not a directory", { ino: dir.ino });
+  const ft = fs.sb.featureIncompat & INCOMPAT.FILETYPE;
+  let old = 0;
+  if (dir.flags & INODE_FLAGS.INLINE_DATA) {
+    const set = (b: Uint8Array, from: number, to: number): boolean => {
+      for (let off = from; off < to;) {
+        const rlen = checkDirEntry(fs, dir, b, off, to, 0);
+        if (u32(b, off) && sameName(b, off, name)) {
+          old = u32(b, off);
+          setU32(b, off, ino);
+          if (ft) b[off + 7] = fileType;
+          return true;
+        }
+        off += rlen;
+      }
+      return false;
+    };
+    if (!set(dir.iBlock, INLINE_DOTDOT_SIZE, INLINE_IBLOCK_SIZE)) {
+      const part = inlineXattrPart(fs, dir);
+      if (!set(part, 0, part.length)) throw new Ext4Error("ENOENT", "no such file or directory", { ino: dir.ino });
+      setXattr(handle, fs, dir, SYSTEM_DATA_INDEX, "data", part);
+    }
+  } else {
+    const found = findEntry(fs, dir, name);
+    if (!found) throw new Ext4Error("ENOENT", "no such file or directory", { ino: dir.ino });
+    const { leaf, off } = found;
+    try {
+      handle.getWriteAccess(leaf.bh);
+      const b = leaf.bh.data;
+      old = u32(b, off);
+      setU32(b, off, ino);
+      if (ft) b[off + 7] = fileType;
+      dirtyDirblock(handle, fs, dir, leaf.bh);
+    } finally {
+      fs.bcache.brelse(leaf.bh);
+    }
+  }
+  touchDir(dir);
+  markInodeDirty(handle, fs, dir);
+  if (isCasefolded(fs, dir)) fs.dcache.clear();
+  else fs.dcache.update(dir.ino, name, ino);
+  return old;
+}
+
+/**
+ * The directory's ".." (ext4_get_first_dir_block: the second entry of block
+ * 0, or an inline directory's first four bytes). EFSCORRUPTED if block 0 does
+ * not start with "." and "..".
+ */
+export function readDotDot(fs: Ext4, dir: Inode): number {
+  if (dir.flags & INODE_FLAGS.INLINE_DATA) return u32(dir.iBlock, 0);
+  const { bh } = dotDotBlock(fs, dir);
+  try {
+    return u32(bh.data, 12);
+  } finally {
+    fs.bcache.brelse(bh);
+  }
+}
+
+/** ext4_rename_dir_finish: a moved directory's ".." now names `parent`. */
+export function setDotDot(handle: Handle, fs: Ext4, dir: Inode, parent: number): void {
+  if (dir.flags & INODE_FLAGS.INLINE_DATA) {
+    setU32(dir.iBlock, 0, parent);
+    markInodeDirty(handle, fs, dir);
+  } else {
+    const { bh } = dotDotBlock(fs, dir);
+    try {
+      handle.getWriteAccess(bh);
+      setU32(bh.data, 12, parent);
+      if (isIndexed(fs, dir)) dirtyDxNode(handle, fs, dir, bh);
+      else dirtyDirblock(handle, fs, dir, bh);
+    } finally {
+      fs.bcache.brelse(bh);
+    }
+  }
+  fs.dcache.update(dir.ino, Uint8Array.of(0x2e, 0x2e), parent);
+}
+
+function dotDotBlock(fs: Ext4, dir: Inode): { bh: BufferHead } {
+  const m = fs.mapBlocks(dir, 0, 1);
+  if (m.kind !== MapKind.Mapped) throw corrupted("directory has no block 0", { ino: dir.ino });
+  const bh = fs.bcache.bread(m.pblk, "directory block");
+  const b = bh.data;
+  const bs = fs.sb.blockSize;
+  try {
+    // ext4_read_dirblock: the block's checksum (a dx root's, or a leaf's) first.
+    if (isIndexed(fs, dir)) verifyDxRoot(fs, dir, b, m.pblk);
+    else verifyLeaf(fs, dir, b, m.pblk);
+  } catch (e) {
+    if (!isBadIndex(e)) {
+      fs.bcache.brelse(bh);
+      throw e;
+    }
+  }
+  const ok = u32(b, 0) === dir.ino && u8(b, 6) === 1 && b[8] === 0x2e && recLenAt(b, 0, bs) === 12 &&
+    u8(b, 18) === 2 && b[20] === 0x2e && b[21] === 0x2e;
+  if (!ok) {
+    fs.bcache.brelse(bh);
+    throw corrupted("directory block 0 does not begin with '.' and '..'", { ino: dir.ino, block: m.pblk });
+  }
+  return { bh };
+}
+
+/** The credits of one rename (ext4_rename: two directories' entries, one index insert). */
+export function renameCredits(fs: Ext4, exchange: boolean): number {
+  return 2 * dataTransBlocks(fs) + (exchange ? 24 : 12) + 2;
+}

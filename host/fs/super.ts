@@ -29,6 +29,8 @@ import { readSuperblock } from "./superblock-io.js";
 import { checkWritable, cleanSuper, CountingDevice, loadJournalForWriting, setupSuper, updateSuperStats } from "./mount-rw.js";
 import type { Jbd2Journal } from "../journal/journal.js";
 import { setupSystemZone, type SystemZone } from "./system-zone.js";
+import { evictInode } from "./evict.js";
+import { orphanCleanup, type OrphanCleanupReport } from "./orphan-cleanup.js";
 
 export const ROOT_INO = 2;
 export const JOURNAL_INO = 8;
@@ -66,6 +68,8 @@ export class Ext4 {
   readonly verifyChecksums: boolean;
   metadataCsum = false;
   recovery: RecoveryReport | undefined;
+  /** What the read-write mount's orphan cleanup did (undefined: read-only, nothing run). */
+  orphans: OrphanCleanupReport | undefined;
   /** What the kernel would log at mount (ext4_msg) and mount anyway: for `info` and callers. */
   warnings: string[] = [];
   /** The jbd2 journal once it is loaded for writing (undefined: no journal, or read-only). */
@@ -122,6 +126,11 @@ export class Ext4 {
     this.mountState = setupSuper(this, nowSeconds());
     this.commitSuper();
     this.device.flush();
+    // The final iput of an unlinked inode frees it; then ext4_orphan_cleanup, made durable at once
+    // (as ext4_mark_recovery_complete's journal flush after a replay).
+    this.icache.evict = (inode) => evictInode(this, inode);
+    this.orphans = orphanCleanup(this);
+    if (this.orphans.deleted + this.orphans.truncated > 0 || this.superDirty) this.sync();
   }
 
   /** (Re)loads superblock-derived state; after journal replay the caches restart from the replayed image. */
@@ -301,6 +310,7 @@ export class Ext4 {
   /** ext4_sync_fs: commits the running transaction (with a journal) or writes dirty buffers home, then the superblock. */
   sync(): void {
     if (this.readOnly) return;
+    this.cache.writeback.syncAll(); // dirty file data first (sync_filesystem), through the data path's writeback
     if (this.journal) {
       this.journal.commitRunning();
       if (this.superDirty) this.commitSuper();
@@ -332,6 +342,7 @@ export class Ext4 {
   unmount(): void {
     try {
       if (!this.readOnly) {
+        this.cache.writeback.syncAll(); // generic_shutdown_super's sync_filesystem: file data first
         // ext4_put_super: the journal destroyed (committed, checkpointed, marked empty), then the clean superblock.
         if (this.journal) this.journal.destroy();
         else this.bcache.writeDirty();

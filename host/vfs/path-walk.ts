@@ -92,9 +92,9 @@ export interface Resolved {
  * Resolves `path` from the root. `followLast` follows a trailing symlink
  * (stat) or not (lstat). Throws ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG.
  */
-export function resolve(fs: Ext4, path: PathLike, followLast: boolean, syscall: string): Resolved {
+export function resolve(fs: Ext4, path: PathLike, followLast: boolean, syscall: string, shownAs?: string): Resolved {
   const bytes = pathBytes(path);
-  const shown = pathText(path);
+  const shown = shownAs ?? pathText(path);
   if (bytes.includes(0)) throw new Ext4Error("EINVAL", "path contains a NUL byte", { syscall, path: shown });
   if (bytes.length === 0) throw new Ext4Error("ENOENT", "no such file or directory", { syscall, path: shown });
   if (bytes.length > PATH_MAX) throw new Ext4Error("ENAMETOOLONG", "path too long", { syscall, path: shown });
@@ -147,4 +147,53 @@ function nokeyLookup(fs: Ext4, dir: Inode, name: Uint8Array): number {
     if (shown.length === name.length && shown.every((c, i) => c === name[i])) return e.ino;
   }
   return 0;
+}
+
+export interface ResolvedParent {
+  /** The directory the last component is in (not referenced). */
+  dir: Inode;
+  /** Canonical path of `dir` from the root, as name bytes. */
+  dirPath: Uint8Array[];
+  /** The last component; undefined for the root itself ("/"). */
+  name: Uint8Array | undefined;
+  /** The path ended in "/": the last component must be (or become) a directory. */
+  trailingSlash: boolean;
+}
+
+const isDot = (n: Uint8Array) => n.length === 1 && n[0] === 0x2e;
+const isDotDot = (n: Uint8Array) => n.length === 2 && n[0] === 0x2e && n[1] === 0x2e;
+export { isDot, isDotDot };
+
+/**
+ * The parent directory of a path and its last component, as the kernel's
+ * filename_parentat: every component but the last resolved (symlinks
+ * followed), the last left to the caller. "." and ".." come back as they are.
+ */
+export function resolveParent(fs: Ext4, path: PathLike, syscall: string, shownAs?: string): ResolvedParent {
+  const bytes = pathBytes(path);
+  const shown = shownAs ?? pathText(path);
+  if (bytes.length === 0) throw new Ext4Error("ENOENT", "no such file or directory", { syscall, path: shown });
+  if (bytes.length > PATH_MAX) throw new Ext4Error("ENAMETOOLONG", "path too long", { syscall, path: shown });
+  const parts = splitComponents(bytes);
+  const trailingSlash = bytes[bytes.length - 1] === 0x2f;
+  if (parts.length === 0) return { dir: fs.inode(ROOT_INO), dirPath: [], name: undefined, trailingSlash };
+  const name = parts[parts.length - 1];
+  if (name.length > NAME_MAX) throw new Ext4Error("ENAMETOOLONG", "name too long", { syscall, path: shown });
+  const prefix = parts.slice(0, -1);
+  const r = resolve(fs, prefix.length ? joinSlash(prefix) : SLASH, true, syscall, shown);
+  if (!isDir(r.inode)) throw new Ext4Error("ENOTDIR", "not a directory", { syscall, path: shown });
+  return { dir: r.inode, dirPath: r.real, name, trailingSlash };
+}
+
+const SLASH = Uint8Array.of(0x2f);
+
+function joinSlash(parts: Uint8Array[]): Uint8Array {
+  const out: number[] = [0x2f];
+  parts.forEach((p, i) => { if (i) out.push(0x2f); for (const c of p) out.push(c); });
+  return Uint8Array.from(out);
+}
+
+/** A path made of name bytes from the root. */
+export function pathOf(parts: Uint8Array[], name?: Uint8Array): Uint8Array {
+  return joinSlash(name ? [...parts, name] : parts);
 }

@@ -2,7 +2,7 @@
 // that knows paths and the only one users call.
 
 import { Buffer } from "node:buffer";
-import type { Readable } from "node:stream";
+import type { Readable, Writable } from "node:stream";
 import { BhBufferedIO } from "../buffered/bh/read.js";
 import { dropBehind, type BufferedIO } from "../buffered/io.js";
 import { IomapBufferedIO } from "../buffered/iomap/read.js";
@@ -30,6 +30,23 @@ import { accessMode, checkAccess, F_OK, R_OK, W_OK, X_OK } from "./permission.js
 import { VolumeReadStream, type ReadStreamOptions } from "./read-stream.js";
 import { BigIntStats, decodeRdev, Stats } from "./stats.js";
 import type { Dirent } from "./types.js";
+import { touchAtime } from "./atime.js";
+import { processCred, type VfsContext } from "./context.js";
+import { copyFile, COPYFILE_EXCL, COPYFILE_FICLONE, COPYFILE_FICLONE_FORCE } from "./copy-file.js";
+import { FileHandle } from "./file-handle.js";
+import { FileTable, type OpenFile } from "./file-table.js";
+import {
+  type FallocateFlags, vfsChmod, vfsChown, vfsFallocateFile, vfsFsync, vfsFtruncate, vfsTruncate, vfsUtimes, vfsWrite, vfsWritev,
+} from "./file-write.js";
+import { openPath, type RenameFlags, vfsLink, vfsMkdir, vfsMkdirRecursive, vfsMknod, vfsRename, vfsRmdir, vfsSymlink, vfsUnlink } from "./namespace.js";
+import {
+  fileMode, O_APPEND, O_CREAT, O_DIRECT, O_DIRECTORY, O_DSYNC, O_EXCL, O_NOATIME, O_NOCTTY, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_RDWR,
+  O_SYNC, O_TRUNC, O_WRONLY, parseFileMode, parseOpenFlags,
+} from "./open-flags.js";
+import { statfs, type StatFs } from "./statfs.js";
+import { writebackAll } from "./sync.js";
+import { bufferArray, fileData, idArg, lengthArg, options, timeArg, validateInt32, validFd, writeArgs } from "./write-args.js";
+import { VolumeWriteStream, type WriteStreamOptions } from "./write-stream.js";
 
 type Encoding = BufferEncoding | "buffer" | null | undefined;
 interface EncOpt { encoding?: Encoding }
@@ -37,11 +54,6 @@ interface EncOpt { encoding?: Encoding }
 /** A directory entry as getdents gives it: inode number, name bytes, file type (FT_*). */
 export interface DirEntryInfo { ino: number; name: Uint8Array; fileType: number }
 
-interface OpenFile {
-  inode: Ext4Inode; pos: number; ra: ReadaheadState; path: string;
-  /** Drop-behind (openInode's dropBehind): the page from which the file's cached folios are still to be released. */
-  dropFrom?: number;
-}
 
 const S_TO_FT: Record<number, number> = {
   [S_IFREG]: FT.REG, [S_IFDIR]: FT.DIR, [S_IFCHR]: FT.CHR, [S_IFBLK]: FT.BLK, [S_IFIFO]: FT.FIFO,
@@ -111,10 +123,11 @@ function encodingOf(opt: Encoding | EncOpt | undefined): Encoding {
 }
 
 export class Volume {
-  private files = new Map<number, OpenFile>();
-  private nextFd = 3;
+  private readonly files = new FileTable();
   private closed = false;
   private readonly paths: { bh: BufferedIO; iomap: BufferedIO };
+  /** What the write modules share (host/vfs/context.ts). */
+  private readonly ctx: VfsContext;
   /** A stand-in st_dev so hard-link detection works across one volume. */
   readonly dev: number;
   readonly promises: VolumePromises;
@@ -123,20 +136,25 @@ export class Volume {
     this.paths = { bh: new BhBufferedIO(fs), iomap: new IomapBufferedIO(fs) };
     this.dev = fs.sb.uuid[0] | (fs.sb.uuid[1] << 8) | (fs.sb.uuid[2] << 16);
     this.promises = new VolumePromises(this);
+    this.ctx = { fs, io: (inode) => selectPath(fs, inode, this.paths), cred: processCred, umask: 0o022, written: new Set() };
     bindMethods(this, Volume.prototype);
   }
+
+  /** The umask applied to the modes of new files, directories and nodes (default 0o022, as a usual shell's). */
+  get umask(): number { return this.ctx.umask; }
+  set umask(mask: number) { this.ctx.umask = mask & 0o777; }
 
   private check(syscall: string, path?: PathLike): void {
     if (this.closed) throw new Ext4Error("EBADF", "volume is unmounted", { syscall, path: path === undefined ? undefined : pathText(path) });
   }
 
   /** Runs fn, attaching syscall and path to errors from below and typing stray bounds failures. */
-  private op<T>(syscall: string, path: PathLike | undefined, fn: () => T): T {
+  private op<T>(syscall: string, path: PathLike | undefined, fn: () => T, dest?: PathLike): T {
     this.check(syscall, path);
     try {
       return fn();
     } catch (e) {
-      throw annotate(e, syscall, path === undefined ? undefined : pathText(path));
+      throw annotate(e, syscall, path === undefined ? undefined : pathText(path), dest === undefined ? undefined : pathText(dest));
     }
   }
 
@@ -280,17 +298,38 @@ export class Volume {
 
   // ---- file data ---------------------------------------------------------
 
-  readFileSync(path: PathLike | number, opts?: Encoding | EncOpt & { flag?: string }): string | Buffer {
+  readFileSync(path: PathLike | number, opts?: Encoding | EncOpt & { flag?: string | number }): string | Buffer {
     const encoding = encodingOf(opts as Encoding | EncOpt);
+    const flag = typeof opts === "object" && opts !== null ? opts.flag : undefined;
+    if (typeof path !== "number" && flag !== undefined && parseOpenFlags(flag) !== O_RDONLY) {
+      // A flag that may create or truncate: open as node does, read through the fd.
+      const fd = this.openSync(path, flag);
+      try { return this.readFileSync(fd, opts); } finally { this.closeSync(fd); }
+    }
     const data = typeof path === "number"
-      ? this.op("read", undefined, () => this.readAll(this.fd(path).inode))
+      ? this.op("read", undefined, () => this.readAllFile(this.files.readable(path)))
       : this.op("open", path, () => {
         const inode = resolve(this.fs, path, true, "open").inode;
         // node opens, then fails the read: the error names the read, not the path.
         if (isDir(inode)) throw new Ext4Error("EISDIR", "illegal operation on a directory", { syscall: "read" });
-        return this.readAll(inode);
+        const out = this.readAll(inode);
+        this.atime(inode);
+        return out;
       });
     return encoding && encoding !== "buffer" ? data.toString(encoding) : data;
+  }
+
+  private readAllFile(f: OpenFile): Buffer {
+    const out = this.readAll(f.inode);
+    if (!(f.mode.flags & O_NOATIME)) this.atime(f.inode);
+    return out;
+  }
+
+  /** touch_atime after a read, on the in-core inode (held while it is written). */
+  private atime(inode: Inode, noatime = false): void {
+    if (this.fs.readOnly || noatime) return;
+    const held = this.fs.iget(inode.ino);
+    try { touchAtime(this.ctx, held); } finally { this.fs.iput(held); }
   }
 
   private readAll(inode: Inode): Buffer {
@@ -318,28 +357,36 @@ export class Volume {
     return total;
   }
 
-  openSync(path: PathLike, flags: string | number = "r"): number {
+  /**
+   * open(2) with node's string flags ("r", "r+", "w", "wx", "a+", "as", ...)
+   * or O_* numbers (Linux values: vol.constants), and the mode of a new file
+   * (default 0o666, less the umask).
+   */
+  openSync(path: PathLike, flags: string | number = "r", mode?: number | string): number {
+    const fl = parseOpenFlags(flags);
+    const perm = parseFileMode(mode, "mode", 0o666);
+    pathBytes(path);
     return this.op("open", path, () => {
-      if (!(flags === "r" || flags === "rs" || flags === "sr" || flags === 0)) {
-        throw new Ext4Error(this.fs.readOnly ? "EROFS" : "EOPNOTSUPP", `open flags '${flags}' need write support`);
-      }
       // An open file holds its inode (iget): it stays the one in-core object of its number until close.
-      const inode = this.fs.iget(resolve(this.fs, path, true, "open").inode.ino);
-      const fd = this.nextFd++;
-      this.files.set(fd, { inode, pos: 0, ra: new ReadaheadState(), path: pathText(path) });
-      return fd;
+      const { inode, created } = openPath(this.ctx, path, fl, perm);
+      try {
+        // handle_truncate: O_TRUNC empties a regular file that existed (its times set even if it was empty).
+        if (fl & O_TRUNC && !created && isReg(inode)) vfsTruncate(this.ctx, inode, 0);
+      } catch (e) {
+        this.fs.iput(inode);
+        throw e;
+      }
+      return this.files.add({ inode, pos: 0, ra: new ReadaheadState(), path: pathText(path), mode: fileMode(fl) });
     });
   }
 
   private fd(fd: number): OpenFile {
-    const f = this.files.get(fd);
-    if (!f) throw new Ext4Error("EBADF", `bad file descriptor ${fd}`);
-    return f;
+    return this.files.get(fd);
   }
 
   readSync(fd: number, buffer: Uint8Array, offset?: number | { offset?: number; length?: number; position?: number | bigint | null }, length?: number, position?: number | bigint | null): number {
     return this.op("read", undefined, () => {
-      const f = this.fd(fd);
+      const f = this.files.readable(fd);
       let off = 0;
       let len: number;
       let pos: number | bigint | null | undefined;
@@ -354,6 +401,7 @@ export class Volume {
       const n = this.readInode(f.inode, usePos, buffer.subarray(off, off + len), f.ra);
       if (f.dropFrom !== undefined) this.dropBehindRead(f, usePos, n, len);
       if (pos === null || pos === undefined || pos === -1 || pos === -1n) f.pos += n;
+      this.atime(f.inode, (f.mode.flags & O_NOATIME) !== 0);
       return n;
     });
   }
@@ -363,11 +411,7 @@ export class Volume {
   }
 
   closeSync(fd: number): void {
-    this.op("close", undefined, () => {
-      const f = this.files.get(fd);
-      if (!f || !this.files.delete(fd)) throw new Ext4Error("EBADF", `bad file descriptor ${fd}`);
-      this.fs.iput(f.inode);
-    });
+    this.op("close", undefined, () => this.fs.iput(this.files.remove(fd).inode));
   }
 
   /** As node's: opens lazily (an open failure is an 'error' event), emits 'open' and 'ready'; takes fd, start, end (inclusive). */
@@ -375,6 +419,248 @@ export class Volume {
     const o = typeof opts === "string" ? { encoding: opts } : opts;
     if (o.fd === undefined || path !== null) pathBytes(path as PathLike); // a bad path type throws now, as node's does
     return new VolumeReadStream(this, path ?? undefined, o);
+  }
+
+  // ---- writing (node's names, arguments and results; the logic is in namespace.ts and file-write.ts) ----
+
+  /** writeSync(fd, buffer, offset?, length?, position?), (fd, buffer, { offset, length, position }) or (fd, string, position?, encoding?). */
+  writeSync(fd: number, buffer: ArrayBufferView | string, offsetOrOptions?: number | null | { offset?: number; length?: number; position?: number | null }, length?: number | BufferEncoding | null, position?: number | bigint | null): number {
+    validFd(fd);
+    const { data, position: pos } = writeArgs(buffer, offsetOrOptions, length, position);
+    return this.op("write", undefined, () => vfsWrite(this.ctx, this.files.get(fd), data, pos));
+  }
+
+  writevSync(fd: number, buffers: readonly ArrayBufferView[], position?: number | null): number {
+    validFd(fd);
+    const bufs = bufferArray(buffers);
+    return this.op("write", undefined, () => vfsWritev(this.ctx, this.files.get(fd), bufs, typeof position === "number" ? position : null));
+  }
+
+  /** writeFileSync(path | fd, data, { encoding, mode, flag, flush } | encoding): a path is opened with flag (default "w"); an fd is written at its position. */
+  writeFileSync(file: PathLike | number, data: string | ArrayBufferView, opts?: BufferEncoding | { encoding?: BufferEncoding | null; mode?: number | string; flag?: string | number; flush?: boolean } | null): void {
+    const o = options(opts, { encoding: "utf8" as BufferEncoding | null, mode: 0o666 as number | string, flag: "w" as string | number, flush: false });
+    const bytes = fileData(data, o.encoding ?? "utf8");
+    const fd = typeof file === "number" ? validFd(file) : this.openSync(file, o.flag ?? "w", o.mode);
+    try {
+      for (let off = 0; off < bytes.length; ) off += this.writeSync(fd, bytes, off, bytes.length - off, null);
+      if (o.flush) this.fsyncSync(fd);
+    } finally {
+      if (typeof file !== "number") this.closeSync(fd);
+    }
+  }
+
+  /** appendFileSync: writeFileSync with flag "a" (always "a" for an fd, as node). */
+  appendFileSync(file: PathLike | number, data: string | ArrayBufferView, opts?: BufferEncoding | { encoding?: BufferEncoding | null; mode?: number | string; flag?: string | number; flush?: boolean } | null): void {
+    const o = options(opts, { encoding: "utf8" as BufferEncoding | null, mode: 0o666 as number | string, flag: "a" as string | number });
+    if (!o.flag || typeof file === "number") o.flag = "a";
+    this.writeFileSync(file, data, o);
+  }
+
+  fsyncSync(fd: number): void {
+    validFd(fd);
+    this.op("fsync", undefined, () => vfsFsync(this.ctx, this.files.get(fd).inode, false));
+  }
+
+  fdatasyncSync(fd: number): void {
+    validFd(fd);
+    this.op("fdatasync", undefined, () => vfsFsync(this.ctx, this.files.get(fd).inode, true));
+  }
+
+  /** ftruncate(fd, len = 0); a negative len is 0, as node's. */
+  ftruncateSync(fd: number, len?: number): void {
+    validFd(fd);
+    const size = lengthArg(len);
+    this.op("ftruncate", undefined, () => vfsFtruncate(this.ctx, this.files.get(fd), size));
+  }
+
+  /** truncate(path, len = 0): as node's, an open with "r+" then ftruncate (errors name the open). */
+  truncateSync(path: PathLike | number, len?: number): void {
+    if (typeof path === "number") return this.ftruncateSync(path, len);
+    const size = lengthArg(len);
+    const fd = this.openSync(path, "r+");
+    try {
+      this.ftruncateSync(fd, size);
+    } finally {
+      this.closeSync(fd);
+    }
+  }
+
+  /** mkdir(2); with `recursive`, every missing parent too, returning the first directory made (or undefined). */
+  mkdirSync(path: PathLike, opts?: number | string | { recursive?: boolean; mode?: number | string }): string | undefined {
+    const o = typeof opts === "object" && opts !== null ? opts : { mode: opts };
+    const mode = parseFileMode(o.mode, "mode", 0o777);
+    pathBytes(path);
+    return this.op("mkdir", path, () => {
+      if (o.recursive) return vfsMkdirRecursive(this.ctx, path, mode);
+      vfsMkdir(this.ctx, path, mode);
+      return undefined;
+    });
+  }
+
+  /** rmdir(2) (node's deprecated `recursive` is rmSync's). */
+  rmdirSync(path: PathLike, opts?: { recursive?: boolean }): void {
+    pathBytes(path);
+    if (opts?.recursive) return this.rmSync(path, { recursive: true, force: false, allowMissing: false });
+    this.op("rmdir", path, () => vfsRmdir(this.ctx, path));
+  }
+
+  /** rm -r / -f as node's rmSync: lstat first (ENOENT ignored with force), a directory only with recursive. */
+  rmSync(path: PathLike, opts: { recursive?: boolean; force?: boolean; maxRetries?: number; retryDelay?: number; allowMissing?: boolean } = {}): void {
+    pathBytes(path);
+    let st: Stats | undefined;
+    try {
+      st = this.lstatSync(path);
+    } catch (e) {
+      if (opts.force && (e as Ext4Error).code === "ENOENT") return;
+      throw e;
+    }
+    if (st.isDirectory() && !opts.recursive) throw rmIsDirectory(pathText(path));
+    this.rimraf(path, st.isDirectory());
+  }
+
+  private rimraf(path: PathLike, dir: boolean): void {
+    if (!dir) return this.unlinkSync(path);
+    const base = pathBytes(path);
+    const prefix = base[base.length - 1] === 0x2f ? base : Buffer.concat([base, SLASH]);
+    for (const e of this.readdirSync(path, { withFileTypes: true })) {
+      this.rimraf(Buffer.concat([prefix, e.rawName]), e.isDirectory());
+    }
+    this.op("rmdir", path, () => vfsRmdir(this.ctx, path));
+  }
+
+  unlinkSync(path: PathLike): void {
+    pathBytes(path);
+    this.op("unlink", path, () => vfsUnlink(this.ctx, path));
+  }
+
+  /** rename(2); the extension's flags are renameat2's: { noreplace, exchange, whiteout }. */
+  renameSync(oldPath: PathLike, newPath: PathLike, flags?: RenameFlags): void {
+    pathBytes(oldPath);
+    pathBytes(newPath);
+    this.op("rename", oldPath, () => vfsRename(this.ctx, oldPath, newPath, flags), newPath);
+  }
+
+  linkSync(existingPath: PathLike, newPath: PathLike): void {
+    pathBytes(existingPath);
+    pathBytes(newPath);
+    this.op("link", existingPath, () => vfsLink(this.ctx, existingPath, newPath), newPath);
+  }
+
+  /** symlink(2); `type` is Windows' and ignored, as node on Linux ignores it. */
+  symlinkSync(target: PathLike, path: PathLike, _type?: string | null): void {
+    pathBytes(target);
+    pathBytes(path);
+    this.op("symlink", target, () => vfsSymlink(this.ctx, target, path), path);
+  }
+
+  /** Extension: mknod(2) (S_IFCHR / S_IFBLK need root; dev as makedev(major, minor) or a (major << 8 | minor) number). */
+  mknodSync(path: PathLike, mode: number, dev = 0): void {
+    pathBytes(path);
+    validateInt32(mode, "mode", 0);
+    this.op("mknod", path, () => vfsMknod(this.ctx, path, mode, dev));
+  }
+
+  /** The inode of a path held (iget) for fn: attribute changes go to the one in-core object. */
+  private held<T>(syscall: string, path: PathLike, follow: boolean, fn: (inode: Ext4Inode) => T): T {
+    return this.op(syscall, path, () => {
+      const inode = this.fs.iget(resolve(this.fs, path, follow, syscall).inode.ino);
+      try { return fn(inode); } finally { this.fs.iput(inode); }
+    });
+  }
+
+  chmodSync(path: PathLike, mode: number | string): void {
+    pathBytes(path);
+    const m = parseFileMode(mode, "mode", 0);
+    this.held("chmod", path, true, (i) => vfsChmod(this.ctx, i, m));
+  }
+
+  fchmodSync(fd: number, mode: number | string): void {
+    validFd(fd);
+    const m = parseFileMode(mode, "mode", 0);
+    this.op("fchmod", undefined, () => vfsChmod(this.ctx, this.files.get(fd).inode, m));
+  }
+
+  chownSync(path: PathLike, uid: number, gid: number): void {
+    pathBytes(path);
+    const u = idArg(uid, "uid"), g = idArg(gid, "gid");
+    this.held("chown", path, true, (i) => vfsChown(this.ctx, i, u, g));
+  }
+
+  lchownSync(path: PathLike, uid: number, gid: number): void {
+    pathBytes(path);
+    const u = idArg(uid, "uid"), g = idArg(gid, "gid");
+    this.held("lchown", path, false, (i) => vfsChown(this.ctx, i, u, g));
+  }
+
+  fchownSync(fd: number, uid: number, gid: number): void {
+    validFd(fd);
+    const u = idArg(uid, "uid"), g = idArg(gid, "gid");
+    this.op("fchown", undefined, () => vfsChown(this.ctx, this.files.get(fd).inode, u, g));
+  }
+
+  /** utimes(path, atime, mtime): Dates, seconds (numbers or numeric strings), as node's. */
+  utimesSync(path: PathLike, atime: Date | number | string, mtime: Date | number | string): void {
+    pathBytes(path);
+    const a = timeArg(atime, "time"), m = timeArg(mtime, "time");
+    this.held("utime", path, true, (i) => vfsUtimes(this.ctx, i, a, m));
+  }
+
+  lutimesSync(path: PathLike, atime: Date | number | string, mtime: Date | number | string): void {
+    pathBytes(path);
+    const a = timeArg(atime, "time"), m = timeArg(mtime, "time");
+    this.held("lutime", path, false, (i) => vfsUtimes(this.ctx, i, a, m));
+  }
+
+  futimesSync(fd: number, atime: Date | number | string, mtime: Date | number | string): void {
+    validFd(fd);
+    const a = timeArg(atime, "time"), m = timeArg(mtime, "time");
+    this.op("futime", undefined, () => vfsUtimes(this.ctx, this.files.get(fd).inode, a, m));
+  }
+
+  /**
+   * copyFileSync(src, dest, mode = 0) within the image, as libuv copies:
+   * dest opened "w" (with COPYFILE_EXCL "wx") with src's mode, truncated,
+   * chmod'ed to src's mode, the bytes copied. COPYFILE_FICLONE_FORCE is
+   * EOPNOTSUPP (ext4 cannot clone).
+   */
+  copyFileSync(src: PathLike, dest: PathLike, mode = 0): void {
+    pathBytes(src);
+    pathBytes(dest);
+    validateInt32(mode, "mode", 0, 7);
+    this.op("copyfile", src, () => copyFile(this.copyOps(), src, dest, mode), dest);
+  }
+
+  private copyOps() {
+    return {
+      ctx: this.ctx, files: this.files,
+      open: (p: PathLike, flags: number, perm: number) => {
+        const { inode, created } = openPath(this.ctx, p, flags, perm);
+        if (flags & O_TRUNC && !created && isReg(inode)) {
+          try { vfsTruncate(this.ctx, inode, 0); } catch (e) { this.fs.iput(inode); throw e; }
+        }
+        return this.files.add({ inode, pos: 0, ra: new ReadaheadState(), path: pathText(p), mode: fileMode(flags) });
+      },
+      read: (fd: number, buf: Uint8Array, pos: number) => this.readInode(this.files.readable(fd).inode, pos, buf, this.files.get(fd).ra),
+      close: (fd: number) => this.fs.iput(this.files.remove(fd).inode),
+    };
+  }
+
+  /** Extension: fallocate(2) on an open file: { keepSize, punchHole, zeroRange, collapseRange, insertRange } (punchHole needs keepSize, as the kernel). */
+  fallocateSync(fd: number, offset: number, length: number, opts: FallocateFlags = {}): void {
+    validFd(fd);
+    this.op("fallocate", undefined, () => vfsFallocateFile(this.ctx, this.files.get(fd), offset, length, opts));
+  }
+
+  /** Extension: sync(2) for this volume: dirty data written back and waited, the journal committed, the superblock written. */
+  sync(): void {
+    this.op("sync", undefined, () => writebackAll(this.ctx));
+  }
+
+  /** As node's: opens lazily ("w", 0o666 by default; an open failure is an 'error' event), emits 'open' and 'ready'; takes fd, start, flags, mode, autoClose, flush. */
+  createWriteStream(path: PathLike | null, opts: WriteStreamOptions | BufferEncoding = {}): VolumeWriteStream & Writable {
+    const o = typeof opts === "string" ? { encoding: opts } : opts;
+    if (o.fd === undefined || path !== null) pathBytes(path as PathLike);
+    return new VolumeWriteStream(this, path ?? undefined, o);
   }
 
   // ---- xattrs ------------------------------------------------------------
@@ -480,9 +766,7 @@ export class Volume {
    */
   openInode(inode: Inode, shown = `<inode ${inode.ino}>`, opts: { dropBehind?: boolean } = {}): number {
     return this.op("open", shown, () => {
-      const fd = this.nextFd++;
-      this.files.set(fd, { inode: this.fs.iget(inode.ino), pos: 0, ra: new ReadaheadState(), path: shown, dropFrom: opts.dropBehind ? 0 : undefined });
-      return fd;
+      return this.files.add({ inode: this.fs.iget(inode.ino), pos: 0, ra: new ReadaheadState(), path: shown, mode: fileMode(O_RDONLY), dropFrom: opts.dropBehind ? 0 : undefined });
     });
   }
 
@@ -505,23 +789,18 @@ export class Volume {
   }
 
   /**
-   * statfs(2), in node's fs.statfsSync shape: from the superblock and the group
-   * descriptors' free counts (what ext4_statfs sums). blocks is s_blocks_count
-   * (no metadata overhead taken off); bavail leaves out the reserved blocks.
+   * statfs(2) in node's fs.statfsSync shape, as ext4_statfs counts: blocks
+   * less the metadata overhead, free blocks less the delalloc-reserved ones,
+   * available less the root reserve and the reserved clusters. `path` (any
+   * path on the volume) is optional; `bigint` gives bigints.
    */
-  statfsSync(): { type: number; bsize: number; blocks: number; bfree: number; bavail: number; files: number; ffree: number } {
-    this.check("statfs");
-    const { sb, groups } = this.fs;
-    let bfree = 0;
-    let ffree = 0;
-    for (const g of groups) {
-      bfree += g.freeBlocks;
-      ffree += g.freeInodes;
-    }
-    return {
-      type: 0xef53, bsize: sb.blockSize, blocks: sb.blocksCount, bfree,
-      bavail: Math.max(0, bfree - sb.reservedBlocksCount), files: sb.inodesCount, ffree,
-    };
+  statfsSync(path?: PathLike, opts?: { bigint?: false }): StatFs<number>;
+  statfsSync(path: PathLike | undefined, opts: { bigint: true }): StatFs<bigint>;
+  statfsSync(path?: PathLike, opts: { bigint?: boolean } = {}): StatFs {
+    return this.op("statfs", path, () => {
+      if (path !== undefined) resolve(this.fs, path, true, "statfs");
+      return statfs(this.fs, opts.bigint ?? false);
+    });
   }
 
   /** Drops every clean cached folio, data and metadata (like `echo 3 > /proc/sys/vm/drop_caches`). */
@@ -530,11 +809,22 @@ export class Volume {
     this.fs.cache.dropAll();
   }
 
+  /**
+   * Writes everything back and leaves the image clean: open descriptors
+   * closed (an unlinked open file is freed then), dirty data written and
+   * waited, the journal committed and checkpointed, the superblock clean.
+   */
   unmount(): void {
     if (this.closed) return;
     this.closed = true;
-    this.files.clear();
-    this.fs.unmount();
+    try {
+      if (!this.fs.readOnly) {
+        for (const [, f] of this.files.all()) this.fs.iput(f.inode);
+        writebackAll(this.ctx);
+      }
+    } finally {
+      this.fs.unmount();
+    }
   }
 
   // ---- access, opendir ----------------------------------------------------
@@ -559,7 +849,12 @@ export class Volume {
   // The work is done at once; the callback runs on a later turn with (err) or
   // (null, result). Only argument errors (node's own TypeErrors) are thrown.
 
-  readonly constants = Object.freeze({ F_OK, R_OK, W_OK, X_OK, O_RDONLY: 0, S_IFMT, S_IFREG, S_IFDIR, S_IFCHR, S_IFBLK, S_IFIFO, S_IFLNK, S_IFSOCK });
+  /** Linux's values, whatever the runtime's own constants are. */
+  readonly constants = Object.freeze({
+    F_OK, R_OK, W_OK, X_OK, S_IFMT, S_IFREG, S_IFDIR, S_IFCHR, S_IFBLK, S_IFIFO, S_IFLNK, S_IFSOCK,
+    O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_NOCTTY, O_TRUNC, O_APPEND, O_DIRECTORY, O_NOATIME, O_NOFOLLOW,
+    O_SYNC, O_DSYNC, O_DIRECT, O_NONBLOCK, COPYFILE_EXCL, COPYFILE_FICLONE, COPYFILE_FICLONE_FORCE,
+  });
 
   readFile(path: PathLike | number, cb: Callback<string | Buffer>): void;
   readFile(path: PathLike | number, opts: Encoding | (EncOpt & { flag?: string }), cb: Callback<string | Buffer>): void;
@@ -603,7 +898,7 @@ export class Volume {
   open(path: PathLike, cb: Callback<number>): void;
   open(path: PathLike, flags: string | number, cb: Callback<number>): void;
   open(path: PathLike, flags: string | number, mode: number, cb: Callback<number>): void;
-  open(path: PathLike, ...a: unknown[]): void { later(a, (flags) => [this.openSync(path, (flags ?? "r") as string)]); }
+  open(path: PathLike, ...a: unknown[]): void { later(a, (flags, mode) => [this.openSync(path, (flags ?? "r") as string, mode as number)]); }
 
   /** read(fd, buffer, offset, length, position, cb), read(fd, buffer[, options], cb) or read(fd[, options], cb); cb(err, bytesRead, buffer). */
   read(fd: number, buffer: Uint8Array, offset: number, length: number, position: number | bigint | null, cb: ReadCallback): void;
@@ -629,6 +924,49 @@ export class Volume {
 
   close(fd: number, cb: (err: Error | null) => void = () => {}): void { later([cb], () => (this.closeSync(fd), [])); }
 
+  // Write calls, callback forms.
+  /** write(fd, buffer[, offset[, length[, position]]], cb) -> cb(err, bytesWritten, buffer); write(fd, string[, position[, encoding]], cb) -> cb(err, written, string). */
+  write(fd: number, buffer: ArrayBufferView | string, ...a: unknown[]): void {
+    later(a, (...args) => [this.writeSync(fd, buffer, ...(args as [never, never, never])), buffer]);
+  }
+  /** writev(fd, buffers[, position], cb) -> cb(err, bytesWritten, buffers). */
+  writev(fd: number, buffers: ArrayBufferView[], ...a: unknown[]): void {
+    later(a, (position) => [this.writevSync(fd, buffers, position as number | null), buffers]);
+  }
+  writeFile(file: PathLike | number, data: string | ArrayBufferView, ...a: unknown[]): void {
+    later(a, (opts) => (this.writeFileSync(file, data, opts as never), []));
+  }
+  appendFile(file: PathLike | number, data: string | ArrayBufferView, ...a: unknown[]): void {
+    later(a, (opts) => (this.appendFileSync(file, data, opts as never), []));
+  }
+  fsync(fd: number, cb: (err: Error | null) => void): void { later([cb], () => (this.fsyncSync(fd), [])); }
+  fdatasync(fd: number, cb: (err: Error | null) => void): void { later([cb], () => (this.fdatasyncSync(fd), [])); }
+  ftruncate(fd: number, ...a: unknown[]): void { later(a, (len) => (this.ftruncateSync(fd, len as number), [])); }
+  truncate(path: PathLike, ...a: unknown[]): void { later(a, (len) => (this.truncateSync(path, len as number), [])); }
+  /** mkdir(path[, options], cb) -> cb(err, firstCreated) with recursive, as node's. */
+  mkdir(path: PathLike, ...a: unknown[]): void {
+    later(a, (opts) => {
+      const first = this.mkdirSync(path, opts as never);
+      return typeof opts === "object" && opts !== null && (opts as { recursive?: boolean }).recursive ? [first] : [];
+    });
+  }
+  rmdir(path: PathLike, ...a: unknown[]): void { later(a, (opts) => (this.rmdirSync(path, opts as never), [])); }
+  rm(path: PathLike, ...a: unknown[]): void { later(a, (opts) => (this.rmSync(path, (opts ?? {}) as never), [])); }
+  unlink(path: PathLike, cb: (err: Error | null) => void): void { later([cb], () => (this.unlinkSync(path), [])); }
+  rename(oldPath: PathLike, newPath: PathLike, cb: (err: Error | null) => void): void { later([cb], () => (this.renameSync(oldPath, newPath), [])); }
+  link(existingPath: PathLike, newPath: PathLike, cb: (err: Error | null) => void): void { later([cb], () => (this.linkSync(existingPath, newPath), [])); }
+  symlink(target: PathLike, path: PathLike, ...a: unknown[]): void { later(a, (type) => (this.symlinkSync(target, path, type as string), [])); }
+  chmod(path: PathLike, mode: number | string, cb: (err: Error | null) => void): void { later([cb], () => (this.chmodSync(path, mode), [])); }
+  fchmod(fd: number, mode: number | string, cb: (err: Error | null) => void): void { later([cb], () => (this.fchmodSync(fd, mode), [])); }
+  chown(path: PathLike, uid: number, gid: number, cb: (err: Error | null) => void): void { later([cb], () => (this.chownSync(path, uid, gid), [])); }
+  lchown(path: PathLike, uid: number, gid: number, cb: (err: Error | null) => void): void { later([cb], () => (this.lchownSync(path, uid, gid), [])); }
+  fchown(fd: number, uid: number, gid: number, cb: (err: Error | null) => void): void { later([cb], () => (this.fchownSync(fd, uid, gid), [])); }
+  utimes(path: PathLike, atime: Date | number | string, mtime: Date | number | string, cb: (err: Error | null) => void): void { later([cb], () => (this.utimesSync(path, atime, mtime), [])); }
+  lutimes(path: PathLike, atime: Date | number | string, mtime: Date | number | string, cb: (err: Error | null) => void): void { later([cb], () => (this.lutimesSync(path, atime, mtime), [])); }
+  futimes(fd: number, atime: Date | number | string, mtime: Date | number | string, cb: (err: Error | null) => void): void { later([cb], () => (this.futimesSync(fd, atime, mtime), [])); }
+  copyFile(src: PathLike, dest: PathLike, ...a: unknown[]): void { later(a, (mode) => (this.copyFileSync(src, dest, (mode ?? 0) as number), [])); }
+  statfs(path: PathLike, ...a: unknown[]): void { later(a, (opts) => [this.statfsSync(path, (opts ?? {}) as never)]); }
+
   opendir(path: PathLike, cb: Callback<Dir>): void;
   opendir(path: PathLike, opts: { encoding?: Encoding; bufferSize?: number }, cb: Callback<Dir>): void;
   opendir(path: PathLike, ...a: unknown[]): void { later(a, (opts) => [this.opendirSync(path, (opts ?? {}) as never)]); }
@@ -650,7 +988,18 @@ const UV_MESSAGE: Record<string, string> = {
   ELOOP: "too many symbolic links encountered", EINVAL: "invalid argument", ENAMETOOLONG: "name too long",
   EBADF: "bad file descriptor", EROFS: "read-only file system", EACCES: "permission denied",
   EPERM: "operation not permitted", EEXIST: "file already exists", ENODATA: "no data available",
+  ENOTEMPTY: "directory not empty", ENOSPC: "no space left on device", EMLINK: "too many links",
+  EFBIG: "file too large", EBUSY: "resource busy or locked", EXDEV: "cross-device link not permitted",
+  ENOTSUP: "operation not supported on socket",
 };
+
+/** node's SystemError for rmSync of a directory without `recursive` (ERR_FS_EISDIR). */
+function rmIsDirectory(path: string): Error {
+  const info = { code: "EISDIR", message: "is a directory", path, syscall: "rm", errno: 21 };
+  const e = Object.assign(new Error(`Path is a directory: rm returned EISDIR (is a directory) ${path}`), { code: "ERR_FS_EISDIR", errno: 21, syscall: "rm", path, info });
+  e.name = "SystemError";
+  return e;
+}
 
 /**
  * node:fs functions work when taken off the module (`const { readFileSync } =
@@ -666,15 +1015,18 @@ function bindMethods(obj: object, proto: object): void {
 }
 
 /** Adds syscall and path to errors thrown below the vfs; types stray bounds failures. */
-function annotate(e: unknown, syscall: string, path: string | undefined): unknown {
+function annotate(e: unknown, syscall: string, path: string | undefined, dest?: string): unknown {
   if (e instanceof Ext4Error) {
-    if (e.syscall === undefined) {
+    if (e.syscall === undefined || dest !== undefined) {
+      // Two-path calls (rename, link, symlink, copyfile) report both paths whatever step failed, as libuv does.
+      if (e.syscall === undefined) e.message = `${e.message}, ${syscall}${path !== undefined ? ` '${path}'` : ""}${dest !== undefined ? ` -> '${dest}'` : ""}`;
       e.syscall = syscall;
       if (path !== undefined) e.path = path;
-      e.message = `${e.message}, ${syscall}${path !== undefined ? ` '${path}'` : ""}`;
+      if (dest !== undefined) e.dest = dest;
     }
     const uv = UV_MESSAGE[e.code];
-    if (uv !== undefined) e.message = `${e.code}: ${uv}, ${e.syscall}${e.path !== undefined ? ` '${e.path}'` : ""}`;
+    const where = `${e.path !== undefined ? ` '${e.path}'` : ""}${e.dest !== undefined ? ` -> '${e.dest}'` : ""}`;
+    if (uv !== undefined) e.message = `${e.code}: ${uv}, ${e.syscall}${where}`;
     return e;
   }
   if (isArgumentError(e)) return e; // node's own argument TypeErrors pass through as they are
@@ -713,18 +1065,6 @@ function later(args: unknown[], fn: (...rest: unknown[]) => unknown[]): void {
   defer(() => cb(null, ...out));
 }
 
-class FileHandle {
-  constructor(private readonly vol: Volume, readonly fd: number) {}
-  async read(buffer: Uint8Array, offset = 0, length = buffer.length - offset, position: number | null = null) {
-    const bytesRead = this.vol.readSync(this.fd, buffer, offset, length, position);
-    return { bytesRead, buffer };
-  }
-  async readFile(opts?: Encoding | EncOpt) { return this.vol.readFileSync(this.fd, opts); }
-  async stat(opts: { bigint?: boolean } = {}) { return this.vol.fstatSync(this.fd, opts); }
-  async close() { this.vol.closeSync(this.fd); }
-  async [Symbol.asyncDispose]() { await this.close(); }
-}
-
 class VolumePromises {
   constructor(private readonly vol: Volume) {
     bindMethods(this, VolumePromises.prototype);
@@ -741,7 +1081,29 @@ class VolumePromises {
   async realpath(path: PathLike, opts?: Encoding | EncOpt) { return this.vol.realpathSync(path, opts); }
   async access(path: PathLike, mode: number = F_OK) { this.vol.accessSync(path, mode); }
   async opendir(path: PathLike, opts: { encoding?: Encoding; bufferSize?: number } = {}) { return this.vol.opendirSync(path, opts); }
-  async open(path: PathLike, flags: string | number = "r") { return new FileHandle(this.vol, this.vol.openSync(path, flags)); }
+  async open(path: PathLike, flags: string | number = "r", mode?: number | string) { return new FileHandle(this.vol, this.vol.openSync(path, flags, mode)); }
+  async writeFile(file: PathLike | FileHandle, data: string | ArrayBufferView, opts?: Parameters<Volume["writeFileSync"]>[2]) {
+    this.vol.writeFileSync(file instanceof FileHandle ? file.fd : file, data, opts);
+  }
+  async appendFile(file: PathLike | FileHandle, data: string | ArrayBufferView, opts?: Parameters<Volume["appendFileSync"]>[2]) {
+    this.vol.appendFileSync(file instanceof FileHandle ? file.fd : file, data, opts);
+  }
+  async mkdir(path: PathLike, opts?: Parameters<Volume["mkdirSync"]>[1]) { return this.vol.mkdirSync(path, opts); }
+  async rmdir(path: PathLike, opts?: { recursive?: boolean }) { this.vol.rmdirSync(path, opts); }
+  async rm(path: PathLike, opts?: { recursive?: boolean; force?: boolean }) { this.vol.rmSync(path, opts); }
+  async unlink(path: PathLike) { this.vol.unlinkSync(path); }
+  async rename(oldPath: PathLike, newPath: PathLike) { this.vol.renameSync(oldPath, newPath); }
+  async link(existingPath: PathLike, newPath: PathLike) { this.vol.linkSync(existingPath, newPath); }
+  async symlink(target: PathLike, path: PathLike, type?: string | null) { this.vol.symlinkSync(target, path, type); }
+  async truncate(path: PathLike, len?: number) { this.vol.truncateSync(path, len); }
+  async chmod(path: PathLike, mode: number | string) { this.vol.chmodSync(path, mode); }
+  async chown(path: PathLike, uid: number, gid: number) { this.vol.chownSync(path, uid, gid); }
+  async lchown(path: PathLike, uid: number, gid: number) { this.vol.lchownSync(path, uid, gid); }
+  async utimes(path: PathLike, atime: Date | number | string, mtime: Date | number | string) { this.vol.utimesSync(path, atime, mtime); }
+  async lutimes(path: PathLike, atime: Date | number | string, mtime: Date | number | string) { this.vol.lutimesSync(path, atime, mtime); }
+  async copyFile(src: PathLike, dest: PathLike, mode?: number) { this.vol.copyFileSync(src, dest, mode); }
+  async statfs(path: PathLike, opts: { bigint?: boolean } = {}) { return this.vol.statfsSync(path, opts as { bigint: true }); }
+  async mknod(path: PathLike, mode: number, dev?: number) { this.vol.mknodSync(path, mode, dev); }
   async listxattr(path: PathLike) { return this.vol.listxattr(path); }
   async getxattr(path: PathLike, name: string) { return this.vol.getxattr(path, name); }
   async setxattr(path: PathLike, name: string, value: Uint8Array | string, opts?: { flag?: "create" | "replace"; noFollow?: boolean }) { return this.vol.setxattr(path, name, value, opts); }

@@ -41,8 +41,33 @@ export class BufferHeads {
     return bhs;
   }
 
+  /** The folio's buffers if it has a current ring (no new one is made). */
+  peek(slot: number): BufferHead[] | undefined {
+    const a = this.attached.get(slot);
+    return a && a.gen === this.cache.gen(slot) ? a.bhs : undefined;
+  }
+
+  /** block_invalidate_folio: buffers [first, first+n) lose every state (their blocks are truncated away). */
+  invalidate(slot: number, first: number, n: number): void {
+    const bhs = this.peek(slot);
+    if (!bhs) return;
+    for (let i = first; i < first + n && i < bhs.length; i++) {
+      bhs[i].state = 0;
+      bhs[i].blocknr = 0;
+    }
+  }
+
   /** Forgets rings whose folio was reclaimed. */
   private prune(): void {
     for (const [slot, a] of this.attached) if (this.cache.gen(slot) !== a.gen) this.attached.delete(slot);
   }
+}
+
+const rings = new WeakMap<FolioCache, BufferHeads>();
+
+/** The one set of buffer rings of a cache (every BhBufferedIO of a mount shares it). */
+export function buffersOf(cache: FolioCache): BufferHeads {
+  let b = rings.get(cache);
+  if (!b) rings.set(cache, (b = new BufferHeads(cache)));
+  return b;
 }

@@ -13,18 +13,31 @@ import type { Ext4 } from "../../fs/super.js";
 import { ReadBio } from "../bio.js";
 import { bufferedRead, BufferedIO } from "../io.js";
 import type { ReadaheadState } from "../readahead.js";
-import { BH, BufferHead, BufferHeads } from "./buffer-head.js";
+import { BH, BufferHead, BufferHeads, buffersOf } from "./buffer-head.js";
+import type { Ext4Inode } from "../../fs/inode.js";
+import { bhState } from "./state.js";
+import { bhAllocDaBlocks, bhFsync, bhWriteback, bhZeroRange } from "./sync.js";
+import { bhWrite, type WriteOptions } from "./write.js";
 
 export class BhBufferedIO implements BufferedIO {
   readonly name = "bh" as const;
   private readonly buffers: BufferHeads;
   constructor(private readonly fs: Ext4) {
-    this.buffers = new BufferHeads(fs.cache);
+    this.buffers = buffersOf(fs.cache);
+    // A read-write mount: the writeback callback, the ordered-data hook and the invalidate hook are registered now.
+    if (!fs.readOnly) bhState(fs);
   }
 
   read(inode: Inode, pos: number, dst: Uint8Array, ra: ReadaheadState): number {
     return bufferedRead(this.fs, inode, pos, dst, ra, (i, from, to, pins) => this.readpages(i, from, to, pins));
   }
+
+  // The write side (write.ts, writepages.ts, sync.ts) keeps its state per mount, shared by every BhBufferedIO.
+  write(inode: Ext4Inode, pos: number, src: Uint8Array, opts?: WriteOptions): number { return bhWrite(bhState(this.fs), inode, pos, src, opts); }
+  writeback(inode: Ext4Inode, from: number, to: number, sync: boolean): void { bhWriteback(bhState(this.fs), inode, from, to, sync); }
+  fsync(inode: Ext4Inode, datasync: boolean): void { bhFsync(bhState(this.fs), inode, datasync); }
+  zeroRange(inode: Ext4Inode, from: number, to: number): void { bhZeroRange(bhState(this.fs), inode, from, to); }
+  allocDaBlocks(inode: Ext4Inode): void { bhAllocDaBlocks(bhState(this.fs), inode); }
 
   /**
    * ext4_mpage_readpages over the folios covering [from, to). Folios are

@@ -6,7 +6,9 @@
 import { PAGE_SIZE } from "../../cache/folio-cache.js";
 import { readaheadFolioOrder } from "../folio-order.js";
 import type { Inode } from "../../format/inode.js";
+import type { Ext4Inode } from "../../fs/inode.js";
 import type { Ext4 } from "../../fs/super.js";
+import { Ext4Error } from "../../errors.js";
 import { ReadBio } from "../bio.js";
 import { bufferedRead, BufferedIO } from "../io.js";
 import type { ReadaheadState } from "../readahead.js";
@@ -19,6 +21,13 @@ export class IomapBufferedIO implements BufferedIO {
   read(inode: Inode, pos: number, dst: Uint8Array, ra: ReadaheadState): number {
     return bufferedRead(this.fs, inode, pos, dst, ra, (i, from, to, pins) => this.readahead(i, from, to, pins));
   }
+
+  // The iomap write path is issue 7; read-write mounts with buffered_iomap are refused until then.
+  write(inode: Ext4Inode): number { return notYet(inode); }
+  writeback(inode: Ext4Inode): void { notYet(inode); }
+  fsync(inode: Ext4Inode): void { notYet(inode); }
+  zeroRange(inode: Ext4Inode): void { notYet(inode); }
+  allocDaBlocks(inode: Ext4Inode): void { notYet(inode); }
 
   /**
    * iomap_readahead: makes [from, to) uptodate; new folios are sized to the
@@ -81,4 +90,8 @@ export class IomapBufferedIO implements BufferedIO {
       if (bio.pending) bio.abandon();
     }
   }
+}
+
+function notYet(inode: Ext4Inode): never {
+  throw new Ext4Error("EOPNOTSUPP", "the iomap buffered write path is not implemented yet (issue 7)", { ino: inode.ino });
 }
