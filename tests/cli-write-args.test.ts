@@ -57,10 +57,10 @@ describe("truncate SIZE", () => {
 
 describe("touch DATE", () => {
   it("keeps nanoseconds of @SECONDS.FRACTION and reads ISO dates", () => {
-    expect(parseDate("@1700000000.123456789")).toBe("1700000000.123456789");
-    expect(parseDate("@1700000000")).toBe("1700000000.000000000");
-    expect(parseDate("@-5.5")).toBe("-5.500000000");
-    expect(parseDate("2024-01-01T00:00:00.250Z")).toBe("1704067200.250000000");
+    expect(parseDate("@1700000000.123456789")).toBe(1700000000123456789n);
+    expect(parseDate("@1700000000")).toBe(1700000000000000000n);
+    expect(parseDate("@-5.5")).toBe(-5500000000n);
+    expect(parseDate("2024-01-01T00:00:00.250Z")).toBe(1704067200250000000n);
     expect(() => parseDate("yesterday-ish")).toThrow(UsageError);
   });
 });

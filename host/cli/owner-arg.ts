@@ -41,15 +41,15 @@ export function resolveOwner(vol: Volume, spec: string): Owner {
   let gid = -1;
   if (user !== "") {
     const n = numeric(user);
-    if (n !== undefined) uid = n;
-    else {
-      const e = readTable(vol, "/etc/passwd").get(user);
-      if (!e) throw new CliError("EINVAL", `invalid user '${user}': not in the image's /etc/passwd`);
-      uid = e[0];
-      // "USER:" is USER and USER's login group, as chown(1).
-      if (group === "") gid = e[1];
+    const passwd = readTable(vol, "/etc/passwd");
+    const e = n === undefined ? passwd.get(user) : [...passwd.values()].find(([id]) => id === n);
+    if (n === undefined && !e) throw new CliError("EINVAL", `invalid user '${user}': not in the image's /etc/passwd`);
+    uid = n ?? e![0];
+    // "USER:" is USER and USER's login group, as chown(1).
+    if (group === "") {
+      if (!e || !(e[1] >= 0)) throw new CliError("EINVAL", `invalid spec '${spec}': user ${user} has no login group in the image's /etc/passwd`);
+      gid = e[1];
     }
-    if (group === "" && gid < 0) throw new CliError("EINVAL", `'${spec}': a numeric user has no login group to take`);
   }
   if (group) {
     const n = numeric(group);

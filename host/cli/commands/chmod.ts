@@ -26,7 +26,7 @@ export function run(args: ParsedArgs, _out: Output): number {
   applyMode(mode, 0o100644); // a bad MODE is a usage error before the image is touched
   withWritableImage(image, imageOptions(args), (vol) => {
     for (const p of paths) {
-      const change = (path: string) => {
+      const change = (path: Buffer) => {
         const st = vol.lstatSync(path);
         if (st.isSymbolicLink()) return;
         vol.chmodSync(path, applyMode(mode, st.mode));

@@ -1,7 +1,7 @@
 // `ext4wasm chown [-R] [-h] IMAGE OWNER[:GROUP] PATH...`: change owners,
 // with user and group names looked up in the image's own account files.
 
-import { HELP_OPTION, IMAGE_OPTIONS, type CommandSpec, type ParsedArgs } from "../args.js";
+import { IMAGE_OPTIONS, type CommandSpec, type ParsedArgs } from "../args.js";
 import { EXIT_OK } from "../errors.js";
 import { imageOptions } from "../image.js";
 import type { Output } from "../output.js";
@@ -16,7 +16,7 @@ export const spec: CommandSpec = {
   options: [
     { long: "recursive", short: "R", help: "change whole trees (symlinks inside are changed themselves, never followed)" },
     { long: "no-dereference", short: "h", help: "change a symlink named on the command line itself, not its target" },
-    ...IMAGE_OPTIONS, HELP_OPTION,
+    ...IMAGE_OPTIONS, { long: "help", help: "show this help (-h is --no-dereference here, as in coreutils)" },
   ],
   minArgs: 3,
   maxArgs: Infinity,

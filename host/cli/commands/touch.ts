@@ -1,7 +1,7 @@
 // `ext4wasm touch [-c] [-a|-m] [-d DATE] IMAGE PATH...`: set times, making
 // missing files empty, as touch(1).
 
-import { HELP_OPTION, IMAGE_OPTIONS, type CommandSpec, type ParsedArgs } from "../args.js";
+import { IMAGE_OPTIONS, type CommandSpec, type ParsedArgs } from "../args.js";
 import { EXIT_OK, UsageError } from "../errors.js";
 import { imageOptions } from "../image.js";
 import type { Output } from "../output.js";
@@ -17,21 +17,23 @@ export const spec: CommandSpec = {
     { long: "modify", short: "m", help: "change only the modification time" },
     { long: "date", short: "d", value: "DATE", help: "use DATE (ISO 8601, or @SECONDS[.FRACTION]) instead of now" },
     { long: "no-dereference", short: "h", help: "change a symlink itself, not its target" },
-    ...IMAGE_OPTIONS, HELP_OPTION,
+    ...IMAGE_OPTIONS, { long: "help", help: "show this help (-h is --no-dereference here, as in coreutils)" },
   ],
   minArgs: 2,
   maxArgs: Infinity,
   notes: "example:\n  ext4wasm touch disk.img /etc/.updated\n  ext4wasm touch -d 2024-01-01T00:00:00Z disk.img /etc/os-release\n  ext4wasm touch -d @1700000000.5 disk.img /boot/stamp",
 };
 
-/** A DATE as the decimal seconds string utimes takes, exact to the nanosecond for "@S.F". */
-export function parseDate(text: string): string {
-  const at = /^@(-?\d+)(?:\.(\d{1,9}))?$/.exec(text.trim());
-  if (at) return `${at[1]}.${(at[2] ?? "").padEnd(9, "0")}`;
+/** A DATE as nanoseconds since the epoch (utimes takes a bigint exactly), exact for "@S.F". */
+export function parseDate(text: string): bigint {
+  const at = /^@(-?)(\d+)(?:\.(\d{1,9}))?$/.exec(text.trim());
+  if (at) {
+    const ns = BigInt(at[2]) * 1_000_000_000n + BigInt((at[3] ?? "").padEnd(9, "0"));
+    return at[1] ? -ns : ns;
+  }
   const ms = Date.parse(text);
   if (Number.isNaN(ms)) throw new UsageError(`touch: invalid date '${text}': expected ISO 8601 (2024-01-31T12:00:00Z) or @SECONDS`);
-  const sec = Math.floor(ms / 1000);
-  return `${sec}.${String((ms - sec * 1000) * 1e6).padStart(9, "0")}`;
+  return BigInt(ms) * 1_000_000n;
 }
 
 export function run(args: ParsedArgs, _out: Output): number {
@@ -51,10 +53,10 @@ export function run(args: ParsedArgs, _out: Output): number {
         if (when === undefined) continue; // created now: its times are now already
         st = stat()!;
       }
-      const now = when ?? nowSeconds();
+      const now = when ?? BigInt(Date.now()) * 1_000_000n;
       // An unchanged time is given back as it is, to the nanosecond.
-      const keepA = secondsText(st.atimeNs);
-      const keepM = secondsText(st.mtimeNs);
+      const keepA = st.atimeNs;
+      const keepM = st.mtimeNs;
       const atime = onlyM ? keepA : now;
       const mtime = onlyA ? keepM : now;
       if (noDeref) vol.lutimesSync(p, atime, mtime);
@@ -62,15 +64,4 @@ export function run(args: ParsedArgs, _out: Output): number {
     }
   });
   return EXIT_OK;
-}
-
-function nowSeconds(): string {
-  return secondsText(BigInt(Date.now()) * 1_000_000n);
-}
-
-/** Nanoseconds as exact decimal seconds text. */
-export function secondsText(ns: bigint): string {
-  const neg = ns < 0n;
-  const a = neg ? -ns : ns;
-  return `${neg ? "-" : ""}${a / 1_000_000_000n}.${(a % 1_000_000_000n).toString().padStart(9, "0")}`;
 }

@@ -55,13 +55,6 @@ function kind(st: fs.BigIntStats): "dir" | "file" | "symlink" | "node" {
   return "node";
 }
 
-/** Exact decimal seconds of a nanosecond time: what our utimes takes to the nanosecond. */
-function seconds(ns: bigint): string {
-  const neg = ns < 0n;
-  const a = neg ? -ns : ns;
-  return `${neg ? "-" : ""}${a / 1_000_000_000n}.${(a % 1_000_000_000n).toString().padStart(9, "0")}`;
-}
-
 export class TreeImporter {
   private readonly entries: Entry[] = [];
   private readonly created: Buffer[] = [];
@@ -231,8 +224,9 @@ export class TreeImporter {
         this.vol.setxattr(e.at, x.name, x.value, { noFollow: true });
       } catch (err) {
         const code = (err as { code?: string }).code;
-        // What the image cannot hold (a namespace or size ext4 refuses) is a warning, as cp -a treats xattr failures.
-        if (code === "ENOSPC" || code === "EIO" || code === "EFSCORRUPTED" || code === "EROFS") throw err;
+        // What the image cannot hold (a value too big for one block: ENOSPC, E2BIG; a namespace ext4
+        // refuses) is a warning, as cp -a treats xattr failures; a damaged or read-only image is fatal.
+        if (code === "EIO" || code === "EFSCORRUPTED" || code === "EROFS") throw err;
         this.warnings.push(`xattr ${x.name} of ${e.dst.toString("utf8")} not copied: ${(err as Error).message}`);
       }
     }
@@ -248,7 +242,7 @@ export class TreeImporter {
     const gid = root ? Number(st.gid) : (process.getgid?.() ?? 0);
     vol.lchownSync(e.dst, uid, gid);
     if (k !== "symlink") vol.chmodSync(e.dst, Number(st.mode & ~S_IFMT));
-    vol.lutimesSync(e.dst, seconds(st.atimeNs), seconds(st.mtimeNs));
+    vol.lutimesSync(e.dst, st.atimeNs, st.mtimeNs); // bigint: exact nanoseconds
   }
 
   /** Removes what this copy created, newest first (a directory after its contents). */
