@@ -60,7 +60,8 @@ export function parseArgs(spec: CommandSpec, argv: string[]): ParsedArgs {
       }
       continue;
     }
-    if (arg.startsWith("-") && arg.length > 1) {
+    // "-1M" is a value (truncate's relative SIZE), never an option: no option is a digit.
+    if (arg.startsWith("-") && arg.length > 1 && !/^-\d/.test(arg)) {
       for (let j = 1; j < arg.length; j++) {
         const opt = byShort.get(arg[j]);
         if (!opt) throw bad(`unknown option '-${arg[j]}'`);

@@ -4,12 +4,21 @@
 import { readFileSync } from "node:fs";
 import { helpText, parseArgs, type CommandSpec, type ParsedArgs } from "./args.js";
 import * as cat from "./commands/cat.js";
+import * as chmod from "./commands/chmod.js";
+import * as chown from "./commands/chown.js";
 import * as demo from "./commands/demo.js";
 import * as get from "./commands/get.js";
 import * as info from "./commands/info.js";
+import * as ln from "./commands/ln.js";
 import * as ls from "./commands/ls.js";
+import * as mkdir from "./commands/mkdir.js";
 import * as mkfsCmd from "./commands/mkfs.js";
+import * as mv from "./commands/mv.js";
+import * as put from "./commands/put.js";
+import * as rm from "./commands/rm.js";
 import * as stat from "./commands/stat.js";
+import * as touch from "./commands/touch.js";
+import * as truncate from "./commands/truncate.js";
 import { debugEnabled, errorLine, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, StdoutClosed, UsageError, writeStderr } from "./errors.js";
 import { Output } from "./output.js";
 
@@ -18,14 +27,14 @@ interface Command {
   run(args: ParsedArgs, out: Output): number;
 }
 
-const COMMANDS: Command[] = [info, ls, cat, stat, get, mkfsCmd, demo];
+const COMMANDS: Command[] = [info, ls, cat, stat, get, put, mkdir, rm, mv, ln, truncate, chmod, chown, touch, mkfsCmd, demo];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.spec.name.length + c.spec.usage.length + 1));
   return [
     "usage: ext4wasm <command> [options] ...",
     "",
-    "Read ext4 images, and make new ones, without the kernel.",
+    "Read, write and make ext4 images, without the kernel or root.",
     "",
     "commands:",
     ...COMMANDS.map((c) => `  ${`${c.spec.name} ${c.spec.usage}`.padEnd(width)}  ${c.spec.summary}`),

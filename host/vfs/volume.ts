@@ -607,19 +607,19 @@ export class Volume {
   }
 
   /** utimes(path, atime, mtime): Dates, seconds (numbers or numeric strings), as node's. */
-  utimesSync(path: PathLike, atime: Date | number | string, mtime: Date | number | string): void {
+  utimesSync(path: PathLike, atime: Date | number | string | bigint, mtime: Date | number | string | bigint): void {
     pathBytes(path);
     const a = timeArg(atime, "time"), m = timeArg(mtime, "time");
     this.held("utime", path, true, (i) => vfsUtimes(this.ctx, i, a, m));
   }
 
-  lutimesSync(path: PathLike, atime: Date | number | string, mtime: Date | number | string): void {
+  lutimesSync(path: PathLike, atime: Date | number | string | bigint, mtime: Date | number | string | bigint): void {
     pathBytes(path);
     const a = timeArg(atime, "time"), m = timeArg(mtime, "time");
     this.held("lutime", path, false, (i) => vfsUtimes(this.ctx, i, a, m));
   }
 
-  futimesSync(fd: number, atime: Date | number | string, mtime: Date | number | string): void {
+  futimesSync(fd: number, atime: Date | number | string | bigint, mtime: Date | number | string | bigint): void {
     validFd(fd);
     const a = timeArg(atime, "time"), m = timeArg(mtime, "time");
     this.op("futime", undefined, () => vfsUtimes(this.ctx, this.files.get(fd).inode, a, m));
@@ -968,9 +968,9 @@ export class Volume {
   chown(path: PathLike, uid: number, gid: number, cb: (err: Error | null) => void): void { later([cb], () => (this.chownSync(path, uid, gid), [])); }
   lchown(path: PathLike, uid: number, gid: number, cb: (err: Error | null) => void): void { later([cb], () => (this.lchownSync(path, uid, gid), [])); }
   fchown(fd: number, uid: number, gid: number, cb: (err: Error | null) => void): void { later([cb], () => (this.fchownSync(fd, uid, gid), [])); }
-  utimes(path: PathLike, atime: Date | number | string, mtime: Date | number | string, cb: (err: Error | null) => void): void { later([cb], () => (this.utimesSync(path, atime, mtime), [])); }
-  lutimes(path: PathLike, atime: Date | number | string, mtime: Date | number | string, cb: (err: Error | null) => void): void { later([cb], () => (this.lutimesSync(path, atime, mtime), [])); }
-  futimes(fd: number, atime: Date | number | string, mtime: Date | number | string, cb: (err: Error | null) => void): void { later([cb], () => (this.futimesSync(fd, atime, mtime), [])); }
+  utimes(path: PathLike, atime: Date | number | string | bigint, mtime: Date | number | string | bigint, cb: (err: Error | null) => void): void { later([cb], () => (this.utimesSync(path, atime, mtime), [])); }
+  lutimes(path: PathLike, atime: Date | number | string | bigint, mtime: Date | number | string | bigint, cb: (err: Error | null) => void): void { later([cb], () => (this.lutimesSync(path, atime, mtime), [])); }
+  futimes(fd: number, atime: Date | number | string | bigint, mtime: Date | number | string | bigint, cb: (err: Error | null) => void): void { later([cb], () => (this.futimesSync(fd, atime, mtime), [])); }
   copyFile(src: PathLike, dest: PathLike, ...a: unknown[]): void { later(a, (mode) => (this.copyFileSync(src, dest, (mode ?? 0) as number), [])); }
   statfs(path: PathLike, ...a: unknown[]): void { later(a, (opts) => [this.statfsSync(path, (opts ?? {}) as never)]); }
 
@@ -1107,8 +1107,8 @@ class VolumePromises {
   async chmod(path: PathLike, mode: number | string) { this.vol.chmodSync(path, mode); }
   async chown(path: PathLike, uid: number, gid: number) { this.vol.chownSync(path, uid, gid); }
   async lchown(path: PathLike, uid: number, gid: number) { this.vol.lchownSync(path, uid, gid); }
-  async utimes(path: PathLike, atime: Date | number | string, mtime: Date | number | string) { this.vol.utimesSync(path, atime, mtime); }
-  async lutimes(path: PathLike, atime: Date | number | string, mtime: Date | number | string) { this.vol.lutimesSync(path, atime, mtime); }
+  async utimes(path: PathLike, atime: Date | number | string | bigint, mtime: Date | number | string | bigint) { this.vol.utimesSync(path, atime, mtime); }
+  async lutimes(path: PathLike, atime: Date | number | string | bigint, mtime: Date | number | string | bigint) { this.vol.lutimesSync(path, atime, mtime); }
   async copyFile(src: PathLike, dest: PathLike, mode?: number) { this.vol.copyFileSync(src, dest, mode); }
   async statfs(path: PathLike, opts: { bigint?: boolean } = {}) { return this.vol.statfsSync(path, opts as { bigint: true }); }
   async mknod(path: PathLike, mode: number, dev?: number) { this.vol.mknodSync(path, mode, dev); }

@@ -126,8 +126,18 @@ export function options<T extends object>(opts: unknown, defaults: T): T {
   return { ...defaults, ...(opts as object) };
 }
 
-/** toUnixTimestamp then libuv's uv__fs_to_timespec (microseconds kept). */
+/**
+ * toUnixTimestamp then libuv's uv__fs_to_timespec (microseconds kept). Our
+ * one extension: a bigint is nanoseconds since the epoch, taken exactly (node
+ * refuses bigints here, so no node call changes meaning).
+ */
 export function timeArg(time: unknown, name: string): TimeArg {
+  if (typeof time === "bigint") {
+    let sec = time / 1_000_000_000n;
+    let nsec = time % 1_000_000_000n;
+    if (nsec < 0n) { nsec += 1_000_000_000n; sec -= 1n; }
+    return { sec: Number(sec), nsec: Number(nsec) } satisfies Timespec;
+  }
   let secs: number;
   if (typeof time === "string" && +time == (time as unknown as number)) secs = +time;
   else if (typeof time === "number" && Number.isFinite(time)) secs = time < 0 ? Date.now() / 1000 : time;

@@ -1,0 +1,263 @@
+// Copying a host file or tree into a mounted image, the way `cp -a` copies:
+// bytes with holes, symlinks, hard links (by host inode within this copy),
+// FIFOs, sockets and device nodes, xattrs (all namespaces getfattr can
+// read), owners (as root; otherwise the invoking user's, as cp), all twelve
+// mode bits and nanosecond atime/mtime.
+//
+// All or nothing: the tree is planned and its space checked first; entries
+// are created (an entry that replaces an existing file is written under a
+// temporary name beside it); only when everything is written are the
+// temporary names renamed over the files they replace. A failure before that
+// removes everything this copy created and leaves the image as it was.
+// Metadata goes last, in post-order (a directory after its entries, whose
+// creation moved its mtime), chown before chmod (chown clears setuid/setgid).
+
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { Ext4Error } from "../../errors.js";
+import type { Volume } from "../../vfs/volume.js";
+import { joinPath } from "../format.js";
+import type { Progress } from "../get/progress.js";
+import { type HostXattr, readHostXattrs } from "./host-xattrs.js";
+
+export interface PutOptions {
+  progress: Progress;
+}
+
+export interface PutResult {
+  entries: number;
+  bytes: number;
+  warnings: string[];
+}
+
+interface Entry {
+  /** Host path bytes (names need not be UTF-8). */
+  host: Buffer;
+  /** Where it ends up in the image. */
+  dst: Buffer;
+  /** Where it is created: dst, or a temporary name beside it when dst exists and is replaced. */
+  at: Buffer;
+  st: fs.BigIntStats;
+  /** Index of the first entry with the same host inode (a hard link), or -1. */
+  linkOf: number;
+  /** An existing directory of the image this copy merges into (nothing created). */
+  merge: boolean;
+}
+
+const CHUNK = 1 << 20;
+const isRoot = () => typeof process.getuid === "function" && process.getuid() === 0;
+const S_IFMT = 0o170000n;
+
+function kind(st: fs.BigIntStats): "dir" | "file" | "symlink" | "node" {
+  if (st.isDirectory()) return "dir";
+  if (st.isFile()) return "file";
+  if (st.isSymbolicLink()) return "symlink";
+  return "node";
+}
+
+export class TreeImporter {
+  private readonly entries: Entry[] = [];
+  private readonly created: Buffer[] = [];
+  private readonly warnings: string[] = [];
+  private bytes = 0;
+  private tmpSeq = 0;
+
+  constructor(private readonly vol: Volume, private readonly opts: PutOptions) {}
+
+  /** Copies host path `src` so that it becomes image path `dst` (dst's parent must exist). */
+  run(src: string, dst: Buffer): PutResult {
+    src = path.resolve(src); // getfattr then names entries exactly as the walk joins them
+    this.plan(Buffer.from(src), dst);
+    this.checkSpace();
+    this.opts.progress.total = this.entries.length;
+    const xattrs = this.hostXattrs(src);
+    try {
+      for (const e of this.entries) this.create(e);
+      for (const e of this.entries) {
+        const list = xattrs.get(e.host.toString("latin1"));
+        if (list && !e.merge) this.setXattrs(e, list);
+      }
+    } catch (err) {
+      this.rollback();
+      throw err;
+    } finally {
+      this.opts.progress.done();
+    }
+    for (const e of this.entries) if (!e.at.equals(e.dst)) this.vol.renameSync(e.at, e.dst);
+    for (let i = this.entries.length - 1; i >= 0; i--) this.metadata(this.entries[i]);
+    return { entries: this.entries.length, bytes: this.bytes, warnings: this.warnings };
+  }
+
+  /** The walk of the host tree, pre-order, with what is in the way in the image. */
+  private plan(src: Buffer, dst: Buffer): void {
+    const firstOf = new Map<string, number>();
+    const todo: { host: Buffer; dst: Buffer }[] = [{ host: src, dst }];
+    while (todo.length > 0) {
+      const { host, dst: d } = todo.pop()!;
+      const st = fs.lstatSync(host, { bigint: true });
+      const k = kind(st);
+      let linkOf = -1;
+      if (k !== "dir" && st.nlink > 1n) {
+        const key = `${st.dev}:${st.ino}`;
+        linkOf = firstOf.get(key) ?? -1;
+        if (linkOf < 0) firstOf.set(key, this.entries.length);
+      }
+      const existing = this.vol.lstatSync(d, { throwIfNoEntry: false });
+      let merge = false;
+      let at = d;
+      if (existing) {
+        const shown = d.toString("utf8");
+        if (k === "dir" && existing.isDirectory()) merge = true;
+        else if (k === "dir") throw new Ext4Error("EEXIST", `cannot overwrite non-directory '${shown}' with a directory`, { syscall: "put", path: shown });
+        else if (existing.isDirectory()) throw new Ext4Error("EISDIR", `cannot overwrite directory '${shown}' with a non-directory`, { syscall: "put", path: shown });
+        else at = this.tempBeside(d);
+      }
+      this.entries.push({ host, dst: d, at, st, linkOf, merge });
+      if (k === "dir") {
+        const names = fs.readdirSync(host, { encoding: "buffer" }).sort(Buffer.compare).reverse();
+        for (const n of names) todo.push({ host: joinPath(host, n), dst: joinPath(d, n) });
+      }
+    }
+  }
+
+  private tempBeside(dst: Buffer): Buffer {
+    const slash = dst.lastIndexOf(0x2f);
+    return Buffer.concat([dst.subarray(0, slash + 1), Buffer.from(`.ext4wasm-put.${process.pid}.${this.tmpSeq++}`)]);
+  }
+
+  /** ENOSPC before anything is written, when the tree plainly cannot fit. */
+  private checkSpace(): void {
+    const s = this.vol.statfsSync();
+    let blocks = 0;
+    let inodes = 0;
+    for (const e of this.entries) {
+      if (e.merge || e.linkOf >= 0) continue;
+      inodes++;
+      const k = kind(e.st);
+      if (k === "dir") blocks += 1;
+      else if (k === "file") blocks += Math.ceil(Math.min(Number(e.st.size), Number(e.st.blocks) * 512) / s.bsize);
+    }
+    // Extent and directory-index blocks come on top: about one in 340 data blocks at 4 KiB.
+    blocks += Math.ceil(blocks / 256);
+    if (blocks > s.bavail) throw new Ext4Error("ENOSPC", `no space left on device: the copy needs about ${blocks} blocks of ${s.bsize} bytes, ${s.bavail} are free`, { syscall: "put" });
+    if (inodes > s.ffree) throw new Ext4Error("ENOSPC", `no space left on device: the copy needs ${inodes} inodes, ${s.ffree} are free`, { syscall: "put" });
+  }
+
+  private hostXattrs(src: string): Map<string, HostXattr[]> {
+    const r = readHostXattrs(src);
+    if ("error" in r) {
+      this.warnings.push(`xattrs not copied: ${r.error}`);
+      return new Map();
+    }
+    return r.byPath;
+  }
+
+  private create(e: Entry): void {
+    this.opts.progress.file();
+    if (e.merge) return;
+    const vol = this.vol;
+    const k = kind(e.st);
+    if (e.linkOf >= 0) {
+      vol.linkSync(this.entries[e.linkOf].at, e.at);
+    } else if (k === "dir") {
+      vol.mkdirSync(e.at, { mode: 0o700 });
+    } else if (k === "symlink") {
+      vol.symlinkSync(fs.readlinkSync(e.host, { encoding: "buffer" }), e.at);
+    } else if (k === "node") {
+      vol.mknodSync(e.at, Number(e.st.mode), Number(e.st.rdev));
+    } else {
+      this.copyFile(e);
+      return;
+    }
+    this.created.push(e.at);
+  }
+
+  /** The file's bytes; a sparse host file's zero blocks stay holes (cp --sparse=auto). */
+  private copyFile(e: Entry): void {
+    const vol = this.vol;
+    const size = Number(e.st.size);
+    const sparse = Number(e.st.blocks) * 512 < size;
+    const bs = vol.statfsSync().bsize;
+    const src = fs.openSync(e.host, "r");
+    try {
+      const fd = vol.openSync(e.at, "wx", 0o600);
+      this.created.push(e.at);
+      try {
+        const buf = Buffer.allocUnsafe(CHUNK);
+        for (let pos = 0; pos < size; ) {
+          const n = fs.readSync(src, buf, 0, Math.min(CHUNK, size - pos), pos);
+          if (n === 0) break; // the host file shrank under us: copy what there is
+          if (!sparse) vol.writeSync(fd, buf, 0, n, pos);
+          else this.writeSparse(fd, buf.subarray(0, n), pos, bs);
+          pos += n;
+          this.bytes += n;
+          this.opts.progress.addBytes(n);
+        }
+        // A file that ends in a hole (or shrank) gets its size all the same.
+        if (vol.fstatSync(fd).size !== size) vol.ftruncateSync(fd, size);
+      } finally {
+        vol.closeSync(fd);
+      }
+    } finally {
+      fs.closeSync(src);
+    }
+  }
+
+  /** Writes only the blocks of `data` (file offset `pos`) that are not all zero. */
+  private writeSparse(fd: number, data: Buffer, pos: number, bs: number): void {
+    let runStart = -1;
+    for (let off = 0; off <= data.length; off += bs) {
+      const end = Math.min(off + bs, data.length);
+      const zero = off >= data.length || isZero(data, off, end);
+      if (!zero && runStart < 0) runStart = off;
+      if ((zero || end === data.length) && runStart >= 0) {
+        const stop = zero ? off : end;
+        this.vol.writeSync(fd, data, runStart, stop - runStart, pos + runStart);
+        runStart = -1;
+      }
+    }
+  }
+
+  private setXattrs(e: Entry, list: HostXattr[]): void {
+    for (const x of list) {
+      try {
+        this.vol.setxattr(e.at, x.name, x.value, { noFollow: true });
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        // What the image cannot hold (a value too big for one block: ENOSPC, E2BIG; a namespace ext4
+        // refuses) is a warning, as cp -a treats xattr failures; a damaged or read-only image is fatal.
+        if (code === "EIO" || code === "EFSCORRUPTED" || code === "EROFS") throw err;
+        this.warnings.push(`xattr ${x.name} of ${e.dst.toString("utf8")} not copied: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  private metadata(e: Entry): void {
+    const vol = this.vol;
+    const st = e.st;
+    const k = kind(st);
+    // A directory merged into gets the source's metadata too, as cp -a gives it.
+    const root = isRoot();
+    const uid = root ? Number(st.uid) : (process.getuid?.() ?? 0);
+    const gid = root ? Number(st.gid) : (process.getgid?.() ?? 0);
+    vol.lchownSync(e.dst, uid, gid);
+    if (k !== "symlink") vol.chmodSync(e.dst, Number(st.mode & ~S_IFMT));
+    vol.lutimesSync(e.dst, st.atimeNs, st.mtimeNs); // bigint: exact nanoseconds
+  }
+
+  /** Removes what this copy created, newest first (a directory after its contents). */
+  private rollback(): void {
+    for (let i = this.created.length - 1; i >= 0; i--) {
+      try {
+        this.vol.rmSync(this.created[i], { recursive: true, force: true });
+      } catch {
+        // Keep removing the rest; the first error is the one reported.
+      }
+    }
+  }
+}
+
+function isZero(b: Buffer, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (b[i] !== 0) return false;
+  return true;
+}
