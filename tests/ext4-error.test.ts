@@ -191,8 +191,8 @@ d("errors= handling", () => {
     expect(dumpe2fsFields(img).get("FS Error count")).toBe("1");
   });
 
-  it("without errors= the superblock's s_errors decides, as ext4_fill_super", () => {
-    for (const [arg, want] of [["continue", "continue"], ["remount-ro", "remount-ro"], ["panic", "panic"]] as const) {
+  it("without errors=: remount-ro, or panic where s_errors says so (s_errors continue is not taken: errors=continue must be asked for)", () => {
+    for (const [arg, want] of [["continue", "remount-ro"], ["remount-ro", "remount-ro"], ["panic", "panic"]] as const) {
       const img = mkfsImage(work, `default-${arg}`, tree, ["-e", arg]);
       const vol = mount(img);
       try {

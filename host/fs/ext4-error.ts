@@ -54,12 +54,17 @@ export class Ext4Panic extends Ext4Error {
   }
 }
 
-/** errors= if given, else the superblock's s_errors (1 continue, 3 panic, anything else remount-ro). */
+/**
+ * errors= if given, else the superblock's s_errors where it asks for panic;
+ * otherwise remount-ro. The kernel would take s_errors "continue" (what
+ * mke2fs writes unless told otherwise) as it is; we stop writing instead, so
+ * an image met damaged gets no second change behind the first error unless
+ * the caller asks for errors=continue (see docs/design.md, errors=).
+ */
 export function errorBehavior(fs: Ext4): ErrorBehavior {
   const opt = fs.config.options.errors;
   if (opt) return opt;
-  const s = fs.sb.errors;
-  return s === 1 ? "continue" : s === 3 ? "panic" : "remount-ro";
+  return fs.sb.errors === 3 ? "panic" : "remount-ro";
 }
 
 /**
