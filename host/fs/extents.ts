@@ -72,10 +72,11 @@ export function extentSeq(inode: Inode): number {
 }
 
 /**
- * The inode's mapping changed in a way not told range by range (an error
- * part-way through a change): forget its cached leaf and everything the
- * extent status tree cached from disk, which moves the sequence on. Delayed
- * extents are the tree's own truth, not a copy of the disk, and stay.
+ * The whole drop: forget the cached leaf and everything the extent status
+ * tree cached from disk, which moves the sequence on; delayed extents stay.
+ * No change site needs it now (they tell their range: extentsChanged); kept
+ * for callers that changed the map behind the tree's back, and as
+ * bench/es-update.mjs's "before".
  */
 export function bumpExtentSeq(inode: Inode): number {
   leafCache.delete(inode);
