@@ -17,6 +17,9 @@ import type { Ext4 } from "../host/fs/super.js";
 import { missingTools, runSync } from "./helpers/exec.js";
 import { attachRuns, bitmapDifferences, clusterStarts, detachRuns, expectClean, freeCounts, fsOf, makeImage } from "./helpers/mballoc.js";
 
+/** These tests see errors=continue at work: the volume stays writable after the first error (our default is remount-ro). */
+const CONTINUE = { mountOptions: "errors=continue" };
+
 const missing = missingTools(["mkfs.ext4", "e2fsck", "dumpe2fs"], "e2fsprogs");
 if (missing) console.log(`mballoc: skipped: ${missing}`);
 const d = missing ? describe.skip : describe;
@@ -471,7 +474,7 @@ d("reserves and refusals", () => {
 
   it("double frees, frees of metadata and damaged bitmaps are EFSCORRUPTED, never a write", () => {
     const img = makeImage(work, "bad", ["-b", "1024"], "", "32M");
-    const vol = mount(img);
+    const vol = mount(img, CONTINUE);
     try {
       const f = fsOf(vol);
       const h = f.startHandle(100);
@@ -496,7 +499,7 @@ d("reserves and refusals", () => {
     const fd = fs.openSync(img, "r+");
     fs.writeSync(fd, Buffer.from([0xff]), 0, 1, bitmapBlock * 1024 + 1000); // blocks marked used: checksum now wrong
     fs.closeSync(fd);
-    vol = mount(img);
+    vol = mount(img, CONTINUE);
     try {
       const f = fsOf(vol);
       const h = f.startHandle(100);
@@ -538,7 +541,7 @@ d("reserves and refusals", () => {
     } finally {
       vol.unmount();
     }
-    vol = mount(img);
+    vol = mount(img, CONTINUE);
     try {
       const f = fsOf(vol);
       const h = f.startHandle(64);

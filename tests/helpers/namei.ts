@@ -59,8 +59,8 @@ export const bytes = (k: string) => new Uint8Array(Buffer.from(k, "latin1"));
 export function fsOf(vol: Volume): Ext4 { return (vol as unknown as { fs: Ext4 }).fs; }
 
 /** Mounts read-write, runs fn with one handle, stops it and unmounts (sync) whatever happens. */
-export function withHandle<T>(img: string, fn: (f: Ext4, h: Handle, vol: Volume) => T): T {
-  const vol = mount(img);
+export function withHandle<T>(img: string, fn: (f: Ext4, h: Handle, vol: Volume) => T, mountOptions?: string): T {
+  const vol = mount(img, { mountOptions });
   try {
     const f = fsOf(vol);
     const h = f.startHandle(64);
