@@ -810,3 +810,35 @@ d("write stream details", () => {
     }
   });
 });
+
+d("auto_da_alloc at close", () => {
+  /** Delayed (reserved, not yet allocated) blocks of the file at `p`. */
+  const delayed = (vol: ReturnType<typeof mount>, p: string) =>
+    (vol as unknown as { fs: { inode(ino: number): { delayedBlocks: number } } }).fs.inode(vol.statSync(p).ino).delayedBlocks;
+
+  it("a file truncated to 0 and rewritten has its delayed blocks allocated when it is closed (not with noauto_da_alloc)", () => {
+    for (const [opts, allocated] of [["", true], ["noauto_da_alloc", false]] as const) {
+      const img = makeImage(`da-close-${allocated}`);
+      const vol = mount(img, { mountOptions: opts || undefined });
+      try {
+        vol.writeFileSync("/cfg", pattern(40000, 1));
+        const r = vol.openSync("/cfg", "r");
+        vol.fsyncSync(r); // the old contents are on disk
+        vol.closeSync(r);
+        const fd = vol.openSync("/cfg", "w"); // O_TRUNC: i_size 0, then new delayed data
+        vol.writeSync(fd, pattern(30000, 2));
+        expect(delayed(vol, "/cfg")).toBeGreaterThan(0);
+        vol.closeSync(fd);
+        expect([opts, delayed(vol, "/cfg") === 0]).toEqual([opts, allocated]);
+        // A file that was never truncated keeps its delayed blocks at close.
+        const fd2 = vol.openSync("/other", "w");
+        vol.writeSync(fd2, pattern(30000, 3));
+        vol.closeSync(fd2);
+        expect(delayed(vol, "/other")).toBeGreaterThan(0);
+      } finally {
+        vol.unmount();
+      }
+      expect(runSync("e2fsck", ["-fn", img], { okCodes: [0, 1, 4] }).code).toBe(0);
+    }
+  });
+});

@@ -162,3 +162,9 @@ function clusterMapped(fs: Ext4, inode: Ext4Inode, c0: number, ratio: number): b
   }
   return false;
 }
+
+/** auto_da_alloc is on unless the last of the two options given says noauto_da_alloc. */
+export function autoDaAlloc(fs: Ext4): boolean {
+  const a = fs.config.options.accepted;
+  return a.lastIndexOf("noauto_da_alloc") <= a.lastIndexOf("auto_da_alloc");
+}

@@ -27,6 +27,12 @@ export const STATE = {
   FREED: 1 << 2,
   /** On the orphan file, in slot `orphanIdx` (EXT4_STATE_ORPHAN_FILE); the legacy list is fs/orphan.ts's. */
   ORPHAN_FILE: 1 << 3,
+  /**
+   * Truncated to 0 with auto_da_alloc (EXT4_STATE_DA_ALLOC_CLOSE): the close
+   * allocates its delayed blocks, for programs that rewrite a file in place
+   * with O_TRUNC and expect the new bytes after a crash as the old ext3 gave.
+   */
+  DA_ALLOC_CLOSE: 1 << 4,
 } as const;
 
 export class Ext4Inode implements Inode {

@@ -6,6 +6,7 @@
 // the caller iputs them. An inode left without links goes on the orphan list
 // in the handle that dropped its last link; evict frees it at the final iput.
 
+import { autoDaAlloc } from "./delalloc.js";
 import { corrupted, Ext4Error } from "../errors.js";
 import { type AclEntry, ACL_GROUP, ACL_GROUP_OBJ, ACL_MASK, ACL_OTHER, ACL_USER, ACL_USER_OBJ, aclFromDisk, aclToDisk } from "../format/acl.js";
 import { u16, u32 } from "../format/bytes.js";
@@ -634,12 +635,6 @@ export function ext4Rename(fs: Ext4, oldDir: Ext4Inode, oldName: Uint8Array, new
     if (newInode) fs.iput(newInode);
     fs.iput(oldInode);
   }
-}
-
-/** auto_da_alloc is on unless the last of the two options given says noauto_da_alloc. */
-function autoDaAlloc(fs: Ext4): boolean {
-  const a = fs.config.options.accepted;
-  return a.lastIndexOf("noauto_da_alloc") <= a.lastIndexOf("auto_da_alloc");
 }
 
 function simpleRename(fs: Ext4, oldDir: Ext4Inode, oldName: Uint8Array, oldInode: Ext4Inode, newDir: Ext4Inode, newName: Uint8Array,

@@ -9,10 +9,10 @@
 // the buffered path outside the transaction (the iomap series' split).
 
 import { INODE_FLAGS, isDir, isLnk, isReg } from "../format/inode.js";
-import { esRemoveExtent } from "./delalloc.js";
+import { autoDaAlloc, esRemoveExtent } from "./delalloc.js";
 import { EXT_MAX_BLOCKS } from "./extents-write.js";
 import { inlineStored } from "./inline.js";
-import { type Ext4Inode } from "./inode.js";
+import { type Ext4Inode, STATE } from "./inode.js";
 import { markInodeDirty } from "./inode-write.js";
 import { ORPHAN_ADD_CREDITS, ORPHAN_DEL_CREDITS, orphanAdd, orphanDel } from "./orphan.js";
 import { ext4RemoveSpace } from "./map-blocks.js";
@@ -101,6 +101,7 @@ function canTruncate(fs: Ext4, inode: Ext4Inode): boolean {
  */
 export function ext4Truncate(fs: Ext4, inode: Ext4Inode): void {
   if (!canTruncate(fs, inode)) return;
+  if (inode.size === 0 && autoDaAlloc(fs)) inode.setState(STATE.DA_ALLOC_CLOSE);
   if (inode.flags & INODE_FLAGS.INLINE_DATA) {
     inlineDataTruncate(fs, inode);
     return;

@@ -18,7 +18,7 @@ import { readDir } from "../fs/dir.js";
 import { MapKind } from "../fs/mapping.js";
 import { readInline } from "../fs/inline.js";
 import { encryptedSymlinkCiphertext, readSymlink } from "../fs/symlink.js";
-import type { Ext4Inode } from "../fs/inode.js";
+import { type Ext4Inode, STATE } from "../fs/inode.js";
 import type { Ext4 } from "../fs/super.js";
 import { inodeXattrs } from "../fs/xattr.js";
 import { checkXattrArgs, vfsRemovexattr, vfsSetxattr } from "./xattr-set.js";
@@ -419,7 +419,18 @@ export class Volume {
   }
 
   closeSync(fd: number): void {
-    this.op("close", undefined, () => this.fs.iput(this.files.remove(fd).inode));
+    this.op("close", undefined, () => {
+      const inode = this.files.remove(fd).inode;
+      try {
+        // ext4_release_file: a file truncated to 0 gets its new delayed blocks allocated at close (auto_da_alloc).
+        if (inode.testState(STATE.DA_ALLOC_CLOSE)) {
+          inode.clearState(STATE.DA_ALLOC_CLOSE);
+          this.ctx.io(inode).allocDaBlocks(inode);
+        }
+      } finally {
+        this.fs.iput(inode);
+      }
+    });
   }
 
   /** As node's: opens lazily (an open failure is an 'error' event), emits 'open' and 'ready'; takes fd, start, end (inclusive). */
