@@ -61,6 +61,8 @@ export class TreeImporter {
   private readonly warnings: string[] = [];
   private bytes = 0;
   private tmpSeq = 0;
+  /** The image's block size (the unit of holes), asked once. */
+  private blockSize = 0;
 
   constructor(private readonly vol: Volume, private readonly opts: PutOptions) {}
 
@@ -177,7 +179,7 @@ export class TreeImporter {
     const vol = this.vol;
     const size = Number(e.st.size);
     const sparse = Number(e.st.blocks) * 512 < size;
-    const bs = vol.statfsSync().bsize;
+    const bs = (this.blockSize ||= vol.statfsSync().bsize);
     const src = fs.openSync(e.host, "r");
     try {
       const fd = vol.openSync(e.at, "wx", 0o600);
