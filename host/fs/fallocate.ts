@@ -8,6 +8,7 @@
 import { Ext4Error } from "../errors.js";
 import { INODE_FLAGS } from "../format/inode.js";
 import { leafAt } from "../format/extent.js";
+import type { Handle } from "../journal/handle.js";
 import { esRemoveExtent } from "./delalloc.js";
 import { findExtent, pathNode, releasePath } from "./extents.js";
 import { EXT_MAX_BLOCKS, EXT_UNWRITTEN_MAX_LEN, extRemoveSpace, extShiftExtents, splitExtentAt } from "./extents-write.js";
@@ -110,15 +111,25 @@ export function punchHole(fs: Ext4, inode: Ext4Inode, offset: number, end: numbe
       esRemoveExtent(fs, inode, first, stop - first);
       ext4RemoveSpace(h, fs, inode, first, stop - 1);
     }
-    const now = currentTime();
-    inode.mtime = now;
-    inode.ctime = now;
-    markInodeDirty(h, fs, inode);
-    if (h.journaled) inode.datasyncTid = h.tid;
+    fileModified(h, fs, inode);
   } finally {
     h.stop();
   }
   syncIfNeeded(fs, inode, inode.syncTid);
+}
+
+/** mtime and ctime now. */
+function stampTimes(inode: Ext4Inode): void {
+  const now = currentTime();
+  inode.mtime = now;
+  inode.ctime = now;
+}
+
+/** The range changed: times stamped, the inode written in the handle, fdatasync to wait for its transaction. */
+function fileModified(h: Handle, fs: Ext4, inode: Ext4Inode): void {
+  stampTimes(inode);
+  markInodeDirty(h, fs, inode);
+  if (h.journaled) inode.datasyncTid = h.tid;
 }
 
 /**
@@ -140,11 +151,7 @@ export function collapseRange(fs: Ext4, inode: Ext4Inode, offset: number, len: n
     extShiftExtents(h, fs, inode, stop, stop - start, "left");
     inode.size -= len;
     inode.disksize = inode.size;
-    const now = currentTime();
-    inode.mtime = now;
-    inode.ctime = now;
-    markInodeDirty(h, fs, inode);
-    if (h.journaled) inode.datasyncTid = h.tid;
+    fileModified(h, fs, inode);
   } finally {
     h.stop();
   }
@@ -166,9 +173,7 @@ export function insertRange(fs: Ext4, inode: Ext4Inode, offset: number, len: num
   try {
     inode.size += len;
     inode.disksize += len;
-    const now = currentTime();
-    inode.mtime = now;
-    inode.ctime = now;
+    stampTimes(inode);
     markInodeDirty(h, fs, inode);
     let exStart = 0;
     const p = findExtent(fs, inode, at);
