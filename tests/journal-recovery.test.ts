@@ -377,8 +377,12 @@ describe("recovery of kernel-written journals (loop-mounted crash snapshots)", (
       if (c.wrap) expect(wrapped).toBe(true);
       expect(v.plan.transactions).toBeGreaterThanOrEqual(2);
       expect(v.plan.warnings).toEqual([]);
-      // The snapshot's home locations are stale, so the replay matters.
-      expect(v.changedByReplay).toBeGreaterThan(0);
+      // Usually the snapshot's home locations are stale, so the replay matters; but the kernel may
+      // have checkpointed the logged blocks home before the copy (jbd2 checkpoints when log space
+      // runs low, and the tail moves only later), and then the replay rightly changes nothing.
+      // The comparison with journal_run and e2fsck above is what must hold either way.
+      expect(v.compared).toBeGreaterThan(0);
+      if (v.changedByReplay === 0) console.log(`${c.label}: the kernel had written every logged block home before the snapshot`);
       console.log(`${c.label}: ${v.plan.transactions} transactions (tids ${v.plan.firstTid}..${v.plan.lastTid}), ${v.plan.blocks.size} blocks planned, ${v.compared} compared with journal_run and e2fsck, ${v.changedByReplay} differ from the crash image, ${v.plan.revoked.size} revoke records${c.wrap ? ", log wraps" : ""}`);
     });
   }
