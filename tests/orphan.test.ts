@@ -407,6 +407,37 @@ d("a filesystem with errors", () => {
   });
 });
 
+d("a bad orphan inode", () => {
+  it("an orphan not in use in the inode bitmap is an ext4_error: recorded in the superblock; remount-ro by default (the list left to e2fsck), errors=continue goes on", () => {
+    const img = mkfsImage(work, "badorphan", tree, []);
+    const i1 = inoOf(img, "f1");
+    const r = runSync("debugfs", ["-w", "-f", "-", img], {
+      input: ["unlink /f1", `sif <${i1}> links_count 0`, `freei <${i1}>`, `ssv last_orphan ${i1}`].join("\n") + "\n",
+    });
+    expect(r.code, r.stderr).toBe(0);
+    const ro = path.join(work, "badorphan-ro.img");
+    fs.copyFileSync(img, ro);
+    const v = mount(ro);
+    expect(fsOf(v).readOnly).toBe(true);
+    expect(fsOf(v).warnings.join("\n")).toMatch(new RegExp(`ext4_orphan_get: .*bad orphan inode ${i1}: not in use`));
+    expect(() => v.mkdirSync("/x")).toThrow(expect.objectContaining({ code: "EROFS" }));
+    v.unmount();
+    let m = dumpe2fsFields(ro);
+    expect(m.get("First error function")).toBe("ext4_orphan_get");
+    expect(m.get("First error inode #")).toBe(String(i1));
+    expect(m.get("First orphan inode")).toBe(String(i1));
+    const cont = path.join(work, "badorphan-cont.img");
+    fs.copyFileSync(img, cont);
+    const w = mount(cont, { mountOptions: "errors=continue" });
+    expect(fsOf(w).readOnly).toBe(false);
+    w.mkdirSync("/x");
+    w.unmount();
+    m = dumpe2fsFields(cont);
+    expect(m.get("First error function")).toBe("ext4_orphan_get");
+    expect(m.get("First orphan inode")).toBeUndefined();
+  });
+});
+
 d("a crash at any commit of a long eviction", () => {
   it("1k, 1 MiB journal: an unlinked file with a block in each of 383 groups is evicted over several transactions; crash states at its flushes are finished by the next mount, e2fsck clean, the counts exact", () => {
     const img = path.join(work, "long-evict.img");

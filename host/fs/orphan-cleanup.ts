@@ -27,6 +27,7 @@ import { isFastSymlink } from "./inode-table.js";
 import { initOrphanInfo, isOrphan, ORPHAN_DEL_CREDITS, orphanDel, orphanListAddInCore, setOrphanCleaning } from "./orphan.js";
 import { MapKind } from "./mapping.js";
 import type { Ext4 } from "./super.js";
+import { ext4GroupError } from "./ext4-error.js";
 import { ext4Truncate } from "./truncate.js";
 
 const S_STATE = 0x3a;
@@ -78,7 +79,11 @@ export function orphanCleanup(fs: Ext4): OrphanCleanupReport {
           const ino = u32(fs.bcache.read(ob.pblk, "orphan file block"), j * 4);
           if (ino === 0) continue;
           const inode = orphanGet(fs, ino);
-          if (!inode) continue;
+          // A bad slot is skipped, as the kernel's walk does, unless its error stopped writing.
+          if (!inode) {
+            if (fs.readOnly) break outer;
+            continue;
+          }
           const ok = processOrphan(fs, inode, report, () => {
             inode.setState(STATE.ORPHAN_FILE);
             inode.orphanIdx = i * info.perBlock + j;
@@ -172,37 +177,49 @@ function dropRecord(fs: Ext4, inode: Ext4Inode): void {
 function orphanGet(fs: Ext4, ino: number): Ext4Inode | undefined {
   const sb = fs.sb;
   if (ino < sb.firstIno || ino > sb.inodesCount) {
-    fs.warnings.push(`bad orphan inode ${ino}: out of range`);
-    return undefined;
+    return badOrphan(fs, ino, "out of range");
   }
   const g = Math.floor((ino - 1) / sb.inodesPerGroup);
   const bit = (ino - 1) % sb.inodesPerGroup;
   const bh = readInodeBitmap(fs, g);
   if (!bh) {
-    fs.warnings.push(`bad orphan inode ${ino}: inode bitmap of group ${g} is unreadable`);
-    return undefined;
+    return badOrphan(fs, ino, `inode bitmap of group ${g} is unreadable`);
   }
   const set = (bh.data[bit >> 3] & (1 << (bit & 7))) !== 0;
   fs.bcache.brelse(bh);
   if (!set) {
-    fs.warnings.push(`bad orphan inode ${ino}: not in use in the inode bitmap`);
-    return undefined;
+    return badOrphan(fs, ino, "not in use in the inode bitmap");
   }
   let inode: Ext4Inode;
   try {
     inode = fs.iget(ino);
   } catch (e) {
-    fs.warnings.push(`couldn't read orphan inode ${ino}: ${(e as Error).message}`);
-    return undefined;
+    if (!(e instanceof Ext4Error)) throw e;
+    return badOrphan(fs, ino, e.message, `couldn't read orphan inode ${ino}`, e);
   }
   if ((inode.linksCount !== 0 && !canTruncate(fs, inode)) || inode.dtime > sb.inodesCount) {
-    fs.warnings.push(`bad orphan inode ${ino}: links ${inode.linksCount}, next orphan ${inode.dtime}`);
     // Blocks of a bad deleted inode are left alone (the kernel zeroes i_blocks in core before iput).
     if (inode.linksCount === 0) inode.blocks512 = 0;
     putWithoutEvict(fs, inode);
-    return undefined;
+    return badOrphan(fs, ino, `links ${inode.linksCount}, next orphan ${inode.dtime}`);
   }
   return inode;
+}
+
+/**
+ * ext4_orphan_get's bad_orphan: an ext4_error ("bad orphan inode N"): the
+ * superblock records it and errors= acts (remount-ro by default: the cleanup
+ * stops and the volume turns read-only, leaving the list to e2fsck). Only a
+ * panic is thrown; the caller ends the walk either way.
+ */
+function badOrphan(fs: Ext4, ino: number, why: string, what = `bad orphan inode ${ino}`, cause?: Ext4Error): undefined {
+  const err = new Ext4Error(cause?.code ?? "EFSCORRUPTED", `${what}: ${why}`, { ino, cause });
+  try {
+    ext4GroupError(fs, err, "ext4_orphan_get");
+  } catch (e) {
+    if (e !== err) throw e;
+  }
+  return undefined;
 }
 
 /** ext4_can_truncate: regular files, directories, and symlinks with blocks. */
