@@ -204,6 +204,21 @@ function sequence(f: AnyFs, root: string): Step[] {
     return [back.length, createHash("sha256").update(back).digest("hex")];
   });
 
+  step("readFileSync and writeFileSync on an fd start at its position and move it", () => {
+    f.writeFileSync(p("/posf"), "hello world");
+    const fd = f.openSync(p("/posf"), "r+");
+    try {
+      f.readSync(fd, Buffer.alloc(3), 0, 3, null);
+      const rest = (f.readFileSync(fd, "latin1") as string) + "|" + (f.readFileSync(fd, "latin1") as string);
+      f.writeSync(fd, "!", 2);
+      f.writeFileSync(fd, "XY");
+      const tail = f.readFileSync(fd, "latin1");
+      return [rest, tail, text("/posf")];
+    } finally {
+      f.closeSync(fd);
+    }
+  });
+
   // symlinks
   step("symlink", () => (f.symlinkSync("f", p("/s")), [lstat("/s"), f.readlinkSync(p("/s"))]));
   step("symlink existing", () => f.symlinkSync("x", p("/s")));

@@ -320,8 +320,10 @@ export class Volume {
     return encoding && encoding !== "buffer" ? data.toString(encoding) : data;
   }
 
+  /** readFileSync(fd): from the descriptor's position to EOF, which moves the position, as node reads it. */
   private readAllFile(f: OpenFile): Buffer {
-    const out = this.readAll(f.inode);
+    const out = this.readAll(f.inode, f.pos, f.ra);
+    f.pos += out.length;
     if (!(f.mode.flags & O_NOATIME)) this.atime(f.inode);
     return out;
   }
@@ -340,11 +342,12 @@ export class Volume {
     }
   }
 
-  private readAll(inode: Inode): Buffer {
+  private readAll(inode: Inode, from = 0, ra = new ReadaheadState()): Buffer {
     if (isDir(inode)) throw new Ext4Error("EISDIR", "illegal operation on a directory");
-    if (inode.size > 0x7fffffff) throw new Ext4Error("ERR_FS_FILE_TOO_LARGE", `file is too large to read into one buffer (${inode.size} bytes)`);
-    const out = Buffer.allocUnsafe(inode.size);
-    const n = this.readInode(inode, 0, out, new ReadaheadState());
+    const size = Math.max(0, inode.size - from);
+    if (size > 0x7fffffff) throw new Ext4Error("ERR_FS_FILE_TOO_LARGE", `file is too large to read into one buffer (${size} bytes)`);
+    const out = Buffer.allocUnsafe(size);
+    const n = this.readInode(inode, from, out, ra);
     return n === out.length ? out : out.subarray(0, n);
   }
 
