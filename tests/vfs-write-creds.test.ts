@@ -49,6 +49,12 @@ function setup(f: any, root: string): void {
   f.chmodSync(p("/sgid"), 0o2777);
   f.mkdirSync(p("/shared"));
   f.chmodSync(p("/shared"), 0o777);
+  // Set-ID files anyone may write: what a write or truncate by nobody takes away.
+  for (const [name, mode] of [["sgid-noexec", 0o2666], ["sgid-exec", 0o2676], ["suid-trunc", 0o4666], ["suid-otrunc", 0o4666]] as const) {
+    f.writeFileSync(p(`/${name}`), "set-id");
+    f.chownSync(p(`/${name}`), 0, 1234);
+    f.chmodSync(p(`/${name}`), mode);
+  }
 }
 
 /** Runs in the child as nobody: `f` is node:fs or a volume, `p` prefixes paths. */
@@ -84,6 +90,10 @@ const run = (f, root) => {
     f.appendFileSync(p("/mine/new"), "z");
     return st("/mine/new");
   });
+  step("write to sgid without group execute, outside the group", () => (f.appendFileSync(p("/sgid-noexec"), "w"), st("/sgid-noexec")));
+  step("write to sgid with group execute", () => (f.appendFileSync(p("/sgid-exec"), "w"), st("/sgid-exec")));
+  step("truncate a suid file", () => (f.truncateSync(p("/suid-trunc"), 2), st("/suid-trunc")));
+  step("open O_TRUNC a suid file", () => (f.closeSync(f.openSync(p("/suid-otrunc"), "w")), st("/suid-otrunc")));
   step("sticky: remove root's file", () => f.unlinkSync(p("/sticky/rootfile")));
   step("sticky: rename root's file", () => f.renameSync(p("/sticky/rootfile"), p("/sticky/x")));
   step("sticky: my own file", () => (f.writeFileSync(p("/sticky/mine"), "m"), f.renameSync(p("/sticky/mine"), p("/sticky/mine2")), f.unlinkSync(p("/sticky/mine2")), f.readdirSync(p("/sticky")).sort()));

@@ -79,6 +79,12 @@ export class Ext4Inode implements Inode {
   lastAllocGroup = -1;
   /** i_orphan_idx: the orphan file slot (block * entries per block + entry) while STATE.ORPHAN_FILE is set. */
   orphanIdx = -1;
+  /**
+   * S_NOSEC: a write found nothing to remove (no suid or sgid to kill, no
+   * security.capability), so the next ones skip the check; any attribute or
+   * xattr change clears it.
+   */
+  noSec = false;
   private esTree: ExtentStatusTree | undefined;
 
   constructor(d: Inode, inodesPerGroup: number, private readonly shrinker?: EsShrinker) {

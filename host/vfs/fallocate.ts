@@ -15,6 +15,8 @@ import { currentTime } from "../fs/xattr-write.js";
 import { ES } from "../fs/extents-status.js";
 import { GET_BLOCKS } from "../fs/map-blocks.js";
 import type { Ext4 } from "../fs/super.js";
+import type { Cred } from "./context.js";
+import { removePrivs } from "./remove-privs.js";
 
 export interface FallocateMode {
   keepSize?: boolean;
@@ -37,7 +39,8 @@ export function fallocateBits(mode: FallocateMode): number {
     | (mode.collapseRange ? FALLOC_FL.COLLAPSE_RANGE : 0) | (mode.insertRange ? FALLOC_FL.INSERT_RANGE : 0);
 }
 
-export interface FallocateCtx { fs: Ext4; io: BufferedIO }
+/** cred: the caller, for file_modified's privilege removal (none: nothing removed). */
+export interface FallocateCtx { fs: Ext4; io: BufferedIO; cred?: Cred }
 
 const PAGE = 4096;
 
@@ -86,7 +89,7 @@ export function vfsFallocate(ctx: FallocateCtx, inode: Ext4Inode, offset: number
     throw fail("EOPNOTSUPP", "fallocate on an inline-data file needs its conversion to extents, which is not supported yet", inode);
   }
   // file_modified comes before the mode's own checks (ext4_fallocate since 6.15).
-  touch(fs, inode);
+  touch(fs, inode, ctx.cred);
   const extents = (inode.flags & INODE_FLAGS.EXTENTS) !== 0;
   if (op !== FALLOC_FL.PUNCH_HOLE && !extents) throw fail("EOPNOTSUPP", "only punch hole works on a block-mapped (non-extent) file", inode);
   if (op === FALLOC_FL.PUNCH_HOLE) return doPunchHole(ctx, inode, offset, len);
@@ -116,8 +119,9 @@ function doAllocate(ctx: FallocateCtx, inode: Ext4Inode, offset: number, len: nu
   allocFileBlocks(fs, inode, lblk, blocks, newSize, GET_BLOCKS.CREATE_UNWRIT_EXT);
 }
 
-/** file_modified's file_update_time: mtime and ctime now, in a handle of their own. */
-function touch(fs: Ext4, inode: Ext4Inode): void {
+/** file_modified: file_remove_privs, then file_update_time (mtime and ctime now), in a handle of their own. */
+function touch(fs: Ext4, inode: Ext4Inode, cred: Cred | undefined): void {
+  if (cred) inode.mode = removePrivs(fs, cred, inode);
   const h = fs.startHandle(1);
   try {
     const now = currentTime();

@@ -15,10 +15,10 @@ import type { VfsContext } from "./context.js";
 import type { OpenFile } from "./file-table.js";
 import { vfsFallocate } from "./fallocate.js";
 import { checkAccess, W_OK } from "./permission.js";
+import { removePrivs, shouldDropSgid } from "./remove-privs.js";
 import { setattrAttrs, setattrSize } from "./setattr.js";
 
 const fail = (code: string, text: string): never => { throw new Ext4Error(code, text); };
-const S_ISUID = 0o4000;
 const S_ISGID = 0o2000;
 /** An inode-table block and the superblock: what ext4_dirty_inode's handle reserves. */
 const DIRTY_INODE_CREDITS = 2;
@@ -36,17 +36,14 @@ export function dirtyInode(ctx: VfsContext, inode: Ext4Inode): void {
 }
 
 /**
- * file_modified: file_remove_privs (a caller without CAP_FSETID, that is not
- * root, loses suid, and sgid with group execute) and file_update_time
- * (mtime and ctime now, written only when they change).
+ * file_modified: file_remove_privs (host/vfs/remove-privs.ts: set-ID bits
+ * for a caller other than root, file capabilities for anyone) and
+ * file_update_time (mtime and ctime now, written only when they change).
  */
 export function fileModified(ctx: VfsContext, inode: Ext4Inode): void {
   let changed = false;
-  if (ctx.cred().uid !== 0 && inode.mode & (S_ISUID | S_ISGID)) {
-    let mode = inode.mode & ~S_ISUID;
-    if ((mode & (S_ISGID | 0o010)) === (S_ISGID | 0o010)) mode &= ~S_ISGID;
-    if (mode !== inode.mode) { inode.mode = mode; changed = true; }
-  }
+  const mode = removePrivs(ctx.fs, ctx.cred(), inode);
+  if (mode !== inode.mode) { inode.mode = mode; changed = true; }
   const now = currentTime();
   if (!sameTime(inode.mtime, now) || !sameTime(inode.ctime, now)) {
     inode.mtime = { ...now };
@@ -132,9 +129,11 @@ export function vfsTruncate(ctx: VfsContext, inode: Ext4Inode, size: number): vo
   if (inode.flags & (INODE_FLAGS.IMMUTABLE | INODE_FLAGS.APPEND)) fail("EPERM", "operation not permitted");
   if (size > maxBytes(fs, inode)) fail("EFBIG", "file too large");
   ctx.written.add(inode);
+  // do_truncate: dentry_needs_remove_privs, done by setattr_prepare before the size changes.
+  const mode = removePrivs(fs, ctx.cred(), inode);
   setattrSize(setattrCtx(ctx, inode), inode, size);
   // do_truncate from ftruncate and O_TRUNC asks for ATTR_MTIME | ATTR_CTIME: set even when the size stays.
-  setattrAttrs(setattrCtx(ctx, inode), inode, { mtime: "now" });
+  setattrAttrs(setattrCtx(ctx, inode), inode, mode !== inode.mode ? { mtime: "now", mode } : { mtime: "now" });
 }
 
 /** truncate(2) of a path's inode: write permission first (may be EACCES, EROFS, EPERM). */
@@ -158,7 +157,7 @@ export function vfsFallocateFile(ctx: VfsContext, f: OpenFile, offset: number, l
   if (!f.mode.writable) fail("EBADF", "bad file descriptor");
   if (ctx.fs.readOnly) fail("EROFS", "read-only file system");
   ctx.written.add(f.inode);
-  vfsFallocate(setattrCtx(ctx, f.inode), f.inode, offset, length, flags);
+  vfsFallocate({ ...setattrCtx(ctx, f.inode), cred: ctx.cred() }, f.inode, offset, length, flags);
 }
 
 /** inode_owner_or_capable. */
@@ -193,9 +192,11 @@ export function vfsChown(ctx: VfsContext, inode: Ext4Inode, uid: number, gid: nu
     if (newGid !== inode.gid && newGid !== c.gid && !c.groups.includes(newGid)) fail("EPERM", "operation not permitted");
   }
   // setattr clears suid (and sgid with group execute) of a non-directory whose owner changes (chown_common).
-  const attrs: { uid?: number; gid?: number } = {};
+  const attrs: { uid?: number; gid?: number; mode?: number } = {};
   if (uid !== -1 && uid !== 0xffffffff) attrs.uid = newUid;
   if (gid !== -1 && gid !== 0xffffffff) attrs.gid = newGid;
+  // chown_common's setattr_should_drop_sgid for a caller outside the file's group (the group-execute case is setattr's).
+  if (!isDir(inode) && shouldDropSgid(c, inode)) attrs.mode = inode.mode & 0o5777;
   setattrAttrs(setattrCtx(ctx, inode), inode, attrs);
 }
 

@@ -21,6 +21,7 @@ import { ORPHAN_ADD_CREDITS, orphanAdd, orphanDel } from "../fs/orphan.js";
 import { ext4Truncate } from "../fs/truncate.js";
 import { inodeXattrs } from "../fs/xattr.js";
 import { currentTime, setXattr, XATTR_SET_CREDITS } from "../fs/xattr-write.js";
+import { chownKillPriv } from "./remove-privs.js";
 
 export interface SetattrCtx { fs: Ext4; io: BufferedIO }
 
@@ -128,7 +129,8 @@ export interface Attrs {
  * chmod / chown / utimes (notify_change + ext4_setattr without ATTR_SIZE):
  * EPERM on an immutable inode, and on an append-only one for anything but
  * times set to now; chown of a non-directory clears S_ISUID and, where group
- * execute is set, S_ISGID (setattr_should_drop_sgid, for root); chmod
+ * execute is set, S_ISGID (setattr_should_drop_sgid, for root), and loses
+ * its file capabilities (security.capability); chmod
  * updates an access ACL's owner, group (or mask) and other entries
  * (posix_acl_chmod). ctime becomes now.
  */
@@ -154,6 +156,9 @@ export function setattrAttrs(ctx: SetattrCtx, inode: Ext4Inode, attrs: Attrs): v
     mode &= ~S_ISUID;
     if ((mode & (S_ISGID | S_IXGRP)) === (S_ISGID | S_IXGRP)) mode &= ~S_ISGID;
   }
+  // setattr_prepare's ATTR_KILL_PRIV, after the checks and before the change: capabilities go with the owner.
+  if (chown) chownKillPriv(fs, inode);
+  inode.noSec = false;
   const acl = attrs.mode !== undefined ? accessAcl(fs, inode) : undefined;
   const h = fs.startHandle(3 + (acl ? XATTR_SET_CREDITS : 0));
   try {

@@ -71,10 +71,10 @@ export function vfsSetxattr(fs: Ext4, inode: Inode, name: string, value: Uint8Ar
   if ("acl" in r) {
     const acl = aclFromXattr(value);
     if (acl) aclCheckValid(acl);
-    withHandle(fs, (h) => setPosixAcl(h, fs, inode, r.acl, acl));
+    withHandle(fs, inode, (h) => setPosixAcl(h, fs, inode, r.acl, acl));
     return;
   }
-  withHandle(fs, (h) => setXattr(h, fs, inode, r.index, r.suffix, value, flags));
+  withHandle(fs, inode, (h) => setXattr(h, fs, inode, r.index, r.suffix, value, flags));
 }
 
 /** removexattr(2) on an inode: ENODATA when absent (an absent ACL is removed quietly, as vfs_remove_acl). */
@@ -82,13 +82,15 @@ export function vfsRemovexattr(fs: Ext4, inode: Inode, name: string): void {
   checkXattrArgs(name);
   const r = prepare(fs, inode, name);
   if ("acl" in r) {
-    withHandle(fs, (h) => setPosixAcl(h, fs, inode, r.acl, null));
+    withHandle(fs, inode, (h) => setPosixAcl(h, fs, inode, r.acl, null));
     return;
   }
-  withHandle(fs, (h) => setXattr(h, fs, inode, r.index, r.suffix, null, { replace: true }));
+  withHandle(fs, inode, (h) => setXattr(h, fs, inode, r.index, r.suffix, null, { replace: true }));
 }
 
-function withHandle(fs: Ext4, fn: (h: ReturnType<Ext4["startHandle"]>) => void): void {
+function withHandle(fs: Ext4, inode: Inode, fn: (h: ReturnType<Ext4["startHandle"]>) => void): void {
+  // A new security.* xattr may be a capability a later write must remove (S_NOSEC cleared).
+  if ("noSec" in inode) inode.noSec = false;
   const h = fs.startHandle(XATTR_SET_CREDITS);
   try {
     fn(h);
