@@ -34,11 +34,13 @@ function setup(f: any, root: string): void {
   const p = (s: string) => root + s;
   f.mkdirSync(p("/rootdir"), 0o755);
   f.writeFileSync(p("/rootdir/f"), "root's");
+  f.mkdirSync(p("/rootdir/sub"), 0o755);
   f.mkdirSync(p("/mine"), 0o755);
   f.chownSync(p("/mine"), NOBODY, NOBODY);
   f.mkdirSync(p("/sticky"));
   f.chmodSync(p("/sticky"), 0o1777);
   f.writeFileSync(p("/sticky/rootfile"), "x");
+  f.mkdirSync(p("/sticky/rootsub"), 0o777);
   f.chmodSync(p("/sticky/rootfile"), 0o666);
   f.writeFileSync(p("/open666"), "x");
   f.chmodSync(p("/open666"), 0o666);
@@ -94,6 +96,19 @@ const run = (f, root) => {
   step("write to sgid with group execute", () => (f.appendFileSync(p("/sgid-exec"), "w"), st("/sgid-exec")));
   step("truncate a suid file", () => (f.truncateSync(p("/suid-trunc"), 2), st("/suid-trunc")));
   step("open O_TRUNC a suid file", () => (f.closeSync(f.openSync(p("/suid-otrunc"), "w")), st("/suid-otrunc")));
+  step("unlink a directory in a root dir", () => f.unlinkSync(p("/rootdir/sub")));
+  step("unlink a directory/ in a root dir", () => f.unlinkSync(p("/rootdir/sub/")));
+  step("rmdir a file in a root dir", () => f.rmdirSync(p("/rootdir/f")));
+  step("rename a root dir's file over its directory", () => f.renameSync(p("/rootdir/f"), p("/rootdir/sub")));
+  step("sticky: rename my file over root's directory", () => (f.writeFileSync(p("/sticky/m1"), "m"), f.renameSync(p("/sticky/m1"), p("/sticky/rootsub"))));
+  step("sticky: rename my directory over root's file", () => (f.mkdirSync(p("/sticky/md")), f.renameSync(p("/sticky/md"), p("/sticky/rootfile"))));
+  step("rename with RENAME_WHITEOUT: the whiteout is the caller's (no CAP_MKNOD needed since 5.8)", () => {
+    f.writeFileSync(p("/shared/w1"), "w");
+    if (f !== require("node:fs")) { try { f.renameSync(p("/shared/w1"), p("/shared/w2"), { whiteout: true }); return ["ok", st("/shared/w1")]; } catch (e) { return e.code; } }
+    const py = "import ctypes,os,sys\\nlibc=ctypes.CDLL(None,use_errno=True)\\nr=libc.renameat2(-100,sys.argv[1].encode(),-100,sys.argv[2].encode(),4)\\nprint(os.strerror(ctypes.get_errno()) if r else 'ok')";
+    const r = require("node:child_process").spawnSync("python3", ["-c", py, p("/shared/w1"), p("/shared/w2")], { encoding: "utf8" }).stdout.trim();
+    return r === "ok" ? [r, st("/shared/w1")] : r;
+  });
   step("sticky: remove root's file", () => f.unlinkSync(p("/sticky/rootfile")));
   step("sticky: rename root's file", () => f.renameSync(p("/sticky/rootfile"), p("/sticky/x")));
   step("sticky: my own file", () => (f.writeFileSync(p("/sticky/mine"), "m"), f.renameSync(p("/sticky/mine"), p("/sticky/mine2")), f.unlinkSync(p("/sticky/mine2")), f.readdirSync(p("/sticky")).sort()));

@@ -47,6 +47,7 @@ function mayCreate(ctx: VfsContext, dir: Inode): void {
  */
 function mayDelete(ctx: VfsContext, dir: Inode, victim: Inode): void {
   checkAccess(ctx.fs, dir, W_OK | X_OK);
+  if (dir.flags & INODE_FLAGS.APPEND) fail("EPERM", "operation not permitted");
   const { uid } = ctx.cred();
   if (dir.mode & S_ISVTX && uid !== 0 && uid !== victim.uid && uid !== dir.uid) fail("EPERM", "operation not permitted");
   if (victim.flags & (INODE_FLAGS.IMMUTABLE | INODE_FLAGS.APPEND)) fail("EPERM", "operation not permitted");
@@ -215,9 +216,10 @@ export function vfsRmdir(ctx: VfsContext, path: PathLike): void {
   const ino = childIno(ctx, p.dir, p.name!);
   if (ino === 0) fail("ENOENT", "no such file or directory");
   const victim = ctx.fs.inodeByEntry(ino);
+  // may_delete: permission and EPERM before the victim's type.
+  mayDelete(ctx, p.dir, victim);
   if (!isDir(victim)) fail("ENOTDIR", "not a directory");
   if (ino === ROOT_INO) fail("EBUSY", "resource busy or locked");
-  mayDelete(ctx, p.dir, victim);
   const gone = withDir(ctx, p.dir, (d) => ext4Rmdir(ctx.fs, d, p.name!));
   if (gone) ctx.fs.iput(gone);
 }
@@ -230,9 +232,10 @@ export function vfsUnlink(ctx: VfsContext, path: PathLike): void {
   const ino = childIno(ctx, p.dir, p.name!);
   if (ino === 0) fail("ENOENT", "no such file or directory");
   const victim = ctx.fs.inodeByEntry(ino);
-  if (isDir(victim)) fail("EISDIR", "illegal operation on a directory");
-  if (p.trailingSlash) fail("ENOTDIR", "not a directory");
+  // do_unlinkat's "slashes": a trailing slash is judged before any permission; else may_delete's order.
+  if (p.trailingSlash) fail(isDir(victim) ? "EISDIR" : "ENOTDIR", isDir(victim) ? "illegal operation on a directory" : "not a directory");
   mayDelete(ctx, p.dir, victim);
+  if (isDir(victim)) fail("EISDIR", "illegal operation on a directory");
   const gone = withDir(ctx, p.dir, (d) => ext4Unlink(ctx.fs, d, p.name!));
   if (gone) ctx.fs.iput(gone);
 }
@@ -275,17 +278,19 @@ export function vfsRename(ctx: VfsContext, from: PathLike, to: PathLike, flags: 
     if (tgt && isDir(tgt) && isAncestor(ctx, tgt.ino, po.dir)) fail("ENOTEMPTY", "directory not empty");
   }
   if (oldIno === newIno) return; // vfs_rename: source and target the same inode
-  if (tgt && !flags.exchange) {
-    if (isDir(src) && !isDir(tgt)) fail("ENOTDIR", "not a directory");
-    if (!isDir(src) && isDir(tgt)) fail("EISDIR", "illegal operation on a directory");
-  }
+  // vfs_rename's may_delete of each name: permission, sticky and EPERM before the target's type.
   mayDelete(ctx, po.dir, src);
-  if (tgt) mayDelete(ctx, pn.dir, tgt);
-  else mayCreate(ctx, pn.dir);
+  if (tgt) {
+    mayDelete(ctx, pn.dir, tgt);
+    if (!flags.exchange && isDir(src) && !isDir(tgt)) fail("ENOTDIR", "not a directory");
+    if (!flags.exchange && !isDir(src) && isDir(tgt)) fail("EISDIR", "illegal operation on a directory");
+  } else {
+    mayCreate(ctx, pn.dir);
+  }
   // A directory moving to another parent has its ".." rewritten: it needs write permission itself.
   if (isDir(src) && po.dir.ino !== pn.dir.ino) checkAccess(fs, src, W_OK);
   withDir(ctx, po.dir, (od) => withDir(ctx, pn.dir, (nd) => {
-    ext4Rename(fs, od, po.name!, nd, pn.name!, flags, { allocDaBlocks: (i: Ext4Inode) => ctx.io(i).allocDaBlocks(i) });
+    ext4Rename(fs, od, po.name!, nd, pn.name!, flags, { allocDaBlocks: (i: Ext4Inode) => ctx.io(i).allocDaBlocks(i) }, cred(ctx));
   }));
 }
 
