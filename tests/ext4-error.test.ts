@@ -319,7 +319,7 @@ d("errors= handling", () => {
     fs.copyFileSync(img, kimg);
     withLoopMountSync(kimg, (mnt) => {
       fs.writeFileSync(path.join(mnt, "small"), Buffer.alloc(100 << 10, 0x61));
-      runSync("sync", []);
+      runSync("sync", ["-f", mnt]);
     }, { options: "errors=continue" });
     const k = dumpe2fsFields(kimg);
     expect(k.get("First error function")).toBe("ext4_mb_generate_buddy");

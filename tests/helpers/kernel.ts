@@ -243,7 +243,8 @@ export async function crashedImageCopy(workDir: string, treeDir: string, o: Kern
   await withLoopMount(original, (mnt) => {
     runSync("cp", ["-a", "--", treeDir + "/.", mnt]);
     extras = kernelExtras(mnt, o.blockSize ?? 4096);
-    runSync("sync", []);
+    // syncfs of this filesystem only: a global sync would wait on every other mount on the machine.
+    runSync("sync", ["-f", mnt]);
     // After the sync: metadata reaches the journal (fsync commits) but not its home blocks.
     const p = (...s: string[]) => path.join(mnt, ...s);
     fs.mkdirSync(p("post-sync"));
