@@ -69,7 +69,6 @@ d("the write-feature gate, per filesystem", () => {
     ["quota", ["-O", "quota"], "", "EOPNOTSUPP"],
     ["project quota", ["-I", "256", "-O", "project"], "", "EOPNOTSUPP"],
     ["mmp", ["-O", "mmp"], "", "EOPNOTSUPP"],
-    ["fast_commit", ["-O", "fast_commit"], "", "EOPNOTSUPP"],
     ["buffered_iomap (until issue 7)", [], "buffered_iomap", "EOPNOTSUPP"],
   ])("%s: read-write refused (%s %s -> %s), nothing written; read-only works", (name, args, opts, code) => {
     const img = mkfsImage(work, `refuse-${name.replace(/\W+/g, "-")}`, tree, args as string[]);

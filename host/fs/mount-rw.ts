@@ -58,10 +58,6 @@ export function checkWritable(sb: Superblock, o: ParsedOptions): void {
   if (sb.featureIncompat & INCOMPAT.MMP) {
     throw new Ext4Error("EOPNOTSUPP", "multiple-mount protection (mmp) is not supported read-write: mount read-only");
   }
-  if (sb.featureCompat & COMPAT.FAST_COMMIT) {
-    // The fast-commit area is not part of the log we write, and fast commits are not replayed yet.
-    throw new Ext4Error("EOPNOTSUPP", "fast_commit filesystems are not supported read-write yet: mount read-only");
-  }
   if (o.noRecovery && (sb.featureCompat & COMPAT.HAS_JOURNAL) && (sb.featureIncompat & INCOMPAT.RECOVER)) {
     // ext4_fill_super: "required journal recovery suppressed and not mounted read-only".
     throw new Ext4Error("EINVAL", "the journal needs recovery: noload/norecovery needs a read-only mount (add ro)");
@@ -120,6 +116,8 @@ export function loadJournalForWriting(fs: Ext4): Jbd2Journal {
       barrier: o.barrier,
       commitSeconds: o.commitSeconds,
       dataJournal: o.data === "journal",
+      // The kernel turns fast commits on with the feature: its area at the journal's end stays out of our log.
+      fastCommit: (fs.sb.featureCompat & COMPAT.FAST_COMMIT) !== 0,
       // A quarter of the folio cache may wait for the checkpoint; the rest stays for everyone else.
       maxPinnedBuffers: Math.max(64, Math.floor(fs.cache.stats().capacityBytes / fs.sb.blockSize / 4)),
     },

@@ -75,6 +75,11 @@ export function recoverOnMount(fs: Ext4): RecoveryReport {
     }
     return report;
   }
+  if (plan.fastCommitsPending) {
+    // Replaying the full commits and then writing would lose what the kernel fsync'ed through fast commits.
+    throw new Ext4Error("EOPNOTSUPP", "the journal holds fast commits after its last full commit, which this engine does not replay yet: " +
+      "mount the image once with the kernel or run e2fsck on it (either replays them), or mount read-only (the state before them); nothing was written");
+  }
   const bs = fs.sb.blockSize;
   const jsbBlock = journalBlockToDevice(fs, 0);
   const before = sb.raw.slice();

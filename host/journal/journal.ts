@@ -18,8 +18,8 @@ import { BH } from "../cache/buffer-head.js";
 import type { BlockDevice } from "../device/block-device.js";
 import { Ext4Error } from "../errors.js";
 import {
-  BLOCK_TAIL_SIZE, BLOCKTYPE, CHKSUM_TYPE, decodeJournalSuperblock, encodeJournalSuperblock, fastCommitBlocks,
-  HEADER_SIZE, JBD2_COMPAT, JBD2_INCOMPAT, JBD2_KNOWN_INCOMPAT, JBD2_MAGIC, JBD2_MIN_JOURNAL_BLOCKS, journalCsumSeed,
+  BLOCK_TAIL_SIZE, BLOCKTYPE, CHKSUM_TYPE, decodeJournalSuperblock, encodeJournalSuperblock,
+  HEADER_SIZE, JBD2_COMPAT, JBD2_DEFAULT_FAST_COMMIT_BLOCKS, JBD2_INCOMPAT, JBD2_KNOWN_INCOMPAT, JBD2_MAGIC, JBD2_MIN_JOURNAL_BLOCKS, journalCsumSeed,
   JOURNAL_SUPERBLOCK_SIZE, setJournalSuperblockChecksum, tagBytes, tidGeq, UUID_SIZE, type JournalSuperblock,
 } from "../format/jbd2.js";
 import { checkpointAll, checkpointOldest, cleanupJournalTail } from "./checkpoint.js";
@@ -45,6 +45,12 @@ export interface JournalOptions {
   commitSeconds: number;
   /** data=journal mount: forget, never revoke (__ext4_forget). */
   dataJournal: boolean;
+  /**
+   * The filesystem has fast_commit: the last s_num_fc_blks blocks are the
+   * fast-commit area, which the log leaves alone (we write full commits
+   * only, as the kernel does for any change fast commits cannot express).
+   */
+  fastCommit?: boolean;
   /**
    * Committed buffers waiting for their checkpoint stay pinned in the cache;
    * past this many the oldest transactions are checkpointed when a new one
@@ -73,6 +79,8 @@ export class Jbd2Journal implements Journal {
   private readonly sbBlock: Uint8Array;
   readonly first: number;
   readonly last: number;
+  /** Blocks of the fast-commit area after the log (0: none). */
+  readonly fcBlocks: number;
   head: number;
   tail: number;
   free: number;
@@ -116,14 +124,16 @@ export class Jbd2Journal implements Journal {
       throw new Ext4Error("EOPNOTSUPP", `journal superblock version ${sb.header.blocktype} cannot be written (v2 only)`);
     }
     if (sb.featureIncompat & ~JBD2_KNOWN_INCOMPAT || sb.featureRoCompat) throw new Ext4Error("EOPNOTSUPP", "unknown journal features");
-    if (fastCommitBlocks(sb)) throw new Ext4Error("EOPNOTSUPP", "journals with a fast-commit area are not written yet");
     if (sb.blockSize !== this.bs) throw bad(`block size ${sb.blockSize} differs from the filesystem's`);
     if (sb.maxLen > this.map.length || sb.maxLen < JBD2_MIN_JOURNAL_BLOCKS) throw bad(`length ${sb.maxLen} out of range`);
     if (sb.first < 1 || sb.first + JBD2_MIN_JOURNAL_BLOCKS > sb.maxLen + 1) throw bad(`first log block ${sb.first} out of range`);
     if (sb.start !== 0) throw new Error("journal loaded for writing before it was recovered");
     this.sb = sb;
     this.first = sb.first;
-    this.last = sb.maxLen;
+    // jbd2_journal_initialize_fast_commit: the area comes off the log's end unless that leaves too short a log.
+    const fc = opts.fastCommit ? sb.numFcBlocks || JBD2_DEFAULT_FAST_COMMIT_BLOCKS : 0;
+    this.fcBlocks = fc && sb.maxLen - fc >= JBD2_MIN_JOURNAL_BLOCKS ? fc : 0;
+    this.last = sb.maxLen - this.fcBlocks;
     this.setFeatures();
     // jbd2_journal_recover with s_start == 0, then journal_reset (JBD2_CYCLE_RECORD: resume at s_head).
     this.transactionSequence = (sb.sequence + 1) >>> 0;
@@ -458,6 +468,10 @@ export class Jbd2Journal implements Journal {
   writeSuperblock(sequence: number, start: number, durable: boolean): void {
     this.sb.sequence = sequence >>> 0;
     this.sb.start = start;
+    // A log that wraps before the fast-commit area says so (recovery's j_last depends on it); an empty one
+    // drops the flag, as jbd2_mark_journal_empty does, so older tools still take a clean image.
+    if (this.fcBlocks && start !== 0) this.sb.featureIncompat |= JBD2_INCOMPAT.FAST_COMMIT;
+    else this.sb.featureIncompat &= ~JBD2_INCOMPAT.FAST_COMMIT;
     const raw = encodeJournalSuperblock(this.sb, this.sbBlock);
     if (this.csumSeed !== undefined) setJournalSuperblockChecksum(raw);
     this.sbBlock.set(raw.subarray(0, JOURNAL_SUPERBLOCK_SIZE));

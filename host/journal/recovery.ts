@@ -53,6 +53,8 @@ export interface RecoveryPlan {
   warnings: string[];
   /** tid of a commit block whose checksum failed (replay stopped before it); the kernel's j_failed_commit. */
   failedCommit?: number;
+  /** The fast-commit area holds records for the transaction after the last replayed one (not replayed here). */
+  fastCommitsPending?: boolean;
   /**
    * Set when the kernel's journal load fails after the replay: jbd2 writes
    * `blocks` home, then fails the load (EFSBADCRC for data blocks that failed
@@ -114,7 +116,7 @@ export function planRecovery(log: JournalLog, opts: RecoveryOptions = {}): Recov
 
   const end = walker.endTid;
   const warnings = walker.warnings;
-  if (g.incompat & JBD2_INCOMPAT.FAST_COMMIT) noteFastCommits(log, g, end, warnings);
+  const fastCommitsPending = (g.incompat & JBD2_INCOMPAT.FAST_COMMIT) !== 0 && noteFastCommits(log, g, end, warnings);
 
   // jbd2_journal_recover's error first (the bad data blocks), then
   // jbd2_journal_load's j_failed_commit check.
@@ -148,6 +150,7 @@ export function planRecovery(log: JournalLog, opts: RecoveryOptions = {}): Recov
     cleanSuperblock: clean,
     warnings,
     failedCommit: walker.failedCommit,
+    fastCommitsPending,
     loadError,
     revoked: walker.revoked,
   };
@@ -382,16 +385,18 @@ class LogWalker {
 }
 
 /** Fast commits are not replayed; say so when the area holds records for the next transaction. */
-function noteFastCommits(log: JournalLog, g: Geometry, endTid: number, warnings: string[]): void {
+function noteFastCommits(log: JournalLog, g: Geometry, endTid: number, warnings: string[]): boolean {
   const fcFirst = g.last + 1; // the kernel and e2fsck leave block `last` unused
-  if (fcFirst >= g.maxLen) return;
+  if (fcFirst >= g.maxLen) return false;
   const b = readLogBlock(log, fcFirst, g.maxLen);
   const tag = b[0] | (b[1] << 8);
   const tid = (b[8] | (b[9] << 8) | (b[10] << 16) | (b[11] << 24)) >>> 0;
   const EXT4_FC_TAG_HEAD = 9;
   if (tag === EXT4_FC_TAG_HEAD && tid === endTid) {
     warnings.push(`journal fast-commit area (block ${fcFirst}) holds records for transaction ${tid}; fast commits are not replayed, so changes fsync'ed after the last full commit are lost`);
+    return true;
   }
+  return false;
 }
 
 /**
