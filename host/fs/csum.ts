@@ -27,8 +27,12 @@ export class Checksums {
   }
 
   groupDescCsum32(group: number, desc: Uint8Array): number {
-    const c = this.w.crc32c(this.seed, le32(group));
-    return this.crcSkipping(c, desc, BG_CHECKSUM_OFFSET, 2) & 0xffff;
+    // crc32c(seed, le32 group, the descriptor with its checksum as zeros), staged in scratch as one run.
+    const w = this.w, mem = w.u8, p = w.scratchPtr;
+    setU32(mem, p, group);
+    mem.set(desc, p + 4);
+    mem[p + 4 + BG_CHECKSUM_OFFSET] = mem[p + 5 + BG_CHECKSUM_OFFSET] = 0;
+    return w.x.crc32c(this.seed, p, 4 + desc.length) & 0xffff;
   }
 
   /** uninit_bg/gdt_csum: crc16 over uuid, group, descriptor without its checksum field. */

@@ -26,7 +26,8 @@ export interface VfsContext {
  * operation runs synchronously and calls no user code, so nothing can change
  * the ids (setuid, setgroups) between its first check and its last; between
  * two operations they may change, so each operation reads them afresh.
- * Outside a scope every call reads them. The supplementary groups, the
+ * Outside a scope every call reads them. A caller that never changes its
+ * ids may hold one scope across many operations (the CLI's put does). The supplementary groups, the
  * dearest to read (getgroups builds an array per call), are read only when a
  * check needs them: most never do (the owner or root decides first).
  */

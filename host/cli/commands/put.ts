@@ -9,6 +9,7 @@ import { imageOptions } from "../image.js";
 import { toJson, type Output } from "../output.js";
 import { TreeImporter } from "../put/copy-in.js";
 import { PutProgress } from "../put/progress.js";
+import { credScope } from "../../vfs/context.js";
 import { withWritableImage } from "../write-image.js";
 
 export const spec: CommandSpec = {
@@ -47,7 +48,8 @@ export function run(args: ParsedArgs, out: Output): number {
       const base = path.basename(path.resolve(src));
       const into = vol.statSync(dest, { throwIfNoEntry: false })?.isDirectory() && path.basename(src) !== ".";
       const target = into ? joinPath(Buffer.from(dest), Buffer.from(base)) : Buffer.from(dest);
-      const r = new TreeImporter(vol, { progress }).run(src, target);
+      // One scope for the whole copy: this process never changes its ids while it runs (see vfs/context.ts).
+      const r = credScope(() => new TreeImporter(vol, { progress }).run(src, target));
       progress.stage("writing back"); // the unmount that follows writes the data and commits
       return r;
     });

@@ -44,6 +44,12 @@ interface Entry {
   merge: boolean;
   /** Owner, mode and times already set at creation (a regular file, through its descriptor). */
   settled: boolean;
+  /**
+   * What is created in its parent gets the creator's ids and exactly the mode asked: no setgid bit
+   * and no default ACL there (a directory this copy makes is 0700 until the end and inherits those
+   * only from a parent that has them).
+   */
+  clean: boolean;
 }
 
 const CHUNK = 1 << 20;
@@ -68,6 +74,8 @@ export class TreeImporter {
   private chunk: Buffer | undefined;
   /** Owners of what is created: the source's as root, else the invoking user's (as cp); fixed for the run. */
   private owner: ((st: fs.BigIntStats) => { uid: number; gid: number }) | undefined;
+  /** Who creates (the effective ids): what a new inode in a clean directory is owned by. */
+  private creator = { uid: 0, gid: 0 };
 
   constructor(private readonly vol: Volume, private readonly opts: PutOptions) {}
 
@@ -83,6 +91,11 @@ export class TreeImporter {
     const root = typeof process.getuid === "function" && process.getuid() === 0;
     const uid = process.getuid?.() ?? 0, gid = process.getgid?.() ?? 0;
     this.owner = root ? (st) => ({ uid: Number(st.uid), gid: Number(st.gid) }) : () => ({ uid, gid });
+    this.creator = { uid: process.geteuid?.() ?? 0, gid: process.getegid?.() ?? 0 };
+    // No umask while creating: a file in a clean directory is made with its final permission bits
+    // (its own descriptor writes it all the same), so most need no chmod; metadata sets the rest.
+    const umask = this.vol.umask;
+    this.vol.umask = 0;
     try {
       for (const e of this.entries) this.create(e, !xattrs.has(e.host.toString("latin1")));
       for (const e of this.entries) {
@@ -93,6 +106,8 @@ export class TreeImporter {
       this.opts.progress.done();
       this.rollback();
       throw err;
+    } finally {
+      this.vol.umask = umask;
     }
     this.opts.progress.stage("owners and times");
     for (const e of this.entries) if (!e.at.equals(e.dst)) this.vol.renameSync(e.at, e.dst);
@@ -104,9 +119,11 @@ export class TreeImporter {
   private plan(src: Buffer, dst: Buffer): void {
     const firstOf = new Map<string, number>();
     // `fresh`: the parent is created by this copy, so nothing of the image can be in the way.
-    const todo: { host: Buffer; dst: Buffer; fresh: boolean }[] = [{ host: src, dst, fresh: false }];
+    const slash = dst.lastIndexOf(0x2f);
+    const top = { host: src, dst, fresh: false, clean: this.cleanDir(slash <= 0 ? Buffer.from("/") : dst.subarray(0, slash)) };
+    const todo: { host: Buffer; dst: Buffer; fresh: boolean; clean: boolean }[] = [top];
     while (todo.length > 0) {
-      const { host, dst: d, fresh } = todo.pop()!;
+      const { host, dst: d, fresh, clean } = todo.pop()!;
       const st = fs.lstatSync(host, { bigint: true });
       const k = kind(st);
       let linkOf = -1;
@@ -125,12 +142,20 @@ export class TreeImporter {
         else if (existing.isDirectory()) throw new Ext4Error("EISDIR", `cannot overwrite directory '${shown}' with a non-directory`, { syscall: "put", path: shown });
         else at = this.tempBeside(d);
       }
-      this.entries.push({ host, dst: d, at, st, linkOf, merge, settled: false });
+      this.entries.push({ host, dst: d, at, st, linkOf, merge, settled: false, clean });
       if (k === "dir") {
         const names = fs.readdirSync(host, { encoding: "buffer" }).sort(Buffer.compare).reverse();
-        for (const n of names) todo.push({ host: joinPath(host, n), dst: joinPath(d, n), fresh: !merge });
+        const inside = merge ? this.cleanDir(d) : clean;
+        for (const n of names) todo.push({ host: joinPath(host, n), dst: joinPath(d, n), fresh: !merge, clean: inside });
       }
     }
+  }
+
+  /** An existing directory of the image gives what is created in it no group and no ACL of its own. */
+  private cleanDir(dir: Buffer): boolean {
+    const st = this.vol.lstatSync(dir, { throwIfNoEntry: false });
+    if (!st?.isDirectory() || st.mode & 0o2000) return false;
+    return !this.vol.listxattr(dir, { noFollow: true }).includes("system.posix_acl_default");
   }
 
   private tempBeside(dst: Buffer): Buffer {
@@ -200,7 +225,9 @@ export class TreeImporter {
     const bs = (this.blockSize ||= vol.statfsSync().bsize);
     const src = size > 0 ? fs.openSync(e.host, "r") : -1;
     try {
-      const fd = vol.openSync(e.at, "wx", 0o600);
+      // Made with its final rwx bits where nothing in the parent changes them (see run).
+      const quick = settle && e.clean;
+      const fd = vol.openSync(e.at, "wx", quick ? Number(e.st.mode & 0o777n) : 0o600);
       this.created.push(e.at);
       try {
         const buf = (this.chunk ??= Buffer.allocUnsafeSlow(CHUNK));
@@ -220,7 +247,14 @@ export class TreeImporter {
         }
         // A file that ends in a hole (or shrank) gets its size all the same.
         if (end !== size) vol.ftruncateSync(fd, size);
-        if (settle) {
+        if (quick) {
+          // Owned by the creator, mode as made: chown only for other ids, chmod only for set-ID and sticky bits.
+          const { uid, gid } = this.owner!(e.st);
+          if (uid !== this.creator.uid || gid !== this.creator.gid) vol.fchownSync(fd, uid, gid);
+          if (e.st.mode & 0o7000n) vol.fchmodSync(fd, Number(e.st.mode & ~S_IFMT));
+          vol.futimesSync(fd, e.st.atimeNs, e.st.mtimeNs);
+          e.settled = true;
+        } else if (settle) {
           this.setMetadata(e, (uid, gid) => vol.fchownSync(fd, uid, gid), (mode) => vol.fchmodSync(fd, mode), (a, m) => vol.futimesSync(fd, a, m));
           e.settled = true;
         }
