@@ -1,7 +1,7 @@
 // put's progress bar: drawn on stderr only when it is a terminal, first after
 // half a second, at most every 200 ms, erased at the end. The drawing rules
 // with a fake clock and sink; the terminal detection end to end under a
-// pseudo-terminal (script -qfc), with a put long enough to draw (a 2 GiB
+// pseudo-terminal (script -qfc), with a put long enough to draw (a 1 GiB
 // sparse file: every block is read and found zero), and without one.
 
 import { spawnSync } from "node:child_process";
@@ -87,7 +87,7 @@ beforeAll(() => {
   fs.mkdirSync(path.join(work, "src"));
   fs.writeFileSync(path.join(work, "src", "small"), "x");
   fs.writeFileSync(path.join(work, "src", "sparse"), "");
-  fs.truncateSync(path.join(work, "src", "sparse"), 2 ** 31);
+  fs.truncateSync(path.join(work, "src", "sparse"), 2 ** 30);
 }, 300_000);
 afterAll(() => { if (work) fs.rmSync(work, { recursive: true, force: true }); });
 
