@@ -138,24 +138,22 @@ export function encodeTime(t: Timespec): { base: number; extra: number } {
  * caller's. Throws RangeError for an i_blocks the format cannot hold.
  */
 export function encodeInode(inode: Inode, raw: Uint8Array, ctx: InodeDecodeContext): void {
-  const set16 = (o: number, v: number) => { raw[o] = v & 0xff; raw[o + 1] = (v >>> 8) & 0xff; };
-  const set32 = (o: number, v: number) => { set16(o, v & 0xffff); set16(o + 2, (v >>> 16) & 0xffff); };
-  const hi32 = (v: number) => Math.floor(v / 0x100000000) >>> 0;
-  set16(0x0, inode.mode);
-  set16(0x2, inode.uid & 0xffff);
+  // Module-level helpers, no closures or time objects: this runs for every inode write.
+  put16(raw, 0x0, inode.mode);
+  put16(raw, 0x2, inode.uid & 0xffff);
   // ext4_isize_set: i_disksize is what the disk records (i_size may run ahead of it).
   const size = inode.disksize ?? inode.size;
-  set32(0x4, size >>> 0);
-  set32(0x6c, hi32(size));
-  set16(0x18, inode.gid & 0xffff);
-  set16(0x1a, inode.linksCount);
-  set32(0x14, inode.dtime);
-  set32(0x24, inode.version >>> 0);
-  set32(0x64, inode.generation);
-  set32(0x68, inode.fileAcl >>> 0);
-  set16(0x76, hi32(inode.fileAcl) & 0xffff);
-  set16(0x78, inode.uid >>> 16);
-  set16(0x7a, inode.gid >>> 16);
+  put32(raw, 0x4, size >>> 0);
+  put32(raw, 0x6c, hi32(size));
+  put16(raw, 0x18, inode.gid & 0xffff);
+  put16(raw, 0x1a, inode.linksCount);
+  put32(raw, 0x14, inode.dtime);
+  put32(raw, 0x24, inode.version >>> 0);
+  put32(raw, 0x64, inode.generation);
+  put32(raw, 0x68, inode.fileAcl >>> 0);
+  put16(raw, 0x76, hi32(inode.fileAcl) & 0xffff);
+  put16(raw, 0x78, inode.uid >>> 16);
+  put16(raw, 0x7a, inode.gid >>> 16);
   let flags = inode.flags;
   // ext4_inode_blocks_set: 32 bits, or 48 with huge_file, or fs blocks with HUGE_FILE_FL.
   const b = inode.blocks512;
@@ -176,22 +174,41 @@ export function encodeInode(inode: Inode, raw: Uint8Array, ctx: InodeDecodeConte
     lo = fsb % 0x100000000;
     hi = Math.floor(fsb / 0x100000000);
   }
-  set32(0x1c, lo >>> 0);
-  set16(0x74, hi);
+  put32(raw, 0x1c, lo >>> 0);
+  put16(raw, 0x74, hi);
   inode.flags = flags;
-  set32(0x20, flags);
-  const extraIsize = ctx.inodeSize > GOOD_OLD_INODE_SIZE ? inode.extraIsize : 0;
-  const has = (field: number, len: number) => extraIsize > 0 && GOOD_OLD_INODE_SIZE + extraIsize >= field + len;
-  const time = (baseOff: number, extraOff: number, t: Timespec) => {
-    const e = encodeTime(t);
-    set32(baseOff, e.base);
-    if (has(extraOff, 4)) set32(extraOff, e.extra);
-  };
-  time(0x8, 0x8c, inode.atime);
-  time(0xc, 0x84, inode.ctime);
-  time(0x10, 0x88, inode.mtime);
-  if (ctx.inodeSize > GOOD_OLD_INODE_SIZE) set16(0x80, inode.extraIsize);
-  if (inode.crtime && has(0x90, 4)) time(0x90, 0x94, inode.crtime);
-  if (has(0x98, 4)) set32(0x98, hi32(inode.version));
-  if (has(0x9c, 4)) set32(0x9c, inode.projid);
+  put32(raw, 0x20, flags);
+  // Fields past i_extra_isize are not written: `end` is where the inode's fields stop.
+  const end = ctx.inodeSize > GOOD_OLD_INODE_SIZE && inode.extraIsize > 0 ? GOOD_OLD_INODE_SIZE + inode.extraIsize : 0;
+  putTime(raw, 0x8, 0x8c, inode.atime, end);
+  putTime(raw, 0xc, 0x84, inode.ctime, end);
+  putTime(raw, 0x10, 0x88, inode.mtime, end);
+  if (ctx.inodeSize > GOOD_OLD_INODE_SIZE) put16(raw, 0x80, inode.extraIsize);
+  if (inode.crtime && end >= 0x94) putTime(raw, 0x90, 0x94, inode.crtime, end);
+  if (end >= 0x9c) put32(raw, 0x98, hi32(inode.version));
+  if (end >= 0xa0) put32(raw, 0x9c, inode.projid);
+}
+
+function put16(raw: Uint8Array, o: number, v: number): void {
+  raw[o] = v & 0xff;
+  raw[o + 1] = (v >>> 8) & 0xff;
+}
+
+function put32(raw: Uint8Array, o: number, v: number): void {
+  put16(raw, o, v & 0xffff);
+  put16(raw, o + 2, (v >>> 16) & 0xffff);
+}
+
+function hi32(v: number): number {
+  return Math.floor(v / 0x100000000) >>> 0;
+}
+
+/** A time's base word, and its extra word where i_extra_isize covers it (encodeTime, without the object). */
+function putTime(raw: Uint8Array, baseOff: number, extraOff: number, t: Timespec, end: number): void {
+  const base = ((t.sec % 0x100000000) + 0x100000000) % 0x100000000;
+  put32(raw, baseOff, base >>> 0);
+  if (end >= extraOff + 4) {
+    const epoch = ((t.sec - (base | 0)) / 0x100000000) & 3;
+    put32(raw, extraOff, ((t.nsec << 2) | epoch) >>> 0);
+  }
 }

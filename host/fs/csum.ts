@@ -2,7 +2,7 @@
 // wasm over the cached block bytes without copying. "Zeroed" fields are
 // skipped by feeding zero bytes in their place.
 
-import { le32, le64, u16, u32 } from "../format/bytes.js";
+import { le32, le64, setU32, u16, u32 } from "../format/bytes.js";
 import { BG_CHECKSUM_OFFSET } from "../format/group-desc.js";
 import { GOOD_OLD_INODE_SIZE, INODE_CSUM_HI, INODE_CSUM_LO } from "../format/inode.js";
 import { SB_CHECKSUM_OFFSET } from "../format/superblock.js";
@@ -27,8 +27,12 @@ export class Checksums {
   }
 
   groupDescCsum32(group: number, desc: Uint8Array): number {
-    const c = this.w.crc32c(this.seed, le32(group));
-    return this.crcSkipping(c, desc, BG_CHECKSUM_OFFSET, 2) & 0xffff;
+    // crc32c(seed, le32 group, the descriptor with its checksum as zeros), staged in scratch as one run.
+    const w = this.w, mem = w.u8, p = w.scratchPtr;
+    setU32(mem, p, group);
+    mem.set(desc, p + 4);
+    mem[p + 4 + BG_CHECKSUM_OFFSET] = mem[p + 5 + BG_CHECKSUM_OFFSET] = 0;
+    return w.x.crc32c(this.seed, p, 4 + desc.length) & 0xffff;
   }
 
   /** uninit_bg/gdt_csum: crc16 over uuid, group, descriptor without its checksum field. */
@@ -42,20 +46,27 @@ export class Checksums {
 
   /** Seed for per-inode structures: crc32c(fs seed, ino, generation). */
   inodeSeed(ino: number, generation: number): number {
-    return this.w.crc32c(this.w.crc32c(this.seed, le32(ino)), le32(generation));
+    // Both words staged in scratch: one wasm call, nothing allocated (this runs for every inode write).
+    const w = this.w, mem = w.u8, p = w.scratchPtr;
+    setU32(mem, p, ino);
+    setU32(mem, p + 4, generation);
+    return w.x.crc32c(this.seed, p, 8) >>> 0;
   }
 
   /** Full 32-bit inode checksum; the caller compares lo (and hi if present). */
   inode(ino: number, raw: Uint8Array, inodeSize: number): number {
-    const gen = u32(raw, 0x64);
-    let c = this.inodeSeed(ino, gen);
-    c = this.crcSkipping(c, raw.subarray(0, GOOD_OLD_INODE_SIZE), INODE_CSUM_LO, 2);
-    if (inodeSize > GOOD_OLD_INODE_SIZE) {
-      const extra = raw.subarray(GOOD_OLD_INODE_SIZE, inodeSize);
-      const hasHi = u16(raw, 0x80) + GOOD_OLD_INODE_SIZE >= INODE_CSUM_HI + 2;
-      c = hasHi ? this.crcSkipping(c, extra, INODE_CSUM_HI - GOOD_OLD_INODE_SIZE, 2) : this.w.crc32c(c, extra);
+    // crc32c(seed, ino, generation, the inode with its checksum fields as zeros), staged in scratch as
+    // one run: a copy of at most an inode, one wasm call and no allocation.
+    const w = this.w, mem = w.u8, p = w.scratchPtr;
+    const len = Math.min(raw.length, Math.max(GOOD_OLD_INODE_SIZE, inodeSize));
+    setU32(mem, p, ino);
+    setU32(mem, p + 4, u32(raw, 0x64));
+    mem.set(raw.subarray(0, len), p + 8);
+    mem[p + 8 + INODE_CSUM_LO] = mem[p + 9 + INODE_CSUM_LO] = 0;
+    if (len > GOOD_OLD_INODE_SIZE && u16(raw, 0x80) + GOOD_OLD_INODE_SIZE >= INODE_CSUM_HI + 2) {
+      mem[p + 8 + INODE_CSUM_HI] = mem[p + 9 + INODE_CSUM_HI] = 0;
     }
-    return c >>> 0;
+    return w.x.crc32c(this.seed, p, 8 + len) >>> 0;
   }
 
   /** Extent block tail: crc32c(inode seed, header + max entries). */

@@ -70,7 +70,8 @@ function withDir<T>(ctx: VfsContext, dir: Inode, fn: (d: Ext4Inode) => T): T {
 /** The creator for namei-ops: the umask is applied there, where a default ACL can replace it (posix_acl_create). */
 function cred(ctx: VfsContext) {
   const c = ctx.cred();
-  return { uid: c.uid, gid: c.gid, groups: c.groups, umask: ctx.umask };
+  // groups stays lazy: read only if a setgid directory or the root reserve asks (see context.ts).
+  return { uid: c.uid, gid: c.gid, get groups() { return c.groups; }, umask: ctx.umask };
 }
 
 export interface Opened {

@@ -8,6 +8,7 @@ import { Inode, INODE_FLAGS, isDir, isLnk, isReg } from "../format/inode.js";
 import { XATTR_INDEX_POSIX_ACL_ACCESS } from "../format/xattr.js";
 import type { Ext4 } from "../fs/super.js";
 import { inodeXattrs } from "../fs/xattr.js";
+import { realCred } from "./context.js";
 
 export const F_OK = 0;
 export const X_OK = 1;
@@ -24,20 +25,15 @@ export function accessMode(mode: unknown): number {
   return mode;
 }
 
-interface Creds { uid: number; groups: Set<number> }
+interface Creds { uid: number; inGroup(gid: number): boolean }
 
-/** access(2) checks the real uid and gid. Runtimes without them count as root. */
+const ROOT: Creds = { uid: 0, inGroup: (gid) => gid === 0 };
+
+/** access(2) checks the real uid and gid (read once per volume operation: see context.ts). Runtimes without them count as root. */
 function callerCreds(): Creds {
-  const p = globalThis.process;
-  if (typeof p?.getuid !== "function") return { uid: 0, groups: new Set([0]) };
-  try {
-    const groups = new Set<number>(typeof p.getgroups === "function" ? p.getgroups() : []);
-    if (typeof p.getgid === "function") groups.add(p.getgid());
-    return { uid: p.getuid(), groups };
-  } catch {
-    // Deno without --allow-sys refuses the ids: as a runtime without them, root.
-    return { uid: 0, groups: new Set([0]) };
-  }
+  const c = realCred();
+  if (!c) return ROOT;
+  return { uid: c.uid, inGroup: (gid) => c.groups.includes(gid) };
 }
 
 /** Throws EROFS, EPERM or EACCES as access(path, want) would; F_OK only needs the inode to exist. */
@@ -50,9 +46,10 @@ export function checkAccess(fs: Ext4, inode: Inode, want: number): void {
   want &= R_OK | W_OK | X_OK;
   if (want === 0) return;
   const creds = callerCreds();
-  if (bitsAllow(fs, inode, want, creds)) return;
   // Root: CAP_DAC_READ_SEARCH / CAP_DAC_OVERRIDE, except that execute needs some x bit on a non-directory.
+  // Where that grants it, the bits (and an ACL read) could only agree: decided first.
   if (creds.uid === 0 && (isDir(inode) || !(want & X_OK) || (inode.mode & 0o111))) return;
+  if (bitsAllow(fs, inode, want, creds)) return;
   throw new Ext4Error("EACCES", "permission denied");
 }
 
@@ -63,7 +60,7 @@ function bitsAllow(fs: Ext4, inode: Inode, want: number, c: Creds): boolean {
     const acl = accessAcl(fs, inode);
     if (acl) return aclAllows(acl, inode, want, c);
   }
-  if (c.groups.has(inode.gid)) return ((mode >> 3) & want) === want;
+  if (c.inGroup(inode.gid)) return ((mode >> 3) & want) === want;
   return (mode & want) === want;
 }
 
@@ -85,7 +82,7 @@ function aclAllows(acl: AclEntry[], inode: Inode, want: number, c: Creds): boole
       case ACL_USER: if (c.uid === e.id) return masked(e.perm); break;
       case ACL_GROUP_OBJ: case ACL_GROUP: {
         const gid = e.tag === ACL_GROUP_OBJ ? inode.gid : e.id;
-        if (c.groups.has(gid)) {
+        if (c.inGroup(gid)) {
           // The first matching group that grants it decides, through the mask.
           if ((e.perm & want) === want) return masked(e.perm);
           groupMatched = true;

@@ -31,7 +31,7 @@ import { VolumeReadStream, type ReadStreamOptions } from "./read-stream.js";
 import { BigIntStats, decodeRdev, Stats } from "./stats.js";
 import type { Dirent } from "./types.js";
 import { touchAtime } from "./atime.js";
-import { processCred, type VfsContext } from "./context.js";
+import { credScope, processCred, type VfsContext } from "./context.js";
 import { copyFile, COPYFILE_EXCL, COPYFILE_FICLONE, COPYFILE_FICLONE_FORCE } from "./copy-file.js";
 import { FileHandle } from "./file-handle.js";
 import { FileTable, type OpenFile } from "./file-table.js";
@@ -152,7 +152,7 @@ export class Volume {
   private op<T>(syscall: string, path: PathLike | undefined, fn: () => T, dest?: PathLike): T {
     this.check(syscall, path);
     try {
-      return fn();
+      return credScope(fn); // the caller's ids read once for the whole operation
     } catch (e) {
       throw annotate(e, syscall, path === undefined ? undefined : pathText(path), dest === undefined ? undefined : pathText(dest));
     }

@@ -120,6 +120,12 @@ export class Ext4Wasm {
   crc32c(seed: number, bytes: Uint8Array): number {
     let crc = seed >>> 0;
     const mem = this.u8;
+    // Most checksums cover less than the scratch: no subarray (each is an allocation) for them.
+    if (bytes.buffer === mem.buffer) return this.x.crc32c(crc, bytes.byteOffset, bytes.length) >>> 0;
+    if (bytes.length <= SCRATCH_BYTES) {
+      mem.set(bytes, this.scratchPtr);
+      return this.x.crc32c(crc, this.scratchPtr, bytes.length) >>> 0;
+    }
     for (let off = 0; off < bytes.length; off += SCRATCH_BYTES) {
       const chunk = bytes.subarray(off, Math.min(bytes.length, off + SCRATCH_BYTES));
       if (chunk.buffer === mem.buffer) {

@@ -5,10 +5,11 @@ import * as path from "node:path";
 import { HELP_OPTION, IMAGE_OPTIONS, type CommandSpec, type ParsedArgs } from "../args.js";
 import { EXIT_OK, warn } from "../errors.js";
 import { joinPath } from "../format.js";
-import { Progress } from "../get/progress.js";
 import { imageOptions } from "../image.js";
 import { toJson, type Output } from "../output.js";
 import { TreeImporter } from "../put/copy-in.js";
+import { PutProgress } from "../put/progress.js";
+import { credScope } from "../../vfs/context.js";
 import { withWritableImage } from "../write-image.js";
 
 export const spec: CommandSpec = {
@@ -16,7 +17,7 @@ export const spec: CommandSpec = {
   usage: "IMAGE HOSTPATH DEST",
   summary: "Copy HOSTPATH (a file or a whole tree) into the image as DEST, preserving what cp -a does.",
   options: [
-    { long: "quiet", short: "q", help: "no progress line on stderr" },
+    { long: "quiet", short: "q", help: "no progress bar on stderr (drawn only when stderr is a terminal)" },
     ...IMAGE_OPTIONS, { long: "json", help: "print a JSON summary (entries, bytes, warnings) on stdout" }, HELP_OPTION,
   ],
   minArgs: 3,
@@ -38,14 +39,23 @@ export const spec: CommandSpec = {
 export function run(args: ParsedArgs, out: Output): number {
   const [image, src, dest] = args.positionals;
   const json = args.flags.has("json");
-  const progress = new Progress(args.flags.has("quiet"));
-  const result = withWritableImage(image, imageOptions(args), (vol) => {
-    // Like cp: into an existing directory, else the copy is DEST itself.
-    const base = path.basename(path.resolve(src));
-    const into = vol.statSync(dest, { throwIfNoEntry: false })?.isDirectory() && path.basename(src) !== ".";
-    const target = into ? joinPath(Buffer.from(dest), Buffer.from(base)) : Buffer.from(dest);
-    return new TreeImporter(vol, { progress }).run(src, target);
-  });
+  // A bar on stderr when it is a terminal (and not -q); erased before any error line.
+  const progress = new PutProgress(args.flags.has("quiet"));
+  let result;
+  try {
+    result = withWritableImage(image, imageOptions(args), (vol) => {
+      // Like cp: into an existing directory, else the copy is DEST itself.
+      const base = path.basename(path.resolve(src));
+      const into = vol.statSync(dest, { throwIfNoEntry: false })?.isDirectory() && path.basename(src) !== ".";
+      const target = into ? joinPath(Buffer.from(dest), Buffer.from(base)) : Buffer.from(dest);
+      // One scope for the whole copy: this process never changes its ids while it runs (see vfs/context.ts).
+      const r = credScope(() => new TreeImporter(vol, { progress }).run(src, target));
+      progress.stage("writing back"); // the unmount that follows writes the data and commits
+      return r;
+    });
+  } finally {
+    progress.done();
+  }
   if (json) out.line(toJson({ entries: result.entries, bytes: result.bytes, warnings: result.warnings }));
   else for (const w of result.warnings) warn(w);
   return EXIT_OK;

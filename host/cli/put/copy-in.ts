@@ -17,11 +17,11 @@ import * as path from "node:path";
 import { Ext4Error } from "../../errors.js";
 import type { Volume } from "../../vfs/volume.js";
 import { joinPath } from "../format.js";
-import type { Progress } from "../get/progress.js";
 import { type HostXattr, readHostXattrs } from "./host-xattrs.js";
+import type { PutProgress } from "./progress.js";
 
 export interface PutOptions {
-  progress: Progress;
+  progress: PutProgress;
 }
 
 export interface PutResult {
@@ -42,10 +42,17 @@ interface Entry {
   linkOf: number;
   /** An existing directory of the image this copy merges into (nothing created). */
   merge: boolean;
+  /** Owner, mode and times already set at creation (a regular file, through its descriptor). */
+  settled: boolean;
+  /**
+   * What is created in its parent gets the creator's ids and exactly the mode asked: no setgid bit
+   * and no default ACL there (a directory this copy makes is 0700 until the end and inherits those
+   * only from a parent that has them).
+   */
+  clean: boolean;
 }
 
 const CHUNK = 1 << 20;
-const isRoot = () => typeof process.getuid === "function" && process.getuid() === 0;
 const S_IFMT = 0o170000n;
 
 function kind(st: fs.BigIntStats): "dir" | "file" | "symlink" | "node" {
@@ -63,6 +70,12 @@ export class TreeImporter {
   private tmpSeq = 0;
   /** The image's block size (the unit of holes), asked once. */
   private blockSize = 0;
+  /** The one buffer every file's bytes pass through (a fresh megabyte per file was most of put's GC). */
+  private chunk: Buffer | undefined;
+  /** Owners of what is created: the source's as root, else the invoking user's (as cp); fixed for the run. */
+  private owner: ((st: fs.BigIntStats) => { uid: number; gid: number }) | undefined;
+  /** Who creates (the effective ids): what a new inode in a clean directory is owned by. */
+  private creator = { uid: 0, gid: 0 };
 
   constructor(private readonly vol: Volume, private readonly opts: PutOptions) {}
 
@@ -71,31 +84,46 @@ export class TreeImporter {
     src = path.resolve(src); // getfattr then names entries exactly as the walk joins them
     this.plan(Buffer.from(src), dst);
     this.checkSpace();
-    this.opts.progress.total = this.entries.length;
+    let total = 0;
+    for (const e of this.entries) if (e.linkOf < 0 && e.st.isFile()) total += Number(e.st.size);
+    this.opts.progress.start(this.entries.length, total);
     const xattrs = this.hostXattrs(src);
+    const root = typeof process.getuid === "function" && process.getuid() === 0;
+    const uid = process.getuid?.() ?? 0, gid = process.getgid?.() ?? 0;
+    this.owner = root ? (st) => ({ uid: Number(st.uid), gid: Number(st.gid) }) : () => ({ uid, gid });
+    this.creator = { uid: process.geteuid?.() ?? 0, gid: process.getegid?.() ?? 0 };
+    // No umask while creating: a file in a clean directory is made with its final permission bits
+    // (its own descriptor writes it all the same), so most need no chmod; metadata sets the rest.
+    const umask = this.vol.umask;
+    this.vol.umask = 0;
     try {
-      for (const e of this.entries) this.create(e);
+      for (const e of this.entries) this.create(e, !xattrs.has(e.host.toString("latin1")));
       for (const e of this.entries) {
         const list = xattrs.get(e.host.toString("latin1"));
         if (list && !e.merge) this.setXattrs(e, list);
       }
     } catch (err) {
+      this.opts.progress.done();
       this.rollback();
       throw err;
     } finally {
-      this.opts.progress.done();
+      this.vol.umask = umask;
     }
+    this.opts.progress.stage("owners and times");
     for (const e of this.entries) if (!e.at.equals(e.dst)) this.vol.renameSync(e.at, e.dst);
-    for (let i = this.entries.length - 1; i >= 0; i--) this.metadata(this.entries[i]);
+    for (let i = this.entries.length - 1; i >= 0; i--) if (!this.entries[i].settled) this.metadata(this.entries[i]);
     return { entries: this.entries.length, bytes: this.bytes, warnings: this.warnings };
   }
 
   /** The walk of the host tree, pre-order, with what is in the way in the image. */
   private plan(src: Buffer, dst: Buffer): void {
     const firstOf = new Map<string, number>();
-    const todo: { host: Buffer; dst: Buffer }[] = [{ host: src, dst }];
+    // `fresh`: the parent is created by this copy, so nothing of the image can be in the way.
+    const slash = dst.lastIndexOf(0x2f);
+    const top = { host: src, dst, fresh: false, clean: this.cleanDir(slash <= 0 ? Buffer.from("/") : dst.subarray(0, slash)) };
+    const todo: { host: Buffer; dst: Buffer; fresh: boolean; clean: boolean }[] = [top];
     while (todo.length > 0) {
-      const { host, dst: d } = todo.pop()!;
+      const { host, dst: d, fresh, clean } = todo.pop()!;
       const st = fs.lstatSync(host, { bigint: true });
       const k = kind(st);
       let linkOf = -1;
@@ -104,7 +132,7 @@ export class TreeImporter {
         linkOf = firstOf.get(key) ?? -1;
         if (linkOf < 0) firstOf.set(key, this.entries.length);
       }
-      const existing = this.vol.lstatSync(d, { throwIfNoEntry: false });
+      const existing = fresh ? undefined : this.vol.lstatSync(d, { throwIfNoEntry: false });
       let merge = false;
       let at = d;
       if (existing) {
@@ -114,12 +142,20 @@ export class TreeImporter {
         else if (existing.isDirectory()) throw new Ext4Error("EISDIR", `cannot overwrite directory '${shown}' with a non-directory`, { syscall: "put", path: shown });
         else at = this.tempBeside(d);
       }
-      this.entries.push({ host, dst: d, at, st, linkOf, merge });
+      this.entries.push({ host, dst: d, at, st, linkOf, merge, settled: false, clean });
       if (k === "dir") {
         const names = fs.readdirSync(host, { encoding: "buffer" }).sort(Buffer.compare).reverse();
-        for (const n of names) todo.push({ host: joinPath(host, n), dst: joinPath(d, n) });
+        const inside = merge ? this.cleanDir(d) : clean;
+        for (const n of names) todo.push({ host: joinPath(host, n), dst: joinPath(d, n), fresh: !merge, clean: inside });
       }
     }
+  }
+
+  /** An existing directory of the image gives what is created in it no group and no ACL of its own. */
+  private cleanDir(dir: Buffer): boolean {
+    const st = this.vol.lstatSync(dir, { throwIfNoEntry: false });
+    if (!st?.isDirectory() || st.mode & 0o2000) return false;
+    return !this.vol.listxattr(dir, { noFollow: true }).includes("system.posix_acl_default");
   }
 
   private tempBeside(dst: Buffer): Buffer {
@@ -154,7 +190,8 @@ export class TreeImporter {
     return r.byPath;
   }
 
-  private create(e: Entry): void {
+  /** Makes the entry; `settle`: a regular file with no xattrs to come gets its metadata now, through its descriptor. */
+  private create(e: Entry, settle: boolean): void {
     this.opts.progress.file();
     if (e.merge) return;
     const vol = this.vol;
@@ -168,56 +205,83 @@ export class TreeImporter {
     } else if (k === "node") {
       vol.mknodSync(e.at, Number(e.st.mode), Number(e.st.rdev));
     } else {
-      this.copyFile(e);
+      this.copyFile(e, settle);
       return;
     }
     this.created.push(e.at);
   }
 
-  /** The file's bytes; a sparse host file's zero blocks stay holes (cp --sparse=auto). */
-  private copyFile(e: Entry): void {
+  /**
+   * The file's bytes, a megabyte per host read into one reused buffer (a
+   * small file: one read); a sparse host file's zero blocks stay holes (cp
+   * --sparse=auto). With `settle`, owner, mode and times are set through the
+   * open descriptor once the bytes are in, as cp -a does per file: no path
+   * walks for them later.
+   */
+  private copyFile(e: Entry, settle: boolean): void {
     const vol = this.vol;
     const size = Number(e.st.size);
     const sparse = Number(e.st.blocks) * 512 < size;
     const bs = (this.blockSize ||= vol.statfsSync().bsize);
-    const src = fs.openSync(e.host, "r");
+    const src = size > 0 ? fs.openSync(e.host, "r") : -1;
     try {
-      const fd = vol.openSync(e.at, "wx", 0o600);
+      // Made with its final rwx bits where nothing in the parent changes them (see run).
+      const quick = settle && e.clean;
+      const fd = vol.openSync(e.at, "wx", quick ? Number(e.st.mode & 0o777n) : 0o600);
       this.created.push(e.at);
       try {
-        const buf = Buffer.allocUnsafe(CHUNK);
+        const buf = (this.chunk ??= Buffer.allocUnsafeSlow(CHUNK));
+        let end = 0; // where the last byte written ends
         for (let pos = 0; pos < size; ) {
           const n = fs.readSync(src, buf, 0, Math.min(CHUNK, size - pos), pos);
           if (n === 0) break; // the host file shrank under us: copy what there is
-          if (!sparse) vol.writeSync(fd, buf, 0, n, pos);
-          else this.writeSparse(fd, buf.subarray(0, n), pos, bs);
+          if (!sparse) {
+            vol.writeSync(fd, buf, 0, n, pos);
+            end = pos + n;
+          } else {
+            end = this.writeSparse(fd, buf.subarray(0, n), pos, bs) || end;
+          }
           pos += n;
           this.bytes += n;
           this.opts.progress.addBytes(n);
         }
         // A file that ends in a hole (or shrank) gets its size all the same.
-        if (vol.fstatSync(fd).size !== size) vol.ftruncateSync(fd, size);
+        if (end !== size) vol.ftruncateSync(fd, size);
+        if (quick) {
+          // Owned by the creator, mode as made: chown only for other ids, chmod only for set-ID and sticky bits.
+          const { uid, gid } = this.owner!(e.st);
+          if (uid !== this.creator.uid || gid !== this.creator.gid) vol.fchownSync(fd, uid, gid);
+          if (e.st.mode & 0o7000n) vol.fchmodSync(fd, Number(e.st.mode & ~S_IFMT));
+          vol.futimesSync(fd, e.st.atimeNs, e.st.mtimeNs);
+          e.settled = true;
+        } else if (settle) {
+          this.setMetadata(e, (uid, gid) => vol.fchownSync(fd, uid, gid), (mode) => vol.fchmodSync(fd, mode), (a, m) => vol.futimesSync(fd, a, m));
+          e.settled = true;
+        }
       } finally {
         vol.closeSync(fd);
       }
     } finally {
-      fs.closeSync(src);
+      if (src >= 0) fs.closeSync(src);
     }
   }
 
-  /** Writes only the blocks of `data` (file offset `pos`) that are not all zero. */
-  private writeSparse(fd: number, data: Buffer, pos: number, bs: number): void {
+  /** Writes only the blocks of `data` (file offset `pos`) that are not all zero; returns where the last run written ends, 0 if none. */
+  private writeSparse(fd: number, data: Buffer, pos: number, bs: number): number {
     let runStart = -1;
+    let end = 0;
     for (let off = 0; off <= data.length; off += bs) {
-      const end = Math.min(off + bs, data.length);
-      const zero = off >= data.length || isZero(data, off, end);
+      const stop = Math.min(off + bs, data.length);
+      const zero = off >= data.length || isZero(data, off, stop);
       if (!zero && runStart < 0) runStart = off;
-      if ((zero || end === data.length) && runStart >= 0) {
-        const stop = zero ? off : end;
-        this.vol.writeSync(fd, data, runStart, stop - runStart, pos + runStart);
+      if ((zero || stop === data.length) && runStart >= 0) {
+        const last = zero ? off : stop;
+        this.vol.writeSync(fd, data, runStart, last - runStart, pos + runStart);
+        end = pos + last;
         runStart = -1;
       }
     }
+    return end;
   }
 
   private setXattrs(e: Entry, list: HostXattr[]): void {
@@ -234,17 +298,21 @@ export class TreeImporter {
     }
   }
 
+  /** Owner, mode and times by path, in post-order (a directory merged into gets the source's too, as cp -a gives it). */
   private metadata(e: Entry): void {
     const vol = this.vol;
+    const chmod = kind(e.st) === "symlink" ? undefined : (mode: number) => vol.chmodSync(e.dst, mode);
+    this.setMetadata(e, (uid, gid) => vol.lchownSync(e.dst, uid, gid), chmod, (a, m) => vol.lutimesSync(e.dst, a, m));
+  }
+
+  /** chown before chmod (chown clears setuid and setgid), times last. */
+  private setMetadata(e: Entry, chown: (uid: number, gid: number) => void, chmod: ((mode: number) => void) | undefined,
+    utimes: (atime: bigint, mtime: bigint) => void): void {
     const st = e.st;
-    const k = kind(st);
-    // A directory merged into gets the source's metadata too, as cp -a gives it.
-    const root = isRoot();
-    const uid = root ? Number(st.uid) : (process.getuid?.() ?? 0);
-    const gid = root ? Number(st.gid) : (process.getgid?.() ?? 0);
-    vol.lchownSync(e.dst, uid, gid);
-    if (k !== "symlink") vol.chmodSync(e.dst, Number(st.mode & ~S_IFMT));
-    vol.lutimesSync(e.dst, st.atimeNs, st.mtimeNs); // bigint: exact nanoseconds
+    const { uid, gid } = this.owner!(st);
+    chown(uid, gid);
+    chmod?.(Number(st.mode & ~S_IFMT));
+    utimes(st.atimeNs, st.mtimeNs); // bigint: exact nanoseconds
   }
 
   /** Removes what this copy created, newest first (a directory after its contents). */
