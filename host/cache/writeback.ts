@@ -51,7 +51,7 @@ export class Writeback {
 
   /** The two thresholds in bytes of the cache budget. */
   thresholds(): { dirty: number; background: number } {
-    const cap = this.cache.stats().capacityBytes;
+    const cap = this.cache.x.cacheCapacityBytes() >>> 0;
     return { dirty: Math.floor(cap * this.limits.dirtyRatio), background: Math.floor(cap * this.limits.backgroundRatio) };
   }
 
@@ -68,8 +68,10 @@ export class Writeback {
    */
   balanceDirty(): number {
     if (!this.fn || this.active) return 0;
-    const { dirty, background } = this.thresholds();
-    if (this.dirtyNow() <= dirty) return 0;
+    // Called after every folio a writer dirties: the common case, below the threshold, is two counters and a product.
+    const cap = this.cache.x.cacheCapacityBytes() >>> 0;
+    if (this.dirtyNow() <= Math.floor(cap * this.limits.dirtyRatio)) return 0;
+    const { background } = this.thresholds();
     let written = 0;
     while (this.dirtyNow() > background) {
       const n = this.writeRound(background);

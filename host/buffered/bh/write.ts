@@ -113,12 +113,12 @@ export function bhWrite(st: BhState, inode: Ext4Inode, pos: number, src: Uint8Ar
  * at write time; first, with claims at half the free space, writeback starts.
  */
 function nondaSwitch(st: BhState): boolean {
-  const s = allocStats(st.fs);
-  const free = s.freeClusters;
-  const dirty = s.dirtyClusters;
-  if (dirty > 0 && free < 2 * dirty) writebackAll(st);
-  const after = allocStats(st.fs);
-  return 2 * after.freeClusters < 3 * after.dirtyClusters;
+  let s = allocStats(st.fs);
+  if (s.dirtyClusters > 0 && s.freeClusters < 2 * s.dirtyClusters) {
+    writebackAll(st);
+    s = allocStats(st.fs);
+  }
+  return 2 * s.freeClusters < 3 * s.dirtyClusters;
 }
 
 /** try_to_writeback_inodes_sb: every dirty data mapping written back once. */
@@ -193,12 +193,15 @@ function prepareEdges(st: BhState, slot: number, from: number, to: number, bhs: 
   const fs = st.fs;
   const cache = fs.cache;
   const bs = fs.sb.blockSize;
-  const edges = new Set<number>();
-  if (from % bs) edges.add(Math.floor(from / bs));
-  if (to % bs) edges.add(Math.floor(to / bs));
+  // At most two edge blocks (one when both ends fall in the same block); none for a block-aligned write.
+  const first = from % bs ? Math.floor(from / bs) : -1;
+  const last = to % bs ? Math.floor(to / bs) : -1;
+  if (first < 0 && last < 0) return;
   const bio = new ReadBio(fs);
   try {
-    for (const b of edges) {
+    for (let i = 0; i < 2; i++) {
+      const b = i === 0 ? first : last;
+      if (b < 0 || (i === 1 && b === first)) continue;
       if (cache.isUptodate(slot, b, 1)) continue;
       const bh = bhs[b];
       const jbh = journalData && bh.has(BH.Mapped) ? fs.bcache.peek(bh.blocknr) : undefined;
