@@ -790,6 +790,19 @@ export function folioIndex(s: u32): f64 { return <f64>u64at(aIndex, s); }
 export function folioOrder(s: u32): u32 { return u8at(aOrder, s); }
 export function folioMapping(s: u32): u32 { return u32at(aMapping, s); }
 export function folioGen(s: u32): u32 { return u32at(aGen, s); }
+/**
+ * Where the per-slot arrays the host reads most live, written to `out` as
+ * u32s: index (u64 per slot), mapping, generation (u32), order (u8), and the
+ * arena base. Fixed at set-up (memory never grows afterwards), so the host
+ * reads these fields from memory instead of calling in for each.
+ */
+export function folioLayout(out: usize): void {
+  store<u32>(out, <u32>aIndex);
+  store<u32>(out + 4, <u32>aMapping);
+  store<u32>(out + 8, <u32>aGen);
+  store<u32>(out + 12, <u32>aOrder);
+  store<u32>(out + 16, <u32>arenaBase);
+}
 export function folioPin(s: u32): void { const p = aRef + (<usize>s << 1); store<u16>(p, load<u16>(p) + 1); }
 /** Drops a pin; the last pin of a dropbehind folio that is clean and not under writeback frees it. */
 export function folioUnpin(s: u32): void {

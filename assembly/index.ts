@@ -34,7 +34,7 @@ export { bitmapFind, bitmapCount, bitmapFill, bitmapFindZeroRun, bitmapLongestZe
 export { extentCheckHeader, extentSearch } from "./extent";
 export { zeroRange, isZero } from "./zero";
 export {
-  folioLookup, folioCreate, folioFirstCached, folioRemove, folioDropIfIdle, folioAddr, folioIndex, folioOrder, folioMapping, folioGen,
+  folioLookup, folioCreate, folioFirstCached, folioRemove, folioDropIfIdle, folioAddr, folioIndex, folioOrder, folioMapping, folioGen, folioLayout,
   folioPin, folioUnpin, folioBlocks, folioSetUptodate, folioClearUptodate, folioFindNotUptodate,
   folioFindUptodate, folioSetDirty, folioClearDirty, folioFindDirty, folioIsDirty, folioDropMapping,
   folioPins, folioClearDirtyForIo, folioStartWriteback, folioEndWriteback, folioSetDropbehind, folioClearDropbehind,

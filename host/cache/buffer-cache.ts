@@ -213,7 +213,7 @@ export class BufferCache implements BufferHeadOwner {
   bufferDirty(bh: BufferHead): boolean { return this.dirtyHeads.has(bh); }
 
   private stillCached(bh: BufferHead): boolean {
-    return this.cache.gen(bh.slot) === bh.gen && this.cache.x.folioMapping(bh.slot) === DEVICE_MAPPING;
+    return this.cache.gen(bh.slot) === bh.gen && this.cache.mappingOfSlot(bh.slot) === DEVICE_MAPPING;
   }
 
   private maybeDrop(bh: BufferHead): void {

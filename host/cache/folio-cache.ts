@@ -36,15 +36,37 @@ export class FolioCache {
   readonly x: Ext4Wasm["x"];
   readonly mappings: Mappings;
   readonly writeback: Writeback;
+  /** Smallest folio order that holds a whole block. */
+  readonly minOrder: number;
+  // A folio's index, mapping, generation and order are read from the slot arrays in wasm memory, where the
+  // hot paths ask for them several times a folio: a call into wasm for each costs more than the read, and
+  // more again where call sites see the exports of many mounts' instances.
+  private readonly mem32: Uint32Array;
+  private readonly mem8: Uint8Array;
+  private readonly aIndex32: number;
+  private readonly aMapping32: number;
+  private readonly aGen32: number;
+  private readonly aOrder: number;
+  private readonly arenaBase: number;
+  private readonly pageBlocksShift: number;
   constructor(readonly wasm: Ext4Wasm, readonly blockSize: number) {
     this.x = wasm.x;
     this.mappings = new Mappings(wasm);
     this.writeback = new Writeback(this);
-  }
-
-  /** Smallest folio order that holds a whole block. */
-  get minOrder(): number {
-    return this.blockSize > PAGE_SIZE ? Math.log2(this.blockSize / PAGE_SIZE) : 0;
+    this.minOrder = blockSize > PAGE_SIZE ? Math.log2(blockSize / PAGE_SIZE) : 0;
+    this.pageBlocksShift = PAGE_SHIFT - Math.log2(blockSize);
+    const out = wasm.scratchPtr;
+    wasm.x.folioLayout(out);
+    // Memory never grows after set-up (module.ts), so these views stay attached.
+    const buf = wasm.u8.buffer;
+    const lay = new Uint32Array(buf, out, 5);
+    this.aIndex32 = lay[0] >>> 2;
+    this.aMapping32 = lay[1] >>> 2;
+    this.aGen32 = lay[2] >>> 2;
+    this.aOrder = lay[3];
+    this.arenaBase = lay[4];
+    this.mem32 = new Uint32Array(buf);
+    this.mem8 = new Uint8Array(buf);
   }
 
   /** The mapping id the read paths use for an inode (see Mappings.idFor). */
@@ -78,18 +100,24 @@ export class FolioCache {
 
   /** Folio bytes as a view into wasm memory (memory never grows after set-up; the view lasts while the folio does). */
   bytes(slot: number): Uint8Array {
-    return this.wasm.view(this.addr(slot), PAGE_SIZE << this.x.folioOrder(slot));
+    return this.wasm.view(this.addr(slot), this.size(slot));
   }
 
   // wasm returns u32 as a signed i32: addresses past 2 GiB of cache would come
   // back negative. Page indexes are u64 in wasm and cross as f64.
-  addr(slot: number): number { return this.x.folioAddr(slot) >>> 0; }
-  index(slot: number): number { return this.x.folioIndex(slot); }
-  order(slot: number): number { return this.x.folioOrder(slot); }
-  size(slot: number): number { return PAGE_SIZE << this.x.folioOrder(slot); }
-  blocks(slot: number): number { return this.x.folioBlocks(slot); }
-  gen(slot: number): number { return this.x.folioGen(slot); }
-  mappingOfSlot(slot: number): number { return this.x.folioMapping(slot) >>> 0; }
+  addr(slot: number): number { return this.arenaBase + slot * PAGE_SIZE; }
+  index(slot: number): number {
+    const i = this.aIndex32 + slot * 2;
+    return this.mem32[i] + this.mem32[i + 1] * 0x100000000;
+  }
+  order(slot: number): number { return this.mem8[this.aOrder + slot]; }
+  size(slot: number): number { return PAGE_SIZE << this.mem8[this.aOrder + slot]; }
+  blocks(slot: number): number {
+    const sh = this.mem8[this.aOrder + slot] + this.pageBlocksShift;
+    return sh > 0 ? 1 << sh : 1;
+  }
+  gen(slot: number): number { return this.mem32[this.aGen32 + slot]; }
+  mappingOfSlot(slot: number): number { return this.mem32[this.aMapping32 + slot]; }
   flags(slot: number): number { return this.x.folioFlags(slot); }
   /** The folio's own marks (TAG bits). */
   marks(slot: number): number { return this.x.folioMarks(slot); }
@@ -151,7 +179,7 @@ export class FolioCache {
       from = this.index(last) + (1 << this.order(last));
       for (let i = 0; i < n; i++) {
         const slot = batch[i * 2];
-        if (this.x.folioGen(slot) !== batch[i * 2 + 1] || this.mappingOfSlot(slot) !== mapping) continue;
+        if (this.gen(slot) !== batch[i * 2 + 1] || this.mappingOfSlot(slot) !== mapping) continue;
         if (tag && !(this.marks(slot) & tag)) continue;
         yield slot;
       }

@@ -35,6 +35,8 @@ export class Writeback {
   private active = false;
   /** Pages written back by balanceDirty and by folio creation (statistics). */
   writtenPages = 0;
+  /** The cache budget in bytes (fixed at set-up). */
+  private capacity = 0;
 
   constructor(private readonly cache: FolioCache) {}
 
@@ -51,7 +53,7 @@ export class Writeback {
 
   /** The two thresholds in bytes of the cache budget. */
   thresholds(): { dirty: number; background: number } {
-    const cap = this.cache.stats().capacityBytes;
+    const cap = this.cache.x.cacheCapacityBytes() >>> 0;
     return { dirty: Math.floor(cap * this.limits.dirtyRatio), background: Math.floor(cap * this.limits.backgroundRatio) };
   }
 
@@ -68,8 +70,10 @@ export class Writeback {
    */
   balanceDirty(): number {
     if (!this.fn || this.active) return 0;
-    const { dirty, background } = this.thresholds();
-    if (this.dirtyNow() <= dirty) return 0;
+    // Called after every folio a writer dirties: the common case, below the threshold, is two counters and a product.
+    this.capacity ||= this.cache.x.cacheCapacityBytes() >>> 0;
+    if (this.dirtyNow() <= Math.floor(this.capacity * this.limits.dirtyRatio)) return 0;
+    const { background } = this.thresholds();
     let written = 0;
     while (this.dirtyNow() > background) {
       const n = this.writeRound(background);

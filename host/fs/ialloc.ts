@@ -19,6 +19,7 @@ import { markGroupDescDirty } from "./groups.js";
 import { Ext4Inode, shouldUseBufferedIomap, STATE } from "./inode.js";
 import { markInodeDirty } from "./inode-write.js";
 import type { Ext4 } from "./super.js";
+import { currentTime } from "./xattr-write.js";
 
 /** EXT4_ROOT_INO (super.ts exports it too; not imported from there: fs/evict.ts, which super.ts imports, imports this module). */
 const ROOT_INO = 2;
@@ -102,11 +103,8 @@ export function wantExtraIsize(fs: Ext4): number {
   return want;
 }
 
-function now(): Timespec {
-  const ms = performance.timeOrigin + performance.now();
-  const sec = Math.floor(ms / 1000);
-  return { sec, nsec: Math.min(999_999_999, Math.floor((ms - sec * 1000) * 1e6)) };
-}
+/** The one clock of the inode times (a second clock here could date a new file after its first write). */
+const now = (): Timespec => currentTime();
 
 // ---- the inode bitmap ----
 

@@ -166,13 +166,29 @@ function deleteInodeXattrs(handle: Handle, fs: Ext4, inode: Inode): void {
   releaseBlock(handle, fs, inode, block.pblk);
 }
 
-/** The wall clock as a timestamp (inode_set_ctime_current). */
+/** The wall clock as a timestamp, fine-grained (ktime_get_real_ts64_mg: it raises the floor). */
 export function currentTime(): Timespec {
   const ns = process.hrtime.bigint() - HR_AT_START + EPOCH_NS_AT_START;
+  if (ns > floorNs) floorNs = ns;
+  return { sec: Number(ns / 1_000_000_000n), nsec: Number(ns % 1_000_000_000n) };
+}
+
+/**
+ * The coarse clock of multigrain timestamps (ktime_get_coarse_real_ts64_mg):
+ * the time of the last tick (HZ=250, as this kernel is built), but never
+ * before a fine-grained stamp already handed out, so that a file changed
+ * after another never looks changed before it.
+ */
+export function coarseTime(): Timespec {
+  const now = process.hrtime.bigint() - HR_AT_START + EPOCH_NS_AT_START;
+  let ns = now - (now % TICK_NS);
+  if (ns < floorNs) ns = floorNs;
   return { sec: Number(ns / 1_000_000_000n), nsec: Number(ns % 1_000_000_000n) };
 }
 const HR_AT_START = process.hrtime.bigint();
 const EPOCH_NS_AT_START = BigInt(Date.now()) * 1_000_000n;
+const TICK_NS = 4_000_000n;
+let floorNs = 0n;
 
 // ---- reading the two areas ----
 

@@ -10,7 +10,7 @@ import { Ext4Error } from "../errors.js";
 import { INODE_FLAGS, type Inode, isDir, isReg, type Timespec } from "../format/inode.js";
 import type { Ext4Inode } from "../fs/inode.js";
 import { markInodeDirty } from "../fs/inode-write.js";
-import { currentTime } from "../fs/xattr-write.js";
+import { coarseTime, currentTime } from "../fs/xattr-write.js";
 import type { VfsContext } from "./context.js";
 import type { OpenFile } from "./file-table.js";
 import { vfsFallocate } from "./fallocate.js";
@@ -42,16 +42,34 @@ export function dirtyInode(ctx: VfsContext, inode: Ext4Inode): void {
  */
 export function fileModified(ctx: VfsContext, inode: Ext4Inode): void {
   let changed = false;
-  const mode = removePrivs(ctx.fs, ctx.cred(), inode);
-  if (mode !== inode.mode) { inode.mode = mode; changed = true; }
-  const now = currentTime();
+  // S_NOSEC first: once nothing is left to remove, a write costs no credential lookup and no xattr walk.
+  if (!inode.noSec) {
+    const mode = removePrivs(ctx.fs, ctx.cred(), inode);
+    if (mode !== inode.mode) { inode.mode = mode; changed = true; }
+  }
+  // Multigrain timestamps (ext4 is FS_MGTIME): the coarse clock, so a stream of writes dirties the inode once a
+  // tick, not once a call; a fine-grained stamp only when the times were looked at since the last change and the
+  // coarse one would not show a change.
+  let now = coarseTime();
+  if (timesQueried.has(inode) && !afterTime(now, inode.ctime)) now = currentTime();
   if (!sameTime(inode.mtime, now) || !sameTime(inode.ctime, now)) {
     inode.mtime = { ...now };
     inode.ctime = { ...now };
+    timesQueried.delete(inode);
     changed = true;
   }
   if (changed) dirtyInode(ctx, inode);
 }
+
+/** Inodes whose mtime or ctime was read (stat) since they last changed: I_CTIME_QUERIED. */
+const timesQueried = new WeakSet<object>();
+
+/** fill_mg_cmtime: stat read the times, so the next change must show. */
+export function markTimesQueried(inode: object): void {
+  timesQueried.add(inode);
+}
+
+function afterTime(a: Timespec, b: Timespec): boolean { return a.sec > b.sec || (a.sec === b.sec && a.nsec > b.nsec); }
 
 /**
  * write(2) / pwrite(2) of `src` to an open file: at `pos`, or at the file's

@@ -37,6 +37,7 @@ import { FileHandle } from "./file-handle.js";
 import { FileTable, type OpenFile } from "./file-table.js";
 import {
   type FallocateFlags, vfsChmod, vfsChown, vfsFallocateFile, vfsFsync, vfsFtruncate, vfsTruncate, vfsUtimes, vfsWrite, vfsWritev,
+  markTimesQueried,
 } from "./file-write.js";
 import { openPath, type RenameFlags, vfsLink, vfsMkdir, vfsMkdirRecursive, vfsMknod, vfsRename, vfsRmdir, vfsSymlink, vfsUnlink } from "./namespace.js";
 import {
@@ -193,6 +194,7 @@ export class Volume {
   }
 
   statOf(inode: Inode, bigint: boolean): Stats | BigIntStats {
+    markTimesQueried(inode);
     if (isLnk(inode) && inode.flags & INODE_FLAGS.ENCRYPT) {
       // fscrypt_symlink_getattr: st_size is the length of what readlink returns.
       inode = { ...inode, size: this.symlinkTarget(inode).length };

@@ -24,6 +24,7 @@ export interface Ext4Exports {
   folioLookup(mapping: number, index: number): number;
   folioCreate(mapping: number, index: number, order: number, minOrder: number): number;
   folioFirstCached(mapping: number, index: number, n: number): number;
+  folioLayout(out: number): void;
   folioRemove(slot: number): void;
   folioDropIfIdle(slot: number): number;
   folioAddr(slot: number): number;

@@ -21,6 +21,7 @@ interface Attached { gen: number; bhs: BufferHead[] }
 /** The buffer ring of each folio that has one. */
 export class BufferHeads {
   private attached = new Map<number, Attached>();
+  private pruneAt = 65536;
   constructor(private readonly cache: FolioCache) {}
 
   /** The folio's buffers, created (create_empty_buffers) if it has none yet. */
@@ -29,15 +30,20 @@ export class BufferHeads {
     const a = this.attached.get(slot);
     if (a && a.gen === gen) return a.bhs;
     const n = this.cache.blocks(slot);
-    const bhs: BufferHead[] = [];
+    // A slot's ring outlives its folio: a folio made in the same slot with as many blocks takes the old heads,
+    // emptied, rather than new ones (what the buffer_head slab does for the kernel).
+    const reuse = a !== undefined && a.bhs.length === n;
+    const bhs: BufferHead[] = reuse ? a.bhs : new Array<BufferHead>(n);
+    // A folio block already uptodate in the arena keeps that state (one scan when none is, as for a new folio).
+    const any = this.cache.x.folioFindUptodate(slot, 0, n) >= 0;
     for (let i = 0; i < n; i++) {
-      const bh = new BufferHead(slot, i);
-      // A folio block already uptodate in the arena keeps that state.
-      if (this.cache.isUptodate(slot, i, 1)) bh.set(BH.Uptodate);
-      bhs.push(bh);
+      const bh = reuse ? bhs[i] : (bhs[i] = new BufferHead(slot, i));
+      bh.state = any && this.cache.isUptodate(slot, i, 1) ? BH.Uptodate : 0;
+      bh.blocknr = 0;
     }
-    this.attached.set(slot, { gen, bhs });
-    if (this.attached.size > 65536) this.prune();
+    if (reuse) a.gen = gen;
+    else this.attached.set(slot, { gen, bhs });
+    if (this.attached.size > this.pruneAt) this.prune();
     return bhs;
   }
 
@@ -57,9 +63,10 @@ export class BufferHeads {
     }
   }
 
-  /** Forgets rings whose folio was reclaimed. */
+  /** Forgets rings whose folio was reclaimed; the next prune waits until the map has doubled (amortised). */
   private prune(): void {
     for (const [slot, a] of this.attached) if (this.cache.gen(slot) !== a.gen) this.attached.delete(slot);
+    this.pruneAt = Math.max(65536, 2 * this.attached.size);
   }
 }
 

@@ -67,11 +67,13 @@ export function bhWrite(st: BhState, inode: Ext4Inode, pos: number, src: Uint8Ar
     try {
       const fStart = cache.index(slot) * PAGE_SIZE;
       const off = p - fStart;
+      // The folio's buffer ring, taken once for write_begin, the copy and write_end (the folio is pinned).
+      const bhs = st.buffers.ofFolio(slot);
       n = Math.min(src.length - done, cache.size(slot) - off);
       let h: Handle | undefined;
       const delayed = !journalData && st.delalloc && !nondaSwitch(st);
       try {
-        if (delayed) daWriteBegin(st, inode, slot, off, off + n);
+        if (delayed) daWriteBegin(st, inode, slot, fStart, bhs, off, off + n);
         else h = writeBegin(st, inode, slot, off, off + n, journalData);
       } catch (e) {
         if (done > 0 && e instanceof Ext4Error && e.code === "ENOSPC") break;
@@ -82,14 +84,13 @@ export function bhWrite(st: BhState, inode: Ext4Inode, pos: number, src: Uint8Ar
         const b0 = Math.floor(off / bs);
         const b1 = Math.ceil((off + n) / bs);
         cache.setUptodate(slot, b0, b1 - b0);
-        const bhs = st.buffers.ofFolio(slot);
         if (journalData) {
           journalFolioData(st, h!, slot, b0, b1, bhs);
         } else {
           cache.markDirty(slot, b0, b1 - b0);
           for (let b = b0; b < b1; b++) bhs[b].set(BH.Uptodate | BH.Dirty);
         }
-        if (delayed) daWriteEnd(st, inode, slot, fStart + off + n);
+        if (delayed) daWriteEnd(st, inode, bhs, fStart, fStart + off + n);
         else writeEnd(st, inode, h!, fStart + off + n, journalData);
       } finally {
         h?.stop();
@@ -113,12 +114,12 @@ export function bhWrite(st: BhState, inode: Ext4Inode, pos: number, src: Uint8Ar
  * at write time; first, with claims at half the free space, writeback starts.
  */
 function nondaSwitch(st: BhState): boolean {
-  const s = allocStats(st.fs);
-  const free = s.freeClusters;
-  const dirty = s.dirtyClusters;
-  if (dirty > 0 && free < 2 * dirty) writebackAll(st);
-  const after = allocStats(st.fs);
-  return 2 * after.freeClusters < 3 * after.dirtyClusters;
+  let s = allocStats(st.fs);
+  if (s.dirtyClusters > 0 && s.freeClusters < 2 * s.dirtyClusters) {
+    writebackAll(st);
+    s = allocStats(st.fs);
+  }
+  return 2 * s.freeClusters < 3 * s.dirtyClusters;
 }
 
 /** try_to_writeback_inodes_sb: every dirty data mapping written back once. */
@@ -134,14 +135,12 @@ export function writebackAll(st: BhState): void {
  * delayed blocks, reserved first (one claim for the folio's holes; bigalloc:
  * per new cluster); partial blocks are read (mapped) or zeroed (new).
  */
-function daWriteBegin(st: BhState, inode: Ext4Inode, slot: number, from: number, to: number): void {
+function daWriteBegin(st: BhState, inode: Ext4Inode, slot: number, fStart: number, bhs: BufferHead[], from: number, to: number): void {
   const fs = st.fs;
-  const cache = fs.cache;
   const bs = fs.sb.blockSize;
-  const firstLblk = (cache.index(slot) * PAGE_SIZE) / bs;
+  const firstLblk = fStart / bs;
   const b0 = Math.floor(from / bs);
   const b1 = Math.ceil(to / bs);
-  const bhs = st.buffers.ofFolio(slot);
   const holes: { lblk: number; len: number }[] = [];
   for (let b = b0; b < b1; ) {
     const r = classify(fs, inode, firstLblk + b, b1 - b);
@@ -193,12 +192,15 @@ function prepareEdges(st: BhState, slot: number, from: number, to: number, bhs: 
   const fs = st.fs;
   const cache = fs.cache;
   const bs = fs.sb.blockSize;
-  const edges = new Set<number>();
-  if (from % bs) edges.add(Math.floor(from / bs));
-  if (to % bs) edges.add(Math.floor(to / bs));
+  // At most two edge blocks (one when both ends fall in the same block); none for a block-aligned write.
+  const first = from % bs ? Math.floor(from / bs) : -1;
+  const last = to % bs ? Math.floor(to / bs) : -1;
+  if (first < 0 && last < 0) return;
   const bio = new ReadBio(fs);
   try {
-    for (const b of edges) {
+    for (let i = 0; i < 2; i++) {
+      const b = i === 0 ? first : last;
+      if (b < 0 || (i === 1 && b === first)) continue;
       if (cache.isUptodate(slot, b, 1)) continue;
       const bh = bhs[b];
       const jbh = journalData && bh.has(BH.Mapped) ? fs.bcache.peek(bh.blocknr) : undefined;
@@ -225,12 +227,11 @@ function prepareEdges(st: BhState, slot: number, from: number, to: number, bhs: 
  * written is mapped and written on disk (ext4_da_should_update_i_disksize),
  * else writeback moves it once the delayed blocks are allocated.
  */
-function daWriteEnd(st: BhState, inode: Ext4Inode, slot: number, end: number): void {
+function daWriteEnd(st: BhState, inode: Ext4Inode, bhs: BufferHead[], fStart: number, end: number): void {
   const fs = st.fs;
   if (end > inode.size) inode.size = end;
   if (end <= inode.disksize) return;
-  const bs = fs.sb.blockSize;
-  const bh = st.buffers.ofFolio(slot)[Math.floor((end - 1 - fs.cache.index(slot) * PAGE_SIZE) / bs)];
+  const bh = bhs[Math.floor((end - 1 - fStart) / fs.sb.blockSize)];
   if (!bh.has(BH.Mapped) || bh.has(BH.Delay) || bh.has(BH.Unwritten)) return;
   const h = fs.startHandle(2);
   try {
