@@ -362,3 +362,30 @@ d("a seeded random sequence against a model", () => {
     }, 120_000);
   }
 });
+
+dk("inline directories grow into system.data as the kernel's do (ext4_update_inline_dir)", () => {
+  for (const [count, inodeSize] of [[7, 256], [8, 256], [20, 512], [40, 512]] as const) {
+    it(`${count} names in a new directory, ${inodeSize}-byte inodes`, async () => {
+      const img = makeImage(`dir-${count}-${inodeSize}`, {}, { inodeSize });
+      const kimg = `${img}.kernel`;
+      fs.copyFileSync(img, kimg);
+      const names = Array.from({ length: count }, (_, i) => `n${String(i).padStart(3, "0")}`);
+      const vol = mount(img);
+      try {
+        vol.mkdirSync("/d");
+        for (const n of names) vol.writeFileSync(`/d/${n}`, "");
+      } finally { vol.unmount(); }
+      await fsckClean(img);
+      withLoopMountSync(kimg, (mnt) => {
+        fs.mkdirSync(path.join(mnt, "d"));
+        for (const n of names) fs.writeFileSync(path.join(mnt, "d", n), "");
+      });
+      const dirLayout = (i: string) => {
+        const st = runSync("debugfs", ["-R", "stat /d", i]).stdout;
+        return `size ${/Size: (\d+)/.exec(st)?.[1]} flags ${/Flags: (0x[0-9a-f]+)/.exec(st)?.[1]} inline ${/Size of inline data: (\d+)/.exec(st)?.[1] ?? "-"}`;
+      };
+      expect(dirLayout(img)).toBe(dirLayout(kimg));
+      withLoopMountSync(img, (mnt) => expect(fs.readdirSync(path.join(mnt, "d")).sort()).toEqual(names), { readOnly: true });
+    }, 60_000);
+  }
+});
