@@ -216,7 +216,7 @@ describe("write-path mount options", () => {
 });
 
 describe("writes refused", () => {
-  it("EROFS on a read-only mount (nothing written), EPERM for verity, ENOKEY for encrypted, EOPNOTSUPP for inline data", () => {
+  it("EROFS on a read-only mount (nothing written), EPERM for verity, ENOKEY for encrypted, EFSCORRUPTED for an inline flag without its system.data", () => {
     const bytes = new Uint8Array(16 << 20);
     mkfs(new MemoryDevice(bytes), { size: bytes.length, blockSize: 4096, ...FIXED });
     const before = bytes.slice();
@@ -238,7 +238,7 @@ describe("writes refused", () => {
     const f = createFile(rw.fs, "x");
     try {
       const flags = f.flags;
-      for (const [flag, code] of [[0x100000, "EPERM"], [0x800, "ENOKEY"], [0x10000000, "EOPNOTSUPP"]] as const) {
+      for (const [flag, code] of [[0x100000, "EPERM"], [0x800, "ENOKEY"], [0x10000000, "EFSCORRUPTED"]] as const) {
         f.flags = flags | flag;
         expect(() => io.write(f, 0, new Uint8Array(10)), code).toThrow(expect.objectContaining({ code }));
       }

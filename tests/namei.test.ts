@@ -231,7 +231,9 @@ d("inline-data directories", () => {
       for (let i = 0; i < 400; i++) {
         link(f, h, dirIno, bytes(`grown-${i}`), pool[i % 16]);
         model.set(`grown-${i}`, pool[i % 16]);
-        if (i === 3) expect(f.inode(dirIno).flags & 0x10000000).toBe(0);
+        // i_block, then system.data grown into the inode's free space (ext4_update_inline_dir), then a block.
+        if (i === 3) expect(f.inode(dirIno).flags & 0x10000000).toBe(0x10000000);
+        if (i === 12) expect(f.inode(dirIno).flags & 0x10000000).toBe(0);
         if (i % 7 === 3) { const k = `grown-${i - 2}`; unlink(f, h, dirIno, bytes(k)); model.delete(k); gone.push(k); }
       }
       expectLive(f, dirIno, model, gone);
@@ -291,9 +293,14 @@ d("inline-data directories", () => {
       model.set("n0", p3);
       expectLive(f, dirIno, model, ["n00000"]);
       expect(dir.flags & 0x10000000).toBe(0x10000000);
-      // No room left in i_block (system.data is empty): the directory is converted to a block.
+      // No room left in i_block: system.data (empty) grows into the inode's 68 free bytes and takes the name.
       link(f, h, dirIno, bytes("x".repeat(40)), p3);
       model.set("x".repeat(40), p3);
+      expect(f.inode(dirIno).flags & 0x10080000).toBe(0x10000000);
+      expect(f.inode(dirIno).size).toBe(128);
+      // No room there either: the directory is converted to a block.
+      link(f, h, dirIno, bytes("y".repeat(40)), p3);
+      model.set("y".repeat(40), p3);
       expect(f.inode(dirIno).flags & 0x10080000).toBe(0x80000);
       expect(f.inode(dirIno).size).toBe(4096);
       expectLive(f, dirIno, model, ["n00000"]);

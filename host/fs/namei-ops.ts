@@ -21,6 +21,7 @@ import { lookup, readDir } from "./dir.js";
 import { newInode } from "./ialloc.js";
 import { type Ext4Inode, setInodeSize } from "./inode.js";
 import { markInodeDirty } from "./inode-write.js";
+import { setMayInlineData } from "./inline-write.js";
 import {
   addEntry, addEntryCredits, checkNewName, decDirLinks, deleteEntry, deleteEntryCredits, dirLinkMax, EXT4_LINK_MAX, EXT4_NAME_LEN, incDirLinks,
   readDotDot, renameCredits, setDotDot, setEntry,
@@ -248,7 +249,7 @@ function withHandle<T>(fs: Ext4, credits: number, fn: (h: Handle) => T, dirs: Ex
 export function ext4Create(fs: Ext4, dir: Ext4Inode, name: Uint8Array, mode: number, cred: Cred): Ext4Inode {
   checkCreate(fs, dir, name);
   const plan = planAcls(fs, dir, S_IFREG | (mode & S_IALLUGO), cred.umask ?? 0);
-  return withHandle(fs, createCredits(fs) + aclCredits(plan), (h) => addNondir(h, fs, dir, name, allocInode(h, fs, dir, plan, name, cred)), [dir]);
+  return withHandle(fs, createCredits(fs) + aclCredits(plan), (h) => addNondir(h, fs, dir, name, setMayInlineData(fs, allocInode(h, fs, dir, plan, name, cred))), [dir]);
 }
 
 /** Userspace dev_t (glibc's makedev, as stat reports it) to major and minor; the kernel's dev_t is 32 bits (EINVAL past). */

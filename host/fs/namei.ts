@@ -23,6 +23,7 @@ import {
 import { markInodeDirty } from "./inode-write.js";
 import { currentTime, setXattr } from "./xattr-write.js";
 import { inlineDirRegions } from "./inline.js";
+import { maxInlineSize } from "./inline-write.js";
 import { appendDirBlock } from "./namei-alloc.js";
 import { MapKind } from "./mapping.js";
 import type { Ext4 } from "./super.js";
@@ -427,11 +428,9 @@ function inlineXattrPart(fs: Ext4, dir: Inode): Uint8Array {
 
 /**
  * ext4_try_add_inline_entry: into i_block, else into the system.data part,
- * else the directory is converted to a block (ext4_convert_inline_data_nolock)
- * and false says the caller adds the name there. (The kernel first tries to
- * grow system.data into free in-inode space, ext4_update_inline_dir, which
- * needs room in big inodes; we go straight to the block, as the kernel does
- * when there is none: an equally valid layout.)
+ * first grown into the inode's free xattr space when it is empty
+ * (ext4_update_inline_dir), else the directory is converted to a block
+ * (ext4_convert_inline_data_nolock) and false says the caller adds the name there.
  */
 function addInlineEntry(handle: Handle, fs: Ext4, dir: Inode, e: NewEntry): boolean {
   const b = dir.iBlock;
@@ -442,7 +441,8 @@ function addInlineEntry(handle: Handle, fs: Ext4, dir: Inode, e: NewEntry): bool
     markInodeDirty(handle, fs, dir);
     return true;
   }
-  const part = inlineXattrPart(fs, dir);
+  let part = inlineXattrPart(fs, dir);
+  if (!part.length) part = updateInlineDir(handle, fs, dir);
   if (part.length) {
     const at = findDestDe(fs, dir, part, part.length, e.name, 0);
     if (at >= 0) {
@@ -455,6 +455,26 @@ function addInlineEntry(handle: Handle, fs: Ext4, dir: Inode, e: NewEntry): bool
   }
   convertInlineDir(handle, fs, dir);
   return false;
+}
+
+/**
+ * ext4_update_inline_dir: an inline directory with an empty system.data takes
+ * all the in-inode xattr space there is (if it holds more than a one-byte
+ * name's entry) as one empty entry; i_size grows with it. Returns the new
+ * part, or nothing when there is no room.
+ */
+function updateInlineDir(handle: Handle, fs: Ext4, dir: Inode): Uint8Array {
+  const max = maxInlineSize(fs, dir);
+  const size = max > INLINE_IBLOCK_SIZE ? max - INLINE_IBLOCK_SIZE : 0;
+  // EXT4_DIR_REC_LEN(1).
+  if (size <= 12) return new Uint8Array(0);
+  const part = new Uint8Array(size);
+  setRecLen(part, 0, size, fs.sb.blockSize);
+  setXattr(handle, fs, dir, SYSTEM_DATA_INDEX, "data", part);
+  dir.size = INLINE_IBLOCK_SIZE + size;
+  setDisksize(dir);
+  markInodeDirty(handle, fs, dir);
+  return part;
 }
 
 /**

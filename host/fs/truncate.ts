@@ -142,7 +142,7 @@ export function ext4Truncate(fs: Ext4, inode: Ext4Inode): void {
  * and system.data (its value shortened, to nothing at 60 bytes or less).
  */
 function inlineDataTruncate(fs: Ext4, inode: Ext4Inode): void {
-  const handle = fs.startHandle(XATTR_SET_CREDITS + 2);
+  const handle = fs.startHandle(XATTR_SET_CREDITS + 2 + ORPHAN_DEL_CREDITS);
   try {
     const stored = inlineStored(fs, inode);
     const size = inode.size;
@@ -152,6 +152,8 @@ function inlineDataTruncate(fs: Ext4, inode: Ext4Inode): void {
       const keep = Math.max(0, size - 60);
       if (keep < stored.length - 60) setXattr(handle, fs, inode, 7, "data", stored.slice(60, 60 + keep));
     }
+    // Off the orphan list that truncate_down put it on, in this handle (ext4_inline_data_truncate).
+    if (inode.linksCount > 0) orphanDel(handle, fs, inode);
     const now = currentTime();
     inode.mtime = now;
     inode.ctime = now;

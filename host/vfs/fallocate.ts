@@ -8,6 +8,9 @@ import { truncateInodePages } from "../cache/truncate.js";
 import { Ext4Error } from "../errors.js";
 import { INODE_FLAGS, isDir, isReg, S_IFIFO, S_IFMT } from "../format/inode.js";
 import { type BufferedIO, maxBytes } from "../buffered/io.js";
+import { bhConvertInlineData } from "../buffered/bh/inline.js";
+import { bhState } from "../buffered/bh/state.js";
+import { mayInlineData } from "../fs/inline-write.js";
 import { allocFileBlocks, collapseRange, insertRange, punchHole, updateDisksizeBeforePunch } from "../fs/fallocate.js";
 import type { Ext4Inode } from "../fs/inode.js";
 import { markInodeDirty } from "../fs/inode-write.js";
@@ -84,10 +87,8 @@ export function vfsFallocate(ctx: FallocateCtx, inode: Ext4Inode, offset: number
   // ext4_fallocate.
   if (inode.flags & INODE_FLAGS.ENCRYPT && op & (FALLOC_FL.COLLAPSE_RANGE | FALLOC_FL.INSERT_RANGE)) throw fail("EOPNOTSUPP", "collapse and insert range would need re-encryption", inode);
   if (bits & ~EXT4_SUPPORTED) throw fail("EOPNOTSUPP", `ext4 does not support fallocate mode 0x${bits.toString(16)}`, inode);
-  if (inode.flags & INODE_FLAGS.INLINE_DATA) {
-    // ext4_convert_inline_data first: the inline-to-extents conversion is not written yet.
-    throw fail("EOPNOTSUPP", "fallocate on an inline-data file needs its conversion to extents, which is not supported yet", inode);
-  }
+  // ext4_convert_inline_data: inline bytes move to block 0; a new file that might have gone inline no longer will.
+  if (mayInlineData(inode)) bhConvertInlineData(bhState(fs), inode);
   // file_modified comes before the mode's own checks (ext4_fallocate since 6.15).
   touch(fs, inode, ctx.cred);
   const extents = (inode.flags & INODE_FLAGS.EXTENTS) !== 0;

@@ -14,7 +14,10 @@ import { ACL_GROUP_OBJ, ACL_MASK, ACL_OTHER, ACL_USER_OBJ, aclFromDisk, aclToDis
 import { INODE_FLAGS, isDir, isReg, S_IFMT, type Timespec } from "../format/inode.js";
 import { XATTR_INDEX_POSIX_ACL_ACCESS } from "../format/xattr.js";
 import { type BufferedIO, maxBytes } from "../buffered/io.js";
+import { bhConvertInlineData } from "../buffered/bh/inline.js";
+import { bhState } from "../buffered/bh/state.js";
 import type { Ext4Inode } from "../fs/inode.js";
+import { hasInlineData, inlineSize } from "../fs/inline-write.js";
 import { markInodeDirty } from "../fs/inode-write.js";
 import type { Ext4 } from "../fs/super.js";
 import { ORPHAN_ADD_CREDITS, orphanAdd, orphanDel } from "../fs/orphan.js";
@@ -57,6 +60,8 @@ export function setattrSize(ctx: SetattrCtx, inode: Ext4Inode, newSize: number):
   if (!isReg(inode)) throw perm("EINVAL", "not a regular file", inode);
   // inode_newsize_ok against s_maxbytes (s_bitmap_maxbytes for block-mapped files).
   if (newSize > maxBytes(fs, inode)) throw perm("EFBIG", "file too large", inode);
+  // ext4_setattr: a size past what an inline file stores moves its bytes to block 0 first.
+  if (hasInlineData(inode) && newSize > inlineSize(fs, inode)) bhConvertInlineData(bhState(fs), inode);
   const oldSize = inode.size;
   if (newSize > oldSize) truncateUp(ctx, inode, oldSize, newSize);
   else truncateDown(ctx, inode, oldSize, newSize);

@@ -22,6 +22,7 @@ import { ReadBio } from "../bio.js";
 import { readaheadFolioOrder } from "../folio-order.js";
 import { maxBytes, refuseEncrypted } from "../io.js";
 import { BH, type BufferHead } from "./buffer-head.js";
+import { bhWriteInline } from "./inline.js";
 import type { BhState } from "./state.js";
 import { BK, bhWritepages, classify, mapCallCredits } from "./writepages.js";
 
@@ -42,11 +43,12 @@ export function bhWrite(st: BhState, inode: Ext4Inode, pos: number, src: Uint8Ar
   if (inode.flags & INODE_FLAGS.ENCRYPT) refuseEncrypted(inode);
   // A verity file's data is sealed by its Merkle tree (the kernel's open for writing fails with EPERM).
   if (inode.flags & INODE_FLAGS.VERITY) throw new Ext4Error("EPERM", "verity files cannot be written", { ino: inode.ino });
-  if (inode.flags & INODE_FLAGS.INLINE_DATA) throw new Ext4Error("EOPNOTSUPP", "writing inline-data files is not supported yet", { ino: inode.ino });
   if (!Number.isSafeInteger(pos) || pos < 0) throw new Ext4Error("EINVAL", `bad file position ${pos}`, { ino: inode.ino });
   if (src.length === 0) return 0;
   if (pos + src.length > maxBytes(fs, inode)) throw new Ext4Error("EFBIG", `write past the largest file size (${maxBytes(fs, inode)})`, { ino: inode.ino });
   fs.icache.assertCurrent(inode);
+  // Inline data: into the inode while it fits, else block 0 first and on below (ext4_generic_write_inline_data).
+  if (bhWriteInline(st, inode, pos, src)) return src.length;
   const cache = fs.cache;
   const id = cache.mappingOf(inode);
   const bs = fs.sb.blockSize;
