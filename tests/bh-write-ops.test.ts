@@ -201,6 +201,33 @@ d("data=journal", () => {
     expectClean(img);
     expect(remountRead(img, "j").equals(Buffer.from(data))).toBe(true);
   });
+
+  // Found by fsx: truncate freed journalled data blocks without forgetting the journal's copies
+  // (EXT4_FREE_BLOCKS_FORGET), so the next owner of a block after the commit found it still journaled.
+  it("a truncate forgets the journal's copies of the data blocks it frees; the blocks serve a new file after the commit", () => {
+    const img = makeImage(work, "dj-free", "32M", { blockSize: 4096 });
+    const vol = mount(img, { mountOptions: "data=journal" });
+    const a = pattern(21, 24578);
+    try {
+      const fb = vol.openSync("/b", "w+");
+      vol.writeSync(fb, pattern(20, 12288), 0, 12288, 2084864);
+      const ino = Number(vol.fstatSync(fb).ino);
+      const fbInode = vol.fs.iget(ino);
+      const freed = vol.fs.mapBlocks(fbInode, 2084864 / 4096, 3);
+      vol.fs.iput(fbInode);
+      vol.ftruncateSync(fb, 1460529);
+      expect(vol.fs.bcache.peek(freed.pblk)?.jh, "the freed block's journal head").toBeUndefined();
+      vol.sync();
+      const fa = vol.openSync("/a", "w+");
+      vol.writeSync(fa, a, 0, a.length, 798720); // its blocks include the ones /b freed
+      vol.closeSync(fa);
+      vol.closeSync(fb);
+    } finally {
+      vol.unmount();
+    }
+    expectClean(img);
+    expect(remountRead(img, "a").subarray(798720).equals(Buffer.from(a))).toBe(true);
+  });
 });
 
 describe("write-path mount options", () => {
