@@ -228,6 +228,28 @@ d("data=journal", () => {
     expectClean(img);
     expect(remountRead(img, "a").subarray(798720).equals(Buffer.from(a))).toBe(true);
   });
+
+  // Found by fsx: a partial write into a block that zero range had made unwritten took the rest of
+  // the block from the journal's copy of its old data instead of zeros.
+  it.each([1024, 4096])("a partial write into a block zero range made unwritten reads zeros around it (%i-byte blocks)", (bs) => {
+    const img = makeImage(work, `dj-zero-${bs}`, "32M", { blockSize: bs });
+    const vol = mount(img, { mountOptions: "data=journal" });
+    const model = Buffer.from(pattern(30, 4 * 4096));
+    try {
+      const fd = vol.openSync("/z", "w+");
+      vol.writeSync(fd, model, 0, model.length, 0);
+      vol.fallocateSync(fd, 4096, 8192, { zeroRange: true, keepSize: true });
+      model.fill(0, 4096, 12288);
+      vol.writeSync(fd, Buffer.from("0123456789"), 0, 10, 4100);
+      model.write("0123456789", 4100);
+      expect((vol.readFileSync("/z") as Buffer).equals(model)).toBe(true);
+      vol.closeSync(fd);
+    } finally {
+      vol.unmount();
+    }
+    expectClean(img);
+    expect(remountRead(img, "z").equals(model)).toBe(true);
+  });
 });
 
 describe("write-path mount options", () => {
