@@ -172,6 +172,29 @@ d("bh write-path operations", () => {
   });
 });
 
+// Found by fsx: zeroRange left unwritten blocks alone, though a write into preallocated space leaves
+// its data in the cached copy until writeback converts the extent; a punch kept those bytes.
+d("zeroRange over written-to preallocation", () => {
+  it("a punch of the tail of a write into a keep-size preallocation zeroes the cached bytes", () => {
+    const img = makeImage(work, "zero-unwritten", "32M", { blockSize: 4096 });
+    const vol = mount(img);
+    const model = Buffer.from(pattern(40, 10000));
+    try {
+      const fd = vol.openSync("/u", "w+");
+      vol.fallocateSync(fd, 0, 65536, { keepSize: true });
+      vol.writeSync(fd, model, 0, model.length, 0);
+      vol.fallocateSync(fd, 9000, 100000, { punchHole: true, keepSize: true });
+      model.fill(0, 9000);
+      expect((vol.readFileSync("/u") as Buffer).equals(model), "read through the cache").toBe(true);
+      vol.closeSync(fd);
+    } finally {
+      vol.unmount();
+    }
+    expectClean(img);
+    expect(remountRead(img, "u").equals(model)).toBe(true);
+  });
+});
+
 d("data=journal", () => {
   it("file data goes through the log, reads prefer the journal's newer copy, and the checkpoint writes it home", () => {
     const img = makeImage(work, "dj", "32M", { blockSize: 4096 });
