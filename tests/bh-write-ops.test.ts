@@ -172,6 +172,29 @@ d("bh write-path operations", () => {
   });
 });
 
+// Found by fsx: zeroRange left unwritten blocks alone, though a write into preallocated space leaves
+// its data in the cached copy until writeback converts the extent; a punch kept those bytes.
+d("zeroRange over written-to preallocation", () => {
+  it("a punch of the tail of a write into a keep-size preallocation zeroes the cached bytes", () => {
+    const img = makeImage(work, "zero-unwritten", "32M", { blockSize: 4096 });
+    const vol = mount(img);
+    const model = Buffer.from(pattern(40, 10000));
+    try {
+      const fd = vol.openSync("/u", "w+");
+      vol.fallocateSync(fd, 0, 65536, { keepSize: true });
+      vol.writeSync(fd, model, 0, model.length, 0);
+      vol.fallocateSync(fd, 9000, 100000, { punchHole: true, keepSize: true });
+      model.fill(0, 9000);
+      expect((vol.readFileSync("/u") as Buffer).equals(model), "read through the cache").toBe(true);
+      vol.closeSync(fd);
+    } finally {
+      vol.unmount();
+    }
+    expectClean(img);
+    expect(remountRead(img, "u").equals(model)).toBe(true);
+  });
+});
+
 d("data=journal", () => {
   it("file data goes through the log, reads prefer the journal's newer copy, and the checkpoint writes it home", () => {
     const img = makeImage(work, "dj", "32M", { blockSize: 4096 });
@@ -200,6 +223,55 @@ d("data=journal", () => {
     }
     expectClean(img);
     expect(remountRead(img, "j").equals(Buffer.from(data))).toBe(true);
+  });
+
+  // Found by fsx: truncate freed journalled data blocks without forgetting the journal's copies
+  // (EXT4_FREE_BLOCKS_FORGET), so the next owner of a block after the commit found it still journaled.
+  it("a truncate forgets the journal's copies of the data blocks it frees; the blocks serve a new file after the commit", () => {
+    const img = makeImage(work, "dj-free", "32M", { blockSize: 4096 });
+    const vol = mount(img, { mountOptions: "data=journal" });
+    const a = pattern(21, 24578);
+    try {
+      const fb = vol.openSync("/b", "w+");
+      vol.writeSync(fb, pattern(20, 12288), 0, 12288, 2084864);
+      const ino = Number(vol.fstatSync(fb).ino);
+      const fbInode = vol.fs.iget(ino);
+      const freed = vol.fs.mapBlocks(fbInode, 2084864 / 4096, 3);
+      vol.fs.iput(fbInode);
+      vol.ftruncateSync(fb, 1460529);
+      expect(vol.fs.bcache.peek(freed.pblk)?.jh, "the freed block's journal head").toBeUndefined();
+      vol.sync();
+      const fa = vol.openSync("/a", "w+");
+      vol.writeSync(fa, a, 0, a.length, 798720); // its blocks include the ones /b freed
+      vol.closeSync(fa);
+      vol.closeSync(fb);
+    } finally {
+      vol.unmount();
+    }
+    expectClean(img);
+    expect(remountRead(img, "a").subarray(798720).equals(Buffer.from(a))).toBe(true);
+  });
+
+  // Found by fsx: a partial write into a block that zero range had made unwritten took the rest of
+  // the block from the journal's copy of its old data instead of zeros.
+  it.each([1024, 4096])("a partial write into a block zero range made unwritten reads zeros around it (%i-byte blocks)", (bs) => {
+    const img = makeImage(work, `dj-zero-${bs}`, "32M", { blockSize: bs });
+    const vol = mount(img, { mountOptions: "data=journal" });
+    const model = Buffer.from(pattern(30, 4 * 4096));
+    try {
+      const fd = vol.openSync("/z", "w+");
+      vol.writeSync(fd, model, 0, model.length, 0);
+      vol.fallocateSync(fd, 4096, 8192, { zeroRange: true, keepSize: true });
+      model.fill(0, 4096, 12288);
+      vol.writeSync(fd, Buffer.from("0123456789"), 0, 10, 4100);
+      model.write("0123456789", 4100);
+      expect((vol.readFileSync("/z") as Buffer).equals(model)).toBe(true);
+      vol.closeSync(fd);
+    } finally {
+      vol.unmount();
+    }
+    expectClean(img);
+    expect(remountRead(img, "z").equals(model)).toBe(true);
   });
 });
 

@@ -2,7 +2,7 @@
 // byte range of an inode's mapping. Whole folios in the range go, dirty ones
 // too (their dirty accounting goes with them); a folio straddling an edge
 // stays, with its bytes inside the range zeroed and their blocks no longer
-// dirty. The buffered layer registers a hook for the per-block state it keeps
+// dirty, unless it is a clean large folio (dropped whole, as a split would). The buffered layer registers a hook for the per-block state it keeps
 // beside a folio (buffer heads: block_invalidate_folio), so this layer never
 // imports it.
 
@@ -57,11 +57,21 @@ export function truncateInodePages(fs: Ext4, inode: Ext4Inode, from: number, to 
   // Edge folios first (their bytes in the range zeroed), then the whole ones dropped.
   let dropFrom = startPage;
   let dropTo = endPage;
+  const cleanEdges: number[] = [];
   for (const slot of cache.folios(id, startPage, endPage)) {
     const fStart = cache.index(slot) * PAGE_SIZE;
     const fEnd = fStart + cache.size(slot);
     if (fStart >= from && fEnd <= to) {
       hook?.(slot, 0, fEnd - fStart);
+      continue;
+    }
+    // A large folio the kernel would split: clean, it goes whole (what a failed split does), so no
+    // zeroed copy of the range stays cached over blocks a collapse or insert range maps anew.
+    if (cache.order(slot) > 0 && !cache.isDirty(slot) && !cache.isUnderWriteback(slot)) {
+      hook?.(slot, 0, fEnd - fStart);
+      cleanEdges.push(slot);
+      if (fStart < from) dropFrom = Math.max(dropFrom, cache.index(slot) + (1 << cache.order(slot)));
+      if (fEnd > to) dropTo = Math.min(dropTo, cache.index(slot));
       continue;
     }
     const zFrom = Math.max(from, fStart);
@@ -76,5 +86,6 @@ export function truncateInodePages(fs: Ext4, inode: Ext4Inode, from: number, to 
     if (fEnd > to) dropTo = Math.min(dropTo, cache.index(slot));
   }
   if (dropTo > dropFrom) cache.truncate(id, dropFrom, dropTo);
+  for (const slot of cleanEdges) cache.truncate(id, cache.index(slot), cache.index(slot) + (1 << cache.order(slot)));
   syncDirtyFolios(fs, inode);
 }

@@ -120,8 +120,11 @@ function takeReservations(fs: Ext4, inode: Ext4Inode, lblk: number, len: number,
   const set = reservedClusters.get(inode);
   if (!set || set.size === 0) return 0;
   let n = 0;
-  for (let c = Math.floor(lblk / ratio); c * ratio < lblk + len; c++) {
-    if (!set.has(c)) continue;
+  // Over the reserved clusters, not the range: truncate passes a range to the end of the file's reach (2^32 blocks).
+  const c0 = Math.floor(lblk / ratio);
+  const c1 = Math.ceil((lblk + len) / ratio);
+  for (const c of set) {
+    if (c < c0 || c >= c1) continue;
     // An allocated cluster consumed its reservation; a dropped one only when no delayed block of it is left.
     if (allocated || inode.es.countBlocks(ES.DELAYED, c * ratio, ratio) === 0) {
       set.delete(c);

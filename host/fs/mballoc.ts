@@ -580,9 +580,12 @@ function extentGoal(fs: Ext4, inode: Inode, lblk: number): number | undefined {
 /**
  * get_default_free_blocks_flags: the blocks of directories, symlinks and
  * ea_inodes are metadata (journaled), so freeing them forgets and revokes
- * their buffers; regular file data is plain data.
+ * their buffers; regular file data is plain data, forgotten too where its
+ * data is journalled (EXT4_FREE_BLOCKS_FORGET, as ext4_remove_blocks sets it).
  */
-export function defaultFreeFlags(inode: Inode): FreeFlags {
+export function defaultFreeFlags(fs: Ext4, inode: Inode): FreeFlags {
   const t = inode.mode & S_IFMT;
-  return t === 0o040000 || t === 0o120000 || inode.flags & INODE_FLAGS.EA_INODE ? { metadata: true } : {};
+  if (t === 0o040000 || t === 0o120000 || inode.flags & INODE_FLAGS.EA_INODE) return { metadata: true };
+  const journalsData = fs.journal !== undefined && (fs.config.options.data === "journal" || (inode.flags & INODE_FLAGS.JOURNAL_DATA) !== 0);
+  return journalsData ? { forget: true } : {};
 }

@@ -223,7 +223,8 @@ function doCollapseRange(ctx: FallocateCtx, inode: Ext4Inode, offset: number, le
   if (offset + len >= inode.size) throw fail("EINVAL", "collapse range must end before EOF", inode);
   const ioffset = Math.floor(offset / PAGE) * PAGE;
   // The tail of the page before the range, and everything that moves, reach the disk before the cache goes.
-  writeAndWait(ctx, inode, ioffset, offset);
+  // filemap_write_and_wait_range's end is inclusive: the (large) folio holding `offset` is written too.
+  writeAndWait(ctx, inode, ioffset, offset + 1);
   writeAndWait(ctx, inode, offset + len, Infinity);
   truncateInodePages(fs, inode, ioffset);
   collapseRange(fs, inode, offset, len);

@@ -10,7 +10,7 @@ import { ReadBio } from "../bio.js";
 import type { BhState } from "./state.js";
 import { BH } from "./buffer-head.js";
 import { journalFolioData } from "./write.js";
-import { BK, bhWritepages, classify } from "./writepages.js";
+import { BK, type BlockRun, bhWritepages, classify } from "./writepages.js";
 
 function pageRange(from: number, to: number): [number, number] {
   const start = Math.floor(Math.max(0, from) / PAGE_SIZE);
@@ -51,7 +51,8 @@ export function bhFsync(st: BhState, inode: Ext4Inode, datasync: boolean): void 
 /**
  * ext4_block_zero_page_range: bytes [from, to) zeroed in the cache where the
  * blocks hold data (mapped and written, or delayed); holes and unwritten
- * blocks read as zeros already and are left alone. A block not cached is
+ * blocks read as zeros already and are left alone, but for the cached copy
+ * of an unwritten block a write filled. A block not cached is
  * read first. The zeroed blocks are dirty; with data=ordered those on disk
  * are written back at once, so the zeros reach home before the transaction
  * that follows (a truncate) commits.
@@ -67,6 +68,7 @@ export function bhZeroRange(st: BhState, inode: Ext4Inode, from: number, to: num
   const journalData = st.journalData(inode);
   for (let lblk = Math.floor(from / bs); lblk * bs < to; ) {
     const r = classify(fs, inode, lblk, Math.ceil(to / bs) - lblk);
+    if (r.kind === BK.Unwritten && !journalData) zeroCachedUnwritten(st, inode, r, from, to);
     if (r.kind !== BK.Mapped && r.kind !== BK.Delayed) { lblk += r.len; continue; }
     for (let b = lblk; b < lblk + r.len; b++) {
       const zFrom = Math.max(from, b * bs);
@@ -116,6 +118,27 @@ export function bhZeroRange(st: BhState, inode: Ext4Inode, from: number, to: num
   if (onDisk && !journalData && st.orderData(inode)) {
     const [start, end] = pageRange(from, to);
     bhWritepages(st, inode, start, end, { sync: true, canMap: false });
+  }
+}
+
+/**
+ * An unwritten block reads as zeros from disk, but a write may have left data
+ * in its cached copy (converted at writeback): that copy is zeroed too.
+ */
+function zeroCachedUnwritten(st: BhState, inode: Ext4Inode, r: BlockRun, from: number, to: number): void {
+  const cache = st.fs.cache;
+  const bs = st.fs.sb.blockSize;
+  const id = cache.mappingOf(inode);
+  for (let b = r.lblk; b < r.lblk + r.len; b++) {
+    const slot = cache.lookup(id, Math.floor((b * bs) / PAGE_SIZE));
+    if (slot < 0) continue;
+    const fStart = cache.index(slot) * PAGE_SIZE;
+    const fb = (b * bs - fStart) / bs;
+    if (!cache.isUptodate(slot, fb, 1)) continue;
+    const zFrom = Math.max(from, b * bs);
+    const zTo = Math.min(to, (b + 1) * bs);
+    st.fs.wasm.x.zeroRange(cache.addr(slot) + (zFrom - fStart), zTo - zFrom);
+    cache.markDirty(slot, fb, 1);
   }
 }
 

@@ -205,12 +205,14 @@ function prepareEdges(st: BhState, slot: number, from: number, to: number, bhs: 
       if (b < 0 || (i === 1 && b === first)) continue;
       if (cache.isUptodate(slot, b, 1)) continue;
       const bh = bhs[b];
-      const jbh = journalData && bh.has(BH.Mapped) ? fs.bcache.peek(bh.blocknr) : undefined;
+      const onDisk = bh.has(BH.Mapped) && !bh.has(BH.New) && !bh.has(BH.Delay) && !bh.has(BH.Unwritten);
+      // Only a written block's journal copy is its data: an unwritten one (zero range) reads as zeros.
+      const jbh = journalData && onDisk ? fs.bcache.peek(bh.blocknr) : undefined;
       if (jbh && jbh.uptodate) {
         // Journalled data not yet checkpointed: the journal's buffer is newer than the disk.
         fs.wasm.u8.set(jbh.data, cache.addr(slot) + b * bs);
         cache.setUptodate(slot, b, 1);
-      } else if (bh.has(BH.Mapped) && !bh.has(BH.New) && !bh.has(BH.Delay) && !bh.has(BH.Unwritten)) {
+      } else if (onDisk) {
         bio.add(bh.blocknr * bs, slot, b, 1);
         bio.submit();
       } else {
