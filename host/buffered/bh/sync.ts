@@ -51,8 +51,9 @@ export function bhFsync(st: BhState, inode: Ext4Inode, datasync: boolean): void 
 /**
  * ext4_block_zero_page_range: bytes [from, to) zeroed in the cache where the
  * blocks hold data (mapped and written, or delayed); holes and unwritten
- * blocks read as zeros already and are left alone. A block not cached is
- * read first. The zeroed blocks are dirty; with data=ordered those on disk
+ * blocks read as zeros already and are left alone, but for an unwritten
+ * block with dirty data in the cache (written, not yet converted). A written
+ * block not cached is read first. The zeroed blocks are dirty; with data=ordered those on disk
  * are written back at once, so the zeros reach home before the transaction
  * that follows (a truncate) commits.
  */
@@ -67,12 +68,13 @@ export function bhZeroRange(st: BhState, inode: Ext4Inode, from: number, to: num
   const journalData = st.journalData(inode);
   for (let lblk = Math.floor(from / bs); lblk * bs < to; ) {
     const r = classify(fs, inode, lblk, Math.ceil(to / bs) - lblk);
-    if (r.kind !== BK.Mapped && r.kind !== BK.Delayed) { lblk += r.len; continue; }
+    if (r.kind === BK.Hole) { lblk += r.len; continue; }
     for (let b = lblk; b < lblk + r.len; b++) {
       const zFrom = Math.max(from, b * bs);
       const zTo = Math.min(to, (b + 1) * bs);
       const index = Math.floor((b * bs) / PAGE_SIZE);
       let slot = cache.lookup(id, index);
+      if (r.kind === BK.Unwritten && (slot < 0 || cache.x.folioFindDirty(slot, (b * bs - cache.index(slot) * PAGE_SIZE) / bs, 1) < 0)) continue;
       if (slot < 0) slot = cache.create(id, index, cache.minOrder);
       cache.x.folioPin(slot);
       try {
