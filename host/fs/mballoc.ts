@@ -405,7 +405,10 @@ export function freeBlocks(handle: Handle, fs: Ext4, inode: Inode | undefined, p
       fs.bcache.brelse(bh);
     }
   }
-  if (flags.metadata || flags.forget) {
+  // ext4_ext_rm_leaf / ext4_free_data: a data=journal file's data blocks are forgotten too (their journaled copies).
+  const journalledData = !flags.metadata && inode !== undefined && fs.journal !== undefined && (inode.mode & S_IFMT) === S_IFREG
+    && (fs.config.options.data === "journal" || (inode.flags & INODE_FLAGS.JOURNAL_DATA) !== 0);
+  if (flags.metadata || flags.forget || journalledData) {
     for (let b = start; b < end; b++) handle.forget(b, !!flags.metadata, fs.bcache.peek(b));
   }
   const deferred = flags.metadata || !flags.writebackData;
