@@ -51,9 +51,9 @@ export function bhFsync(st: BhState, inode: Ext4Inode, datasync: boolean): void 
 /**
  * ext4_block_zero_page_range: bytes [from, to) zeroed in the cache where the
  * blocks hold data (mapped and written, or delayed); holes and unwritten
- * blocks read as zeros already and are left alone, but for the cached copy
- * of an unwritten block a write filled. A block not cached is
- * read first. The zeroed blocks are dirty; with data=ordered those on disk
+ * blocks read as zeros already and are left alone, but for an unwritten
+ * block with dirty data in the cache (written, not yet converted). A written
+ * block not cached is read first. The zeroed blocks are dirty; with data=ordered those on disk
  * are written back at once, so the zeros reach home before the transaction
  * that follows (a truncate) commits.
  */
@@ -123,7 +123,8 @@ export function bhZeroRange(st: BhState, inode: Ext4Inode, from: number, to: num
 
 /**
  * An unwritten block reads as zeros from disk, but a write may have left data
- * in its cached copy (converted at writeback): that copy is zeroed too.
+ * in its cached copy, dirty until writeback converts the block: that copy is
+ * zeroed too.
  */
 function zeroCachedUnwritten(st: BhState, inode: Ext4Inode, r: BlockRun, from: number, to: number): void {
   const cache = st.fs.cache;
@@ -134,7 +135,8 @@ function zeroCachedUnwritten(st: BhState, inode: Ext4Inode, r: BlockRun, from: n
     if (slot < 0) continue;
     const fStart = cache.index(slot) * PAGE_SIZE;
     const fb = (b * bs - fStart) / bs;
-    if (!cache.isUptodate(slot, fb, 1)) continue;
+    // Only a copy a write dirtied holds data: a clean one is zeros, and dirtying it would convert the block at writeback.
+    if (cache.x.folioFindDirty(slot, fb, 1) < 0) continue;
     const zFrom = Math.max(from, b * bs);
     const zTo = Math.min(to, (b + 1) * bs);
     st.fs.wasm.x.zeroRange(cache.addr(slot) + (zFrom - fStart), zTo - zFrom);

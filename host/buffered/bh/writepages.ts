@@ -19,6 +19,7 @@ import { syncDirtyFolios } from "../../cache/truncate.js";
 import { INODE_FLAGS, type Inode } from "../../format/inode.js";
 import type { Handle } from "../../journal/handle.js";
 import { daAllocated, esRemoveExtent } from "../../fs/delalloc.js";
+import { needsCommitToFree } from "../../fs/mballoc.js";
 import { ES } from "../../fs/extents-status.js";
 import type { Ext4Inode } from "../../fs/inode.js";
 import { markInodeDirty } from "../../fs/inode-write.js";
@@ -301,6 +302,7 @@ function mapRun(st: BhState, inode: Ext4Inode, run: BlockRun, dioread: boolean):
   const end = run.lblk + run.len;
   let lblk = run.lblk;
   let h: Handle | undefined;
+  for (let retries = 1; ; retries++) {
   try {
     while (lblk < end) {
       if (h && h.credits < perCall) { h.stop(); h = undefined; }
@@ -325,11 +327,23 @@ function mapRun(st: BhState, inode: Ext4Inode, run: BlockRun, dioread: boolean):
     return undefined;
   } catch (e) {
     if (!(e instanceof Ext4Error)) throw e;
+    // ext4_writepages: ENOSPC while freed blocks wait for a commit forces the commit and maps again
+    // (the reservation counted them free). Only where no handle is open around this writeback.
+    if (e.code === "ENOSPC" && retries <= 3 && needsCommitToFree(fs)) {
+      h?.stop();
+      h = undefined;
+      if (!fs.journal?.running || fs.journal.running.updates === 0) {
+        fs.commit();
+        continue;
+      }
+    }
     if (run.kind === BK.Delayed && lblk < end) discardRun(st, inode, lblk, end - lblk);
     fs.warnings.push(`inode ${inode.ino}: delayed block allocation failed for blocks ${lblk}..${end - 1} (${e.code}): their data is lost`);
     return e.code;
   } finally {
     h?.stop();
+    h = undefined;
+  }
   }
 }
 
