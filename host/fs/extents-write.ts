@@ -622,7 +622,7 @@ export function anyMapped(fs: Ext4, inode: Inode, from: number, to: number): boo
 
 function freeData(handle: Handle, fs: Ext4, inode: Inode, lblk: number, pblk: number, len: number, part: PartialClusters | undefined): void {
   if (!part) {
-    freeBlocks(handle, fs, inode, pblk, len, defaultFreeFlags(inode));
+    freeBlocks(handle, fs, inode, pblk, len, defaultFreeFlags(inode, fs));
     return;
   }
   const r = part.ratio;
@@ -631,7 +631,7 @@ function freeData(handle: Handle, fs: Ext4, inode: Inode, lblk: number, pblk: nu
   const lastPc = lc(pblk + len - 1);
   const noFreeFirstCluster = part.leftInUse && lc(lblk) === lc(part.start);
   const noFreeLastCluster = lastPc === part.freed || (part.rightInUse && lc(lblk + len - 1) === lc(part.end));
-  freeBlocks(handle, fs, inode, pblk, len, { ...defaultFreeFlags(inode), noFreeFirstCluster, noFreeLastCluster });
+  freeBlocks(handle, fs, inode, pblk, len, { ...defaultFreeFlags(inode, fs), noFreeFirstCluster, noFreeLastCluster });
   part.freed = firstPc;
 }
 

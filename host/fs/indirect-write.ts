@@ -315,7 +315,7 @@ class RunFreer {
     // The run's groups, the pointer's block, the inode.
     ensureCredits(this.handle, this.fs, this.inode, groupsCost(this.fs, this.pblk, this.len) + 2);
     this.zero(this.slots);
-    freeBlocks(this.handle, this.fs, this.inode, this.pblk, this.len, defaultFreeFlags(this.inode));
+    freeBlocks(this.handle, this.fs, this.inode, this.pblk, this.len, defaultFreeFlags(this.inode, this.fs));
     this.len = 0;
   }
 }

@@ -580,9 +580,12 @@ function extentGoal(fs: Ext4, inode: Inode, lblk: number): number | undefined {
 /**
  * get_default_free_blocks_flags: the blocks of directories, symlinks and
  * ea_inodes are metadata (journaled), so freeing them forgets and revokes
- * their buffers; regular file data is plain data.
+ * their buffers; regular file data is plain data, but journaled data
+ * (ext4_should_journal_data) is forgotten too, as ext4_remove_blocks does:
+ * its buffers may still wait for a checkpoint.
  */
-export function defaultFreeFlags(inode: Inode): FreeFlags {
+export function defaultFreeFlags(inode: Inode, fs: Ext4): FreeFlags {
   const t = inode.mode & S_IFMT;
-  return t === 0o040000 || t === 0o120000 || inode.flags & INODE_FLAGS.EA_INODE ? { metadata: true } : {};
+  if (t === 0o040000 || t === 0o120000 || inode.flags & INODE_FLAGS.EA_INODE) return { metadata: true };
+  return fs.journal !== undefined && (fs.config.options.data === "journal" || inode.flags & INODE_FLAGS.JOURNAL_DATA) ? { forget: true } : {};
 }
