@@ -250,3 +250,40 @@ describe("writes refused", () => {
     }
   });
 });
+
+d("partial-block zeroing over unwritten extents (ext4_block_zero_page_range)", () => {
+  // Found by the API crash sweep: a write into preallocated (unwritten)
+  // blocks waits in the cache until writeback; a punch or truncate whose
+  // edge falls in such a block left the cached bytes unzeroed, since
+  // unwritten blocks were taken to read as zeros.
+  it.each([["punch hole"], ["truncate down"], ["zero range"]])("%s: the edge of a written-but-unwritten block reads as zeros", (how) => {
+    const img = makeImage(work, `zero-unwritten-${how.replace(/ /g, "-")}`, "16M", { blockSize: 4096 });
+    const vol = mount(img);
+    try {
+      const fd = vol.openSync("/f", "w+");
+      vol.fallocateSync(fd, 0, 40960, { keepSize: true });
+      const data = Buffer.from(pattern(5, 40000));
+      vol.writeSync(fd, data, 0, data.length, 0);
+      const want = Buffer.from(data);
+      if (how === "punch hole") {
+        vol.fallocateSync(fd, 5000, 20000, { punchHole: true, keepSize: true });
+        want.fill(0, 5000, 25000);
+      } else if (how === "zero range") {
+        vol.fallocateSync(fd, 5000, 20000, { zeroRange: true, keepSize: true });
+        want.fill(0, 5000, 25000);
+      } else {
+        vol.ftruncateSync(fd, 5000);
+        vol.ftruncateSync(fd, 40000);
+        want.fill(0, 5000);
+      }
+      expect((vol.readFileSync("/f") as Buffer).equals(want), "before writeback").toBe(true);
+      vol.fsyncSync(fd);
+      vol.closeSync(fd);
+      vol.dropCaches();
+      expect((vol.readFileSync("/f") as Buffer).equals(want), "after writeback").toBe(true);
+    } finally {
+      vol.unmount();
+    }
+    expectClean(img);
+  });
+});

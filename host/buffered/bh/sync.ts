@@ -50,8 +50,9 @@ export function bhFsync(st: BhState, inode: Ext4Inode, datasync: boolean): void 
 
 /**
  * ext4_block_zero_page_range: bytes [from, to) zeroed in the cache where the
- * blocks hold data (mapped and written, or delayed); holes and unwritten
- * blocks read as zeros already and are left alone. A block not cached is
+ * blocks hold data (mapped and written, or delayed); holes read as zeros
+ * already and are left alone, and so are unwritten blocks unless the cache
+ * holds a write into them that is not yet written back. A block not cached is
  * read first. The zeroed blocks are dirty; with data=ordered those on disk
  * are written back at once, so the zeros reach home before the transaction
  * that follows (a truncate) commits.
@@ -67,6 +68,21 @@ export function bhZeroRange(st: BhState, inode: Ext4Inode, from: number, to: num
   const journalData = st.journalData(inode);
   for (let lblk = Math.floor(from / bs); lblk * bs < to; ) {
     const r = classify(fs, inode, lblk, Math.ceil(to / bs) - lblk);
+    if (r.kind === BK.Unwritten) {
+      // Unwritten on disk, but a write into it may wait in the cache (not yet written back): zero that copy.
+      for (let b = lblk; b < lblk + r.len; b++) {
+        const slot = cache.lookup(id, Math.floor((b * bs) / PAGE_SIZE));
+        if (slot < 0) continue;
+        const fStart = cache.index(slot) * PAGE_SIZE;
+        const fb = (b * bs - fStart) / bs;
+        if (!cache.isUptodate(slot, fb, 1)) continue;
+        const zFrom = Math.max(from, b * bs);
+        fs.wasm.x.zeroRange(cache.addr(slot) + (zFrom - fStart), Math.min(to, (b + 1) * bs) - zFrom);
+        cache.markDirty(slot, fb, 1);
+      }
+      lblk += r.len;
+      continue;
+    }
     if (r.kind !== BK.Mapped && r.kind !== BK.Delayed) { lblk += r.len; continue; }
     for (let b = lblk; b < lblk + r.len; b++) {
       const zFrom = Math.max(from, b * bs);
