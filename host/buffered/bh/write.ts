@@ -201,7 +201,8 @@ function prepareEdges(st: BhState, slot: number, from: number, to: number, bhs: 
     for (const b of edges) {
       if (cache.isUptodate(slot, b, 1)) continue;
       const bh = bhs[b];
-      const jbh = journalData && bh.has(BH.Mapped) ? fs.bcache.peek(bh.blocknr) : undefined;
+      // A new or unwritten block reads as zeros: a journal buffer of it holds what it had before (a zero range, a punch).
+      const jbh = journalData && bh.has(BH.Mapped) && !bh.has(BH.New) && !bh.has(BH.Unwritten) ? fs.bcache.peek(bh.blocknr) : undefined;
       if (jbh && jbh.uptodate) {
         // Journalled data not yet checkpointed: the journal's buffer is newer than the disk.
         fs.wasm.u8.set(jbh.data, cache.addr(slot) + b * bs);
