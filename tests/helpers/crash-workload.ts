@@ -74,6 +74,8 @@ export function runWorkload(vol: Volume, rec: RecordingDevice, o: WorkloadOption
   const trace: Trace = { names: [], data: [], touches: [], log: [], inos };
   let nextId = 1;
   let nameSeq = 0;
+  // Descriptors held open across ops (an unlinked file stays alive while one is: the orphan list after a crash).
+  const held: { fd: number; id: number }[] = [];
 
   const lastFlush = (): number => {
     for (let i = rec.events.length - 1; i >= 0; i--) if (rec.events[i].kind === "flush") return i;
@@ -101,7 +103,7 @@ export function runWorkload(vol: Volume, rec: RecordingDevice, o: WorkloadOption
   const removeName = (p: string): void => {
     const n = tree.get(p)!;
     tree.delete(p);
-    if (n.kind === "file" && ![...tree.values()].some((m) => m.kind === "file" && m.id === n.id)) files.delete(n.id);
+    if (n.kind === "file" && ![...tree.values()].some((m) => m.kind === "file" && m.id === n.id) && !held.some((x) => x.id === n.id)) files.delete(n.id);
   };
   const setSize = (id: number, size: number): void => {
     const d = files.get(id)!;
@@ -175,6 +177,14 @@ export function runWorkload(vol: Volume, rec: RecordingDevice, o: WorkloadOption
       const id = (tree.get(p) as FileNode).id;
       const datasync = rnd() < 0.4;
       withFd(p, "r", (fd) => (datasync ? vol.fdatasyncSync(fd) : vol.fsyncSync(fd)));
+      // What the volume reads now must be the model (else the facts below would be wrong).
+      const now = vol.readFileSync(abs(p)) as Buffer;
+      const model = files.get(id)!;
+      if (!now.equals(model)) {
+        let i = 0;
+        while (i < now.length && now[i] === model[i]) i++;
+        throw new Error(`${p} #${id} reads back ${now.length} bytes, differing from the model (${model.length}) at ${i}`);
+      }
       trace.data.push({ id, flush: lastFlush(), taken: rec.events.length, data: Buffer.from(files.get(id)!) });
       return `${datasync ? "fdatasync" : "fsync"} ${p} #${id}`;
     }],
@@ -293,6 +303,53 @@ export function runWorkload(vol: Volume, rec: RecordingDevice, o: WorkloadOption
       return `setxattr ${p} ${value.length}`;
     }],
   ];
+  ops.push(
+    [2, () => { // hold a descriptor open
+      const fs = of("file");
+      if (!fs.length || held.length >= 4) return undefined;
+      const p = pick(fs);
+      held.push({ fd: vol.openSync(abs(p), "r+"), id: (tree.get(p) as FileNode).id });
+      return `hold ${p} #${held[held.length - 1].id}`;
+    }],
+    [2, () => { // write through a held descriptor (its file may be unlinked by now)
+      if (!held.length) return undefined;
+      const h = pick(held);
+      const cur = files.get(h.id)!;
+      const pos = int(cur.length + 10_000);
+      const len = 1 + int(30_000);
+      if (pos + len > maxFile) return undefined;
+      const data = bytes(o.seed * 17 + trace.log.length, len);
+      touchId(start(), h.id);
+      vol.writeSync(h.fd, data, 0, len, pos);
+      if (pos + len > cur.length) setSize(h.id, pos + len);
+      data.copy(files.get(h.id)!, pos);
+      return `held write #${h.id} @${pos}+${len}`;
+    }],
+    [1, () => { // close a held descriptor (the last one of an unlinked file frees it)
+      if (!held.length) return undefined;
+      const [h] = held.splice(int(held.length), 1);
+      vol.closeSync(h.fd);
+      if (![...tree.values()].some((m) => m.kind === "file" && m.id === h.id) && !held.some((x) => x.id === h.id)) files.delete(h.id);
+      return `close held #${h.id}`;
+    }],
+    [1, () => { // many names in one directory (it grows past a block: an htree)
+      const d = pick(dirs());
+      const n = 15 + int(30);
+      const s = start();
+      for (let i = 0; i < n; i++) {
+        const p = join(d, `m${nameSeq++}-${"y".repeat(10 + int(30))}`);
+        seen.get(d)!.add(baseOf(p));
+        touchPath(s, p);
+        const data = bytes(nameSeq, int(3) === 0 ? 0 : int(300));
+        vol.writeFileSync(abs(p), data);
+        const id = nextId++;
+        tree.set(p, { kind: "file", id });
+        files.set(id, data);
+        inos.set(id, fileIno(p));
+      }
+      return `bulk create ${n} in /${d}`;
+    }],
+  );
   const total = ops.reduce((a, [w]) => a + w, 0);
   while (trace.log.length < o.ops) {
     let r = rnd() * total;
