@@ -361,3 +361,74 @@ describe("writes refused", () => {
     }
   });
 });
+
+d("partial-block zeroing over unwritten extents (ext4_block_zero_page_range)", () => {
+  // Found by the API crash sweep: a write into preallocated (unwritten)
+  // blocks waits in the cache until writeback; a punch or truncate whose
+  // edge falls in such a block left the cached bytes unzeroed, since
+  // unwritten blocks were taken to read as zeros.
+  it.each([["punch hole"], ["truncate down"], ["zero range"]])("%s: the edge of a written-but-unwritten block reads as zeros", (how) => {
+    const img = makeImage(work, `zero-unwritten-${how.replace(/ /g, "-")}`, "16M", { blockSize: 4096 });
+    const vol = mount(img);
+    try {
+      const fd = vol.openSync("/f", "w+");
+      vol.fallocateSync(fd, 0, 40960, { keepSize: true });
+      const data = Buffer.from(pattern(5, 40000));
+      vol.writeSync(fd, data, 0, data.length, 0);
+      const want = Buffer.from(data);
+      if (how === "punch hole") {
+        vol.fallocateSync(fd, 5000, 20000, { punchHole: true, keepSize: true });
+        want.fill(0, 5000, 25000);
+      } else if (how === "zero range") {
+        vol.fallocateSync(fd, 5000, 20000, { zeroRange: true, keepSize: true });
+        want.fill(0, 5000, 25000);
+      } else {
+        vol.ftruncateSync(fd, 5000);
+        vol.ftruncateSync(fd, 40000);
+        want.fill(0, 5000);
+      }
+      expect((vol.readFileSync("/f") as Buffer).equals(want), "before writeback").toBe(true);
+      vol.fsyncSync(fd);
+      vol.closeSync(fd);
+      vol.dropCaches();
+      expect((vol.readFileSync("/f") as Buffer).equals(want), "after writeback").toBe(true);
+    } finally {
+      vol.unmount();
+    }
+    expectClean(img);
+  });
+});
+
+d("data=journal: a partial write into a zeroed range (write_begin's edges)", () => {
+  // Found by the API crash sweep: after a zero range (or punch and
+  // re-allocation) the journal's buffer of a block still held its old bytes,
+  // and a partial write into the block, now new, copied them in instead of
+  // zeroing the part it does not write.
+  it.each([["1k", 1024], ["4k", 4096]])("%s: the unwritten part of the block reads as zeros", (_n, bs) => {
+    const img = makeImage(work, `jdata-zero-edge-${bs}`, "16M", { blockSize: bs });
+    const vol = mount(img, { mountOptions: "data=journal" });
+    try {
+      const fd = vol.openSync("/f", "w+");
+      const a = Buffer.from(pattern(7, 10110));
+      vol.writeSync(fd, a, 0, a.length, 0);
+      vol.fsyncSync(fd);
+      vol.fallocateSync(fd, 555, 20512, { zeroRange: true });
+      const b = Buffer.from(pattern(8, 649));
+      vol.writeSync(fd, b, 0, b.length, 6258);
+      const want = Buffer.alloc(21067);
+      a.copy(want, 0, 0, 555);
+      b.copy(want, 6258);
+      expect((vol.readFileSync("/f") as Buffer).equals(want)).toBe(true);
+      vol.closeSync(fd);
+    } finally {
+      vol.unmount();
+    }
+    expectClean(img);
+    const again = mount(img, { readOnly: true });
+    try {
+      expect((again.readFileSync("/f") as Buffer).subarray(0, 6258).every((x, i) => i < 555 || x === 0)).toBe(true);
+    } finally {
+      again.unmount();
+    }
+  });
+});

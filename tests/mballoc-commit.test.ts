@@ -198,3 +198,29 @@ d("data=journal: freed file data is forgotten", () => {
     expectClean(img);
   });
 });
+
+d("journaled data blocks are forgotten when freed (ext4_remove_blocks' FORGET for ext4_should_journal_data)", () => {
+  // Found by the crash sweep: in data=journal a punched or truncated file's
+  // blocks stayed attached to the journal (waiting for their checkpoint), so
+  // reusing one after the commit (here for directory blocks) hit the
+  // "allocated while the journal still holds it" check.
+  it.each([["punch hole"], ["truncate to 0"]])("data=journal: %s, commit, then reuse of the blocks", (how) => {
+    const img = path.join(work, `jdata-forget-${how.replace(/ /g, "-")}.img`);
+    const r = mkfs(img, { size: "16M", blockSize: 4096, uuid: "3a6a2f1e-5b4c-4d3e-8f2a-1b2c3d4e5f60" });
+    expect(r.journalBlocks).toBeGreaterThan(0);
+    const vol = mount(img, { mountOptions: "data=journal" });
+    try {
+      const fd = vol.openSync("/f", "w");
+      vol.writeSync(fd, Buffer.alloc(80000, 1), 0, 80000, 0);
+      vol.fsyncSync(fd);
+      if (how === "punch hole") vol.fallocateSync(fd, 0, 80000, { punchHole: true, keepSize: true });
+      else vol.ftruncateSync(fd, 0);
+      vol.fsyncSync(fd);
+      vol.closeSync(fd);
+      for (let i = 0; i < 30; i++) vol.mkdirSync(`/d${i}`);
+    } finally {
+      vol.unmount();
+    }
+    expectClean(img);
+  });
+});

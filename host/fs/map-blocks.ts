@@ -11,6 +11,7 @@ import type { Handle } from "../journal/handle.js";
 import { extentSeq } from "./extents.js";
 import { anyMapped, EXT_INIT_MAX_LEN, EXT_MAX_BLOCKS, EXT_UNWRITTEN_MAX_LEN, extRemoveSpace, insertExtent, setExtentKind } from "./extents-write.js";
 import { indBoundary, indMapBlocksCreate, indRemoveSpace } from "./indirect-write.js";
+import { Ext4Inode } from "./inode.js";
 import { markInodeDirty } from "./inode-write.js";
 import { MapKind } from "./mapping.js";
 import { ALLOC, freeBlocks, goalForInode, newBlocks } from "./mballoc.js";
@@ -84,6 +85,15 @@ export function ext4MapBlocks(handle: Handle | undefined, fs: Ext4, inode: Inode
   return onCorruption(fs, "ext4_map_blocks", () => mapBlocks(handle, fs, inode, map, flags));
 }
 
+/**
+ * ext4_update_inode_fsync_trans(handle, inode, 1), as ext4_ext_map_blocks and the
+ * unwritten conversion call it: blocks newly written-mapped are what fdatasync
+ * must commit, even when i_disksize stays.
+ */
+function datasyncDirty(h: Handle, inode: Inode): void {
+  if (h.journaled && inode instanceof Ext4Inode) inode.datasyncTid = h.tid;
+}
+
 function mapBlocks(handle: Handle | undefined, fs: Ext4, inode: Inode, map: MapRequest, flags: number): MapResult {
   const { lblk } = map;
   if (!Number.isInteger(lblk) || lblk < 0 || !Number.isInteger(map.len) || map.len < 1) {
@@ -96,7 +106,9 @@ function mapBlocks(handle: Handle | undefined, fs: Ext4, inode: Inode, map: MapR
     if (flags & (GET_BLOCKS.UNWRIT_EXT | GET_BLOCKS.CONVERT | GET_BLOCKS.CONVERT_UNWRITTEN)) {
       throw new Ext4Error("EOPNOTSUPP", "block-mapped files have no unwritten extents", { ino: inode.ino });
     }
-    return indMapBlocksCreate(handle!, fs, inode, map);
+    const r = indMapBlocksCreate(handle!, fs, inode, map);
+    if (r.flags & MAP.NEW) datasyncDirty(handle!, inode);
+    return r;
   }
   if (lblk >= EXT_MAX_BLOCKS) throw new Ext4Error("EFBIG", `logical block ${lblk} is past the largest an extent maps`, { ino: inode.ino });
   const len = Math.min(map.len, EXT_MAX_BLOCKS - lblk);
@@ -110,12 +122,14 @@ function mapBlocks(handle: Handle | undefined, fs: Ext4, inode: Inode, map: MapR
     if (flags & GET_BLOCKS.CONVERT) {
       const n = setExtentKind(h, fs, inode, lblk, found.len, false, opts);
       markInodeDirty(h, fs, inode);
+      datasyncDirty(h, inode);
       return { lblk, len: n, pblk: found.pblk, flags: MAP.MAPPED, seq: extentSeq(inode) };
     }
     if ((flags & GET_BLOCKS.UNWRIT_EXT) || !(flags & GET_BLOCKS.CREATE)) return { ...found, flags: MAP.UNWRITTEN | MAP.MAPPED };
     // A plain write into preallocated space: written now, and NEW, since the caller must zero what it does not write.
     const n = setExtentKind(h, fs, inode, lblk, found.len, false, opts);
     markInodeDirty(h, fs, inode);
+    datasyncDirty(h, inode);
     return { lblk, len: n, pblk: found.pblk, flags: MAP.NEW | MAP.MAPPED, seq: extentSeq(inode) };
   }
   if (found.flags & MAP.MAPPED) {
@@ -138,6 +152,7 @@ function mapBlocks(handle: Handle | undefined, fs: Ext4, inode: Inode, map: MapR
     if (implied) {
       insertExtent(h, fs, inode, { lblk, len: implied.len, pblk: implied.pblk, unwritten }, opts);
       markInodeDirty(h, fs, inode);
+      if (!unwritten) datasyncDirty(h, inode);
       return { lblk, len: implied.len, pblk: implied.pblk, flags: MAP.NEW | MAP.MAPPED | (unwritten ? MAP.UNWRITTEN : 0), seq: extentSeq(inode) };
     }
     // Nor may the new run reach into the cluster of the blocks mapped after the hole.
@@ -167,6 +182,7 @@ function mapBlocks(handle: Handle | undefined, fs: Ext4, inode: Inode, map: MapR
     }
   }
   markInodeDirty(h, fs, inode);
+  if (!unwritten) datasyncDirty(h, inode);
   return { lblk, len: want, pblk, flags: MAP.NEW | MAP.MAPPED | (unwritten ? MAP.UNWRITTEN : 0), seq: extentSeq(inode) };
 }
 
