@@ -1,7 +1,7 @@
 // Runs host tools (mkfs, debugfs, e2fsck, mount ...) and reports failures with
 // their full output, so a broken image explains itself in the test log.
 
-import { execFile, execFileSync } from "node:child_process";
+import { execFile, execFileSync, spawnSync } from "node:child_process";
 
 export interface RunResult {
   code: number;
@@ -86,4 +86,20 @@ export function attrToolsMissing(): string | null {
 /** For helpers that need the attr tools: a suite should have skipped already (attrToolsMissing). */
 export function ensureAttrTools(): void {
   if (!haveTool("setfattr") || !haveTool("getfattr")) throw new Error("setfattr/getfattr missing: install Debian's attr package (see README, \"Tests\")");
+}
+
+let syncProbe: string | null | undefined;
+
+/**
+ * Why a global sync(2) would not return here (null: it does). A filesystem
+ * stuck elsewhere on the host (a kernel bug, a dead device) blocks every
+ * sync(2) forever, and tools such as sfdisk call it on exit. The probe runs
+ * sync in the background with its output detached, so a stuck one is left
+ * behind rather than hanging the test run.
+ */
+export function globalSyncStuck(): string | null {
+  if (syncProbe !== undefined) return syncProbe;
+  const r = spawnSync("sh", ["-c", "sync </dev/null >/dev/null 2>&1 & p=$!; for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 $p 2>/dev/null || { echo ok; exit; }; sleep 0.5; done; echo stuck"], { encoding: "utf8" });
+  syncProbe = r.stdout.trim() === "ok" ? null : "a global sync(2) does not return on this host (a filesystem elsewhere is stuck)";
+  return syncProbe;
 }
