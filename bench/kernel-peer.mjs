@@ -1,6 +1,6 @@
 // The Linux kernel as a peer: the same image loop-mounted read-only, the same
 // files read with node:fs readSync in the same request sizes. Cold passes drop
-// the kernel's page cache first (sync; echo 3 > /proc/sys/vm/drop_caches). The
+// the kernel's page cache first (sync -f; echo 3 > /proc/sys/vm/drop_caches). The
 // image file lives in tmpfs (/dev/shm) where there is one, so that, like our
 // memory device and the series' memory-backed VM, "ondisk" data comes from RAM
 // (drop_caches does not drop tmpfs pages). Needs root and /dev/loop-control;
@@ -46,7 +46,8 @@ export function kernelPeer(image) {
       return readPass(fs, path.join(mnt, name), buf, bs, hash);
     },
     dropCaches() {
-      execFileSync("sync");
+      // syncfs of this mount only (a global sync waits on every filesystem of the machine, stuck ones too).
+      execFileSync("sync", ["-f", mnt]);
       fs.writeFileSync("/proc/sys/vm/drop_caches", "3");
     },
     close,

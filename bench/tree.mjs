@@ -68,8 +68,10 @@ function timed(cmd, args, opts = {}) {
   return { seconds, maxRssKiB: m ? Number(m[1]) : null, stderr };
 }
 
-function dropCaches() {
-  execFileSync("sync");
+/** Clean caches for a cold pass: syncfs of the filesystems involved (a global sync waits on every mount of the machine), then drop_caches. */
+function dropCaches(...paths) {
+  const existing = paths.map((p) => (fs.existsSync(p) ? p : path.dirname(p))).filter((p) => fs.existsSync(p));
+  if (existing.length) execFileSync("sync", ["-f", ...existing]);
   fs.writeFileSync("/proc/sys/vm/drop_caches", "3");
 }
 
@@ -124,11 +126,11 @@ function main() {
     const hasDebugfs = spawnSync("debugfs", ["-V"]).status === 0;
 
     const passes = {
-      "ext4wasm ls -lR": () => { dropCaches(); return timed(process.execPath, [BIN, "ls", "-lR", image, "/"]); },
-      "kernel ls -lR (cold)": mount.ok ? () => { dropCaches(); return timed("ls", ["-lR", mnt]); } : null,
-      "ext4wasm get": () => { rm(); dropCaches(); const r = timed(process.execPath, [BIN, "get", "-q", image, "/", dst]); rm(); return r; },
-      "kernel cp -a (cold)": mount.ok ? () => { rm(); dropCaches(); const r = timed("cp", ["-a", `${mnt}/.`, dst]); rm(); return r; } : null,
-      "debugfs rdump": hasDebugfs ? () => { rm(); fs.mkdirSync(dst); dropCaches(); const r = timed("debugfs", ["-R", `rdump / ${dst}`, image]); rm(); return r; } : null,
+      "ext4wasm ls -lR": () => { dropCaches(image); return timed(process.execPath, [BIN, "ls", "-lR", image, "/"]); },
+      "kernel ls -lR (cold)": mount.ok ? () => { dropCaches(image, mnt); return timed("ls", ["-lR", mnt]); } : null,
+      "ext4wasm get": () => { rm(); dropCaches(image, dst); const r = timed(process.execPath, [BIN, "get", "-q", image, "/", dst]); rm(); return r; },
+      "kernel cp -a (cold)": mount.ok ? () => { rm(); dropCaches(image, mnt, dst); const r = timed("cp", ["-a", `${mnt}/.`, dst]); rm(); return r; } : null,
+      "debugfs rdump": hasDebugfs ? () => { rm(); fs.mkdirSync(dst); dropCaches(image, dst); const r = timed("debugfs", ["-R", `rdump / ${dst}`, image]); rm(); return r; } : null,
     };
     const samples = Object.fromEntries(Object.keys(passes).map((k) => [k, []]));
     for (let run = 1; run <= o.runs; run++) {
